@@ -1,0 +1,63 @@
+// tests/test_support.cpp — see test_support.h.
+#include "test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace qforge::test {
+
+std::filesystem::path source_dir() {
+  if (const char* e = std::getenv("QFORGE_SOURCE_DIR")) return e;
+  return QFORGE_SOURCE_DIR;
+}
+std::filesystem::path demo_model_dir() { return source_dir() / "models" / "kjv-llama-14m"; }
+std::filesystem::path golden_json() { return source_dir() / "models" / "kjv-llama-14m.golden.json"; }
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CmdResult run_qforge(const std::string& args) {
+  auto dir = temp_dir("cmd");
+  std::string out = (dir / "out").string(), err = (dir / "err").string();
+  std::string cmd = std::string("'") + QFORGE_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
+  int st = std::system(cmd.c_str());
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return {code, read_file(out), read_file(err)};
+}
+
+namespace {
+std::vector<std::filesystem::path>& all_temp_dirs() {
+  static std::vector<std::filesystem::path> v;
+  static bool registered = [] {
+    std::atexit([] {
+      std::error_code ec;
+      for (auto& p : all_temp_dirs()) std::filesystem::remove_all(p, ec);
+    });
+    return true;
+  }();
+  (void)registered;
+  return v;
+}
+}  // namespace
+
+std::filesystem::path temp_dir(const std::string& tag) {
+  static std::mt19937_64 rng(std::random_device{}());
+  auto base = std::filesystem::temp_directory_path() /
+              ("qforge-test-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(rng() % 1000000000));
+  std::filesystem::create_directories(base);
+  all_temp_dirs().push_back(base);
+  return base;
+}
+
+}  // namespace qforge::test

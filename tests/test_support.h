@@ -1,0 +1,24 @@
+// tests/test_support.h — paths to the bundled demo model, goldens and the built CLI, plus a
+// helper that runs the CLI and captures its output (e2e tests).
+#pragma once
+#include <filesystem>
+#include <string>
+
+namespace qforge::test {
+
+std::filesystem::path source_dir();
+std::filesystem::path demo_model_dir();  // models/kjv-llama-14m
+std::filesystem::path golden_json();     // models/kjv-llama-14m.golden.json
+std::string read_file(const std::filesystem::path& p);
+
+struct CmdResult {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs the built qforge binary with `args` (a shell-quoted string).
+CmdResult run_qforge(const std::string& args);
+// A fresh empty temporary directory, removed at process exit.
+std::filesystem::path temp_dir(const std::string& tag);
+
+}  // namespace qforge::test
