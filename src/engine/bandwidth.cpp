@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cstring>
 
+#include "backends/cpu/cpu_kernels.h"
 #include "core/thread_pool.h"
 #include "qforge/memory.h"
 
 namespace qforge {
+
+uint64_t sum_read_avx2(const uint64_t* p, int64_t n);
 
 double measure_host_read_bandwidth(size_t bytes, int repeats) {
   auto buf = host_alloc(bytes, MemCategory::Scratch);
@@ -24,6 +27,10 @@ double measure_host_read_bandwidth(size_t bytes, int repeats) {
   for (int r = 0; r < repeats; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(n, 1 << 18, [&](int64_t a, int64_t b) {
+      if (cpu::cpu_has_avx2()) {
+        sink += sum_read_avx2(p + a, b - a);
+        return;
+      }
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       int64_t i = a;
       for (; i + 4 <= b; i += 4) {
