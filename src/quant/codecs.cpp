@@ -66,6 +66,16 @@ float fp8_to_f32(uint8_t code, Fp8Kind k) {
   return sign * std::ldexp(float((1 << sp.mbits) | m), e - sp.bias - sp.mbits);
 }
 
+const std::array<float, 256>& fp8_table(Fp8Kind k) {
+  static const auto make = [](Fp8Kind kind) {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[size_t(c)] = fp8_to_f32(uint8_t(c), kind);
+    return t;
+  };
+  static const std::array<float, 256> e4 = make(Fp8Kind::E4M3), e5 = make(Fp8Kind::E5M2);
+  return k == Fp8Kind::E4M3 ? e4 : e5;
+}
+
 // Integer RNE on the f32 significand: the quantum is 2^(max(e, emin) - mbits); carries into the
 // next exponent (and from the subnormal range into the first normal) fall out of the addition.
 uint8_t f32_to_fp8(float x, Fp8Kind k, bool saturate) {

@@ -76,7 +76,8 @@ void dequantize_fp8(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, fl
   const Fp8Kind kind = q.format == QuantFormat::FP8_E4M3 ? Fp8Kind::E4M3 : Fp8Kind::E5M2;
   const uint8_t* d = q.data.data<uint8_t>() + row * q.cols + k0;
   const float s = q.scales.data<float>()[q.params.per_channel ? row : 0];
-  for (int64_t i = 0; i < n; ++i) out[i] = fp8_to_f32(d[i], kind) * s;
+  const auto& lut = fp8_table(kind);
+  for (int64_t i = 0; i < n; ++i) out[i] = lut[d[i]] * s;
 }
 
 }  // namespace qforge::quant_detail

@@ -27,7 +27,9 @@ float fp8_to_f32(uint8_t code, Fp8Kind k);
 // Round-to-nearest-even from f32 (exact value), as __nv_cvt_float_to_fp8. saturate = SATFINITE:
 // overflow and +-inf go to +-max; otherwise E4M3 overflow gives NaN 0x7F and E5M2 gives +-inf.
 uint8_t f32_to_fp8(float x, Fp8Kind k, bool saturate = true);
-inline float e4m3_to_f32(uint8_t c) { return fp8_to_f32(c, Fp8Kind::E4M3); }
+// All 256 decoded values (built once from fp8_to_f32).
+const std::array<float, 256>& fp8_table(Fp8Kind k);
+inline float e4m3_to_f32(uint8_t c) { return fp8_table(Fp8Kind::E4M3)[c]; }
 inline uint8_t f32_to_e4m3(float x) { return f32_to_fp8(x, Fp8Kind::E4M3, true); }
 
 // ---- E2M1 (FP4 of NVFP4/MXFP4) and E8M0 ----
