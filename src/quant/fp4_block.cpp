@@ -59,9 +59,13 @@ void dequantize_nvfp4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, 
   const uint8_t* d = q.data.data<uint8_t>() + row * (Kp / 2);
   const uint8_t* sc = q.scales.data<uint8_t>() + row * (Kp / 16);
   const float ws2 = q.scales2.data<float>()[0];
-  for (int64_t k = k0; k < k0 + n; ++k) {
-    const uint8_t byte = d[k >> 1];
-    out[k - k0] = e2m1_to_f32((k & 1) ? byte >> 4 : byte & 15) * e4m3_to_f32(sc[k >> 4]) * ws2;
+  const auto& e4 = fp8_table(Fp8Kind::E4M3);
+  for (int64_t k = k0; k < k0 + n;) {
+    const float s = e4[sc[k >> 4]];  // (e2m1 * block scale) * ws2, in that order
+    for (const int64_t stop = std::min(k0 + n, (k | 15) + 1); k < stop; ++k) {
+      const uint8_t byte = d[k >> 1];
+      out[k - k0] = kE2M1Values[(k & 1) ? byte >> 4 : byte & 15] * s * ws2;
+    }
   }
 }
 
@@ -95,9 +99,12 @@ void dequantize_mxfp4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, 
   const int64_t Kp = round_up(q.cols, 32);
   const uint8_t* d = q.data.data<uint8_t>() + row * (Kp / 2);
   const uint8_t* sc = q.scales.data<uint8_t>() + row * (Kp / 32);
-  for (int64_t k = k0; k < k0 + n; ++k) {
-    const uint8_t byte = d[k >> 1];
-    out[k - k0] = e2m1_to_f32((k & 1) ? byte >> 4 : byte & 15) * e8m0_to_f32(sc[k >> 5]);
+  for (int64_t k = k0; k < k0 + n;) {
+    const float s = e8m0_to_f32(sc[k >> 5]);
+    for (const int64_t stop = std::min(k0 + n, (k | 31) + 1); k < stop; ++k) {
+      const uint8_t byte = d[k >> 1];
+      out[k - k0] = kE2M1Values[(k & 1) ? byte >> 4 : byte & 15] * s;
+    }
   }
 }
 

@@ -59,11 +59,18 @@ void dequantize_int4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, f
   const uint16_t* sc = q.scales.data<uint16_t>();
   const uint32_t* qz = q.zeros.data<uint32_t>();
   const int32_t* gi = q.g_idx.data<int32_t>();
+  int64_t g_prev = -1;
+  float s = 0.0f;
+  int z = 0;
   for (int64_t k = k0; k < k0 + n; ++k) {
     const int64_t g = gi[k];
-    const int v = int((qw[(k / 8) * N + row] >> (4 * (k % 8))) & 15);
-    const int z = int((qz[g * Nw + row / 8] >> (4 * (row % 8))) & 15);
-    out[k - k0] = f16_to_f32(sc[g * N + row]) * float(v - z);
+    if (g != g_prev) {
+      g_prev = g;
+      s = f16_to_f32(sc[g * N + row]);
+      z = int((qz[g * Nw + row / 8] >> (4 * (row % 8))) & 15);
+    }
+    const int v = int((qw[(k >> 3) * N + row] >> (4 * (k & 7))) & 15);
+    out[k - k0] = s * float(v - z);
   }
 }
 
