@@ -40,6 +40,11 @@ std::string group_digits(int64_t v) {
   return out;
 }
 
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
 std::string gib(int64_t b) { return fmt::format("{:.2f}", double(b) / double(1LL << 30)); }
 
 std::string_view kind_name(DeviceKind k) {
@@ -52,8 +57,7 @@ std::string_view kind_name(DeviceKind k) {
 }
 
 DType parse_flag_dtype(const std::string& s, const char* flag, std::initializer_list<DType> allowed) {
-  auto l = s;
-  for (auto& ch : l) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string l = lower(s);
   std::optional<DType> d = (l == "fp8" || l == "f8" || l == "e4m3") ? std::optional(DType::F8_E4M3) : parse_dtype(l);
   if (d)
     for (DType a : allowed)
@@ -109,6 +113,8 @@ Source load_source(const MemArgs& a) {
     }
     s.config = *c;
     s.name = a.preset;
+    for (const auto& n : preset_names())  // print the canonical spelling
+      if (lower(n) == lower(a.preset)) s.name = n;
     s.origin = "built-in preset";
   } else {
     const int64_t p = parse_param_count(a.params, "--params");
