@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,24 +47,38 @@ const QuantFormatTraits& quant_traits(QuantFormat f);
 std::optional<QuantFormat> parse_quant_format(std::string_view name);
 
 // A quantized [rows, cols] weight (rows = out_features). Buffers are format specific and
-// documented beside each format's block struct in src/quant/.
+// documented beside each format's quantizer in src/quant/ (summary in docs/quant-formats.md):
+//   nf4/fp4  data U8 [(n+1)/2] (flattened, even element high nibble); scales F32 [nb] absmax, or U8 [nb]
+//            with double quant + scales2 F32 [ceil(nb/256)] nested absmax + offset
+//   int8     data I8 [N,K]; scales F32 [N] (SCB)
+//   fp8      data F8_E4M3/F8_E5M2 [N,K]; scales F32 [1] or [N] (per_channel)
+//   nvfp4    data U8 [N,Kp/2] (even element low nibble); scales F8_E4M3 [N,Kp/16]; scales2 F32 [1]
+//   mxfp4    data U8 [N,Kp/2]; scales U8 [N,Kp/32] (E8M0)
+//   int4     data I32 [ceil(K/8),N] qweight; scales F16 [G,N]; zeros I32 [G,ceil(N/8)]; g_idx I32 [K]
+//   q4_0/q8_0/q4_k  data U8 [N, K/QK*block bytes] (GGUF blocks)
 struct QuantWeight {
   QuantFormat format = QuantFormat::None;
-  QuantParams params;
+  QuantParams params;   // blocksize resolved to the format's actual block (never 0 after quantize)
   int64_t rows = 0, cols = 0;
   Tensor data;          // packed codes / blocks
   Tensor scales;        // absmax / block scales / SCB / weight_scale
-  Tensor scales2;       // double quant: quantized absmax code offsets etc.; nvfp4: per-tensor scale
-  Tensor zeros;         // int4 asym zero points
-  float offset = 0.0f;  // nf4 double quant mean offset
-  size_t storage_bytes() const;  // bytes actually held, every buffer included
+  Tensor scales2;       // double quant: nested absmax; nvfp4: per-tensor scale (weight_scale_2)
+  Tensor zeros;         // int4 qzeros
+  Tensor g_idx;         // int4 group index per input column
+  float offset = 0.0f;  // nf4/fp4 double quant mean offset
+  size_t storage_bytes() const;  // bytes of every buffer held (+4 for offset when double-quantized)
 };
 
 // Reference (scalar, bit-exact) quantize of a float weight [rows, cols] (f32/f16/bf16).
 QuantWeight quantize_weight(const Tensor& w, QuantFormat f, const QuantParams& p);
 // Reference dequantize of rows [row0, row0+n) into out[n*cols] (f32).
 void dequantize_rows(const QuantWeight& q, int64_t row0, int64_t n, float* out);
+// Reference dequantize of columns [k0, k0+n) of one row into out[n] (f32); the tile primitive that
+// the reference and CPU linear kernels use (never a whole dequantized weight).
+void dequantize_segment(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out);
 // Bytes a [rows, cols] weight takes in format f with params p, every scale included.
 size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, int64_t cols);
+// All formats with a traits row, in table order (QuantFormat::None excluded).
+std::span<const QuantFormatTraits> quant_formats();
 
 }  // namespace qforge

@@ -1,0 +1,244 @@
+// src/quant/gguf.cpp — GGUF Q4_0, Q8_0 and Q4_K blocks, bit-identical to llama.cpp's reference quantizers
+// (quantize_row_q4_0_ref, quantize_row_q8_0_ref, quantize_row_q4_K_ref with make_qkx2_quants) and their
+// dequantizers. Rows must be whole blocks (K % 32, K % 256 for Q4_K), as llama.cpp requires.
+// Buffers: data U8 [N, K/QK * sizeof(block)], blocks in row order; no separate scale tensors.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "qforge/status.h"
+#include "quant/quant_codecs.h"
+#include "quant/quant_formats.h"
+
+namespace qforge::quant_detail {
+
+namespace {
+// llama.cpp nearest_int: round half to even via the 1.5*2^23 trick (valid for |v| <= 4194303).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *the_min = -min;
+    return 0.0f;
+  }
+  float iscale = float(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    float diff = scale * L[i] + min - x[i];
+    diff = diff * diff;
+    best += weights[i] * diff;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * float(is) + float(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * (x[i] - min));
+      l = std::max(0, std::min(nmax, l));
+      Laux[i] = uint8_t(l);
+      const float w = weights[i];
+      sum_l += w * float(l);
+      sum_l2 += w * float(l) * float(l);
+      sum_xl += w * float(l) * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float mad = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * Laux[i] + this_min - x[i];
+        diff = diff * diff;
+        mad += weights[i] * diff;
+      }
+      if (mad < best) {
+        for (int i = 0; i < n; ++i) L[i] = Laux[i];
+        best = mad;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+struct GgufLayout { int qk; size_t bytes; };
+GgufLayout layout_of(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::Q4_0: return {32, sizeof(BlockQ4_0)};
+    case QuantFormat::Q8_0: return {32, sizeof(BlockQ8_0)};
+    default: return {256, sizeof(BlockQ4_K)};
+  }
+}
+}  // namespace
+
+void quantize_block_q4_0(const float* x, BlockQ4_0& b) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) { amax = std::fabs(x[j]); max = x[j]; }
+  const float d = max / -8;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b.d = f32_to_f16(d);
+  for (int j = 0; j < 16; ++j) {
+    const float x0 = x[j] * id, x1 = x[16 + j] * id;
+    const uint8_t q0 = uint8_t(std::min<int>(15, int8_t(x0 + 8.5f)));
+    const uint8_t q1 = uint8_t(std::min<int>(15, int8_t(x1 + 8.5f)));
+    b.qs[j] = uint8_t(q0 | (q1 << 4));
+  }
+}
+
+void quantize_block_q8_0(const float* x, BlockQ8_0& b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b.d = f32_to_f16(d);
+  for (int j = 0; j < 32; ++j) b.qs[j] = int8_t(std::round(x[j] * id));
+}
+
+void quantize_block_q4_k(const float* x, BlockQ4_K& y) {
+  uint8_t L[256], Laux[32];
+  float weights[32], mins[8], scales[8];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  std::memset(y.scales, 0, sizeof(y.scales));
+  for (int j = 0; j < 8; ++j) {
+    uint8_t ls = uint8_t(nearest_int(inv_scale * scales[j]));
+    uint8_t lm = uint8_t(nearest_int(inv_min * mins[j]));
+    ls = std::min<uint8_t>(63, ls);
+    lm = std::min<uint8_t>(63, lm);
+    if (j < 4) {
+      y.scales[j] = ls;
+      y.scales[j + 4] = lm;
+    } else {
+      y.scales[j + 4] = uint8_t((ls & 0xF) | ((lm & 0xF) << 4));
+      y.scales[j - 4] |= uint8_t((ls >> 4) << 6);
+      y.scales[j - 0] |= uint8_t((lm >> 4) << 6);
+    }
+  }
+  y.d = f32_to_f16(max_scale / 63.f);
+  y.dmin = f32_to_f16(max_min / 63.f);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    q4_k_scale_min(j, y.scales, sc, m);
+    const float d = f16_to_f32(y.d) * sc;
+    if (!d) continue;
+    const float dm = f16_to_f32(y.dmin) * m;
+    for (int ii = 0; ii < 32; ++ii) {
+      const int l = nearest_int((x[32 * j + ii] + dm) / d);
+      L[32 * j + ii] = uint8_t(std::max(0, std::min(15, l)));
+    }
+  }
+  uint8_t* q = y.qs;
+  for (int j = 0; j < 256; j += 64) {
+    for (int l = 0; l < 32; ++l) q[l] = uint8_t(L[j + l] | (L[j + l + 32] << 4));
+    q += 32;
+  }
+}
+
+void dequantize_block_q4_0(const BlockQ4_0& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = float((b.qs[j] & 15) - 8) * d;
+    y[j + 16] = float((b.qs[j] >> 4) - 8) * d;
+  }
+}
+
+void dequantize_block_q8_0(const BlockQ8_0& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < 32; ++j) y[j] = float(b.qs[j]) * d;
+}
+
+void dequantize_block_q4_k(const BlockQ4_K& b, float* y) {
+  const float d = f16_to_f32(b.d), min = f16_to_f32(b.dmin);
+  const uint8_t* q = b.qs;
+  for (int j = 0, is = 0; j < 256; j += 64, is += 2, q += 32) {
+    uint8_t sc, m;
+    q4_k_scale_min(is, b.scales, sc, m);
+    const float d1 = d * sc, m1 = min * m;
+    q4_k_scale_min(is + 1, b.scales, sc, m);
+    const float d2 = d * sc, m2 = min * m;
+    for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xF) - m1;
+    for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
+  }
+}
+
+void quantize_gguf(const float* x, QuantWeight& q) {
+  const GgufLayout lay = layout_of(q.format);
+  const int64_t N = q.rows, K = q.cols;
+  if (K % lay.qk != 0)
+    throw Error("quantize " + std::string(quant_traits(q.format).name) + ": row length " + std::to_string(K) +
+                " is not a multiple of the block size " + std::to_string(lay.qk) + " (GGUF has no padding)");
+  for (int64_t i = 0; i < N * K; ++i)
+    if (!std::isfinite(x[i]))
+      throw Error("quantize " + std::string(quant_traits(q.format).name) + ": weight element [" +
+                  std::to_string(i / K) + ", " + std::to_string(i % K) + "] is not finite");
+  const int64_t nbr = K / lay.qk;
+  q.data = Tensor::empty(DType::U8, {N, nbr * int64_t(lay.bytes)}, MemCategory::Weights);
+  uint8_t* d = q.data.data<uint8_t>();
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t b = 0; b < nbr; ++b) {
+      const float* src = x + r * K + b * lay.qk;
+      uint8_t* dst = d + (r * nbr + b) * int64_t(lay.bytes);
+      switch (q.format) {
+        case QuantFormat::Q4_0: quantize_block_q4_0(src, *reinterpret_cast<BlockQ4_0*>(dst)); break;
+        case QuantFormat::Q8_0: quantize_block_q8_0(src, *reinterpret_cast<BlockQ8_0*>(dst)); break;
+        default: quantize_block_q4_k(src, *reinterpret_cast<BlockQ4_K*>(dst)); break;
+      }
+    }
+}
+
+void dequantize_gguf(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {
+  const GgufLayout lay = layout_of(q.format);
+  const int64_t nbr = q.cols / lay.qk;
+  const uint8_t* d = q.data.data<uint8_t>() + row * nbr * int64_t(lay.bytes);
+  float tmp[256];
+  for (int64_t k = k0; k < k0 + n;) {
+    const int64_t b = k / lay.qk, off = k - b * lay.qk, take = std::min<int64_t>(lay.qk - off, k0 + n - k);
+    const uint8_t* blk = d + b * int64_t(lay.bytes);
+    switch (q.format) {
+      case QuantFormat::Q4_0: dequantize_block_q4_0(*reinterpret_cast<const BlockQ4_0*>(blk), tmp); break;
+      case QuantFormat::Q8_0: dequantize_block_q8_0(*reinterpret_cast<const BlockQ8_0*>(blk), tmp); break;
+      default: dequantize_block_q4_k(*reinterpret_cast<const BlockQ4_K*>(blk), tmp); break;
+    }
+    std::memcpy(out + (k - k0), tmp + off, size_t(take) * 4);
+    k += take;
+  }
+}
+
+}  // namespace qforge::quant_detail

@@ -1,0 +1,67 @@
+// src/quant/quant_codecs.h — scalar element codecs shared by the quantizers, the CPU kernels and the
+// tests: FP8 E4M3/E5M2, E2M1, E8M0, the NF4/FP4 tables and decision trees, the bnb 8-bit dynamic map,
+// the exact emulation of CUDA's rcp.approx.ftz.f32, and the GGUF block structs.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+#include "qforge/dtype.h"
+
+namespace qforge::quant_detail {
+
+// ---- CUDA fast-math emulation (bitsandbytes kernels are built with --use_fast_math) ----
+// rcp.approx.ftz.f32, bit-exact on all 2^32 inputs (verified on an H100, see src/quant/gen/). Also
+// equals div.approx.ftz.f32(a, b) == a * rcp_approx_ftz(b) for a = 127 (verified on all b).
+float rcp_approx_ftz(float x);
+// Flush a subnormal to a zero of the same sign (the .ftz of the fast-math kernels).
+inline float ftz(float v) { return std::fabs(v) < 1.17549435e-38f ? std::copysign(0.0f, v) : v; }
+
+// ---- FP8 ----
+enum class Fp8Kind : uint8_t { E4M3, E5M2 };
+struct Fp8Spec { int mbits, bias; uint8_t max_code; float max_finite; };
+constexpr Fp8Spec fp8_spec(Fp8Kind k) {
+  return k == Fp8Kind::E4M3 ? Fp8Spec{3, 7, 0x7E, 448.0f} : Fp8Spec{2, 15, 0x7B, 57344.0f};
+}
+float fp8_to_f32(uint8_t code, Fp8Kind k);
+// Round-to-nearest-even from f32 (exact value), as __nv_cvt_float_to_fp8. saturate = SATFINITE:
+// overflow and +-inf go to +-max; otherwise E4M3 overflow gives NaN 0x7F and E5M2 gives +-inf.
+uint8_t f32_to_fp8(float x, Fp8Kind k, bool saturate = true);
+inline float e4m3_to_f32(uint8_t c) { return fp8_to_f32(c, Fp8Kind::E4M3); }
+inline uint8_t f32_to_e4m3(float x) { return f32_to_fp8(x, Fp8Kind::E4M3, true); }
+
+// ---- E2M1 (FP4 of NVFP4/MXFP4) and E8M0 ----
+inline constexpr std::array<float, 16> kE2M1Values = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+                                                      -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+// RNE, saturating at +-6, NaN -> 0x7 (as __nv_cvt_float_to_fp4).
+uint8_t f32_to_e2m1(float x);
+inline float e2m1_to_f32(uint8_t c) { return kE2M1Values[c & 15]; }
+// 2^(e-127); 0xFF is NaN.
+inline float e8m0_to_f32(uint8_t e) { return e == 0xFF ? NAN : std::ldexp(1.0f, int(e) - 127); }
+
+// ---- bitsandbytes 4-bit ----
+extern const std::array<float, 16> kNf4Values;      // §1.1, index = code
+extern const std::array<float, 16> kFp4Values;      // §2 quant_map, bit-pattern order (index 8 is -0)
+extern const std::array<float, 256> kDynamicMap8;   // §3 create_dynamic_map(signed=True), verified hex
+uint8_t quantize_nf4_code(float y);  // dQuantizeNF4: count of thresholds t_i with y > t_i
+uint8_t quantize_fp4_code(float y);  // dQuantizeFP4 with the CUDA literals
+uint8_t quantize_dynamic8(float x);  // dQuantize<0> over kDynamicMap8, the kernel's search and tie rule
+
+// ---- GGUF blocks (bit-identical to ggml-common.h) ----
+struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
+struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
+static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144);
+void quantize_block_q4_0(const float* x, BlockQ4_0& b);   // quantize_row_q4_0_ref, one block of 32
+void quantize_block_q8_0(const float* x, BlockQ8_0& b);   // quantize_row_q8_0_ref, one block of 32
+void quantize_block_q4_k(const float* x, BlockQ4_K& b);   // quantize_row_q4_K_ref, one block of 256
+void dequantize_block_q4_0(const BlockQ4_0& b, float* y);
+void dequantize_block_q8_0(const BlockQ8_0& b, float* y);
+void dequantize_block_q4_k(const BlockQ4_K& b, float* y);
+// get_scale_min_k4: 6-bit scale and min of sub-block j (0..7).
+inline void q4_k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
+  if (j < 4) { sc = s[j] & 63; m = s[j + 4] & 63; }
+  else { sc = uint8_t((s[j + 4] & 15) | ((s[j - 4] >> 6) << 4)); m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4)); }
+}
+
+}  // namespace qforge::quant_detail
