@@ -14,7 +14,10 @@ namespace {
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
-// Blocks of `block` elements along each row (K), the last one padded: GGUF-style and NVFP4/MXFP4.
+size_t round_up(size_t a, size_t m) { return ceil_div(a, m) * m; }
+
+// Blocks of `block` elements along each row (K). ggml requires K to be a multiple of the block
+// (qforge's quantizer refuses other K); a ragged K is priced here as if the last block were padded.
 size_t row_blocks(int64_t rows, int64_t cols, size_t block) {
   return size_t(rows) * ceil_div(size_t(cols), block);
 }
@@ -36,22 +39,20 @@ size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, in
       // bitsandbytes 4-bit (bitsandbytes.md §1.3, §3, §4). Blocks of B run over the FLATTENED weight
       // (they may straddle rows); nb = ceil(N*K / B).
       //   weight                 uint8 [(N*K+1)/2]      two codes per byte
-      //   weight.quant_map       fp32  [16]              the NF4/FP4 code table (stored per module)
       // plain:
       //   weight.absmax          fp32  [nb]
       // double quant (compress_statistics):
       //   weight.absmax          uint8 [nb]             8-bit codes of absmax - offset
       //   weight.nested_absmax   fp32  [ceil(nb/256)]   absmax of each 256-block of absmax
-      //   weight.nested_quant_map fp32 [256]            the dynamic 8-bit map (a copy per module)
       //   offset                 fp32  (1)              mean of absmax (nested_offset in the JSON)
-      // Not counted: the quant_state JSON blob (a U8 tensor of ~120-200 bytes of metadata whose
-      // length depends on the printed shape and offset).
+      // Not counted: the code tables and metadata that qforge keeps once, as constants, but an HF
+      // checkpoint repeats per module: weight.quant_map fp32[16] (64 B), with double quant
+      // weight.nested_quant_map fp32[256] (1024 B), and the quant_state JSON blob (~150 B).
       const size_t B = p.blocksize ? size_t(p.blocksize) : 64;
       const size_t nb = ceil_div(n, B);
-      size_t bytes = (n + 1) / 2 + 16 * 4;
-      if (p.double_quant) bytes += nb + 4 * ceil_div(nb, 256) + 256 * 4 + 4;
-      else bytes += 4 * nb;
-      return bytes;
+      const size_t packed = (n + 1) / 2;
+      if (p.double_quant) return packed + nb + 4 * ceil_div(nb, 256) + 4;
+      return packed + 4 * nb;
     }
 
     case QuantFormat::INT8:
@@ -66,14 +67,15 @@ size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, in
       return n + 4 * (p.per_channel ? N : 1);
 
     case QuantFormat::NVFP4:
-      // ModelOpt NVFP4 (fp8-fp4-formats.md §3.4), blocks of 16 along each row (K):
-      //   weight uint8 [N, ceil(K/2)], weight_scale e4m3 [N, ceil(K/16)], weight_scale_2 fp32 scalar.
+      // ModelOpt NVFP4 (fp8-fp4-formats.md §3.4), blocks of 16 along each row, K zero-padded to
+      // Kp = 16*ceil(K/16): weight uint8 [N, Kp/2], weight_scale e4m3 [N, Kp/16], weight_scale_2 fp32.
       // Weight-only (W4A16): the fp32 input_scale of W4A4 checkpoints is not stored (+4 B if it were).
-      return N * ceil_div(K, 2) + row_blocks(rows, cols, 16) + 4;
+      return N * round_up(K, 16) / 2 + N * round_up(K, 16) / 16 + 4;
 
     case QuantFormat::MXFP4:
-      // OCP MXFP4 (fp8-fp4-formats.md §4): codes uint8 [N, ceil(K/2)] + one E8M0 byte per 32 along K.
-      return N * ceil_div(K, 2) + row_blocks(rows, cols, 32);
+      // OCP MXFP4 (fp8-fp4-formats.md §4), K zero-padded to Kp = 32*ceil(K/32):
+      // codes uint8 [N, Kp/2] + one E8M0 byte per 32 [N, Kp/32].
+      return N * round_up(K, 32) / 2 + N * round_up(K, 32) / 32;
 
     case QuantFormat::INT4: {
       // GPTQ storage, group g along K (default 128):

@@ -3,6 +3,7 @@
 // its config.json, the --params quick formula, the human table and one-line errors.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
@@ -72,6 +73,30 @@ TEST(MemCli, DemoModelFromDirectory) {
   auto c = run_qforge("mem --config '" + (qforge::test::demo_model_dir() / "config.json").string() + "' --json");
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_EQ(last_line_json(c.out)["params"].get<int64_t>(), 14'528'160);
+}
+
+TEST(MemCli, Qwen2ConfigJsonMatchesPreset) {
+  // Qwen2.5-0.5B-Instruct's config.json as published: tied embeddings, q/k/v biases implied by qwen2.
+  const auto dir = qforge::test::temp_dir("mem-qwen");
+  {
+    std::ofstream f(dir / "config.json");
+    f << R"({"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+      "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+      "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 21,
+      "model_type": "qwen2", "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2,
+      "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true,
+      "torch_dtype": "bfloat16", "transformers_version": "4.43.1", "use_cache": true,
+      "use_sliding_window": false, "vocab_size": 151936})";
+  }
+  auto r = run_qforge("mem --config '" + (dir / "config.json").string() + "' --format nf4-dq --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto p = run_qforge("mem --preset Qwen2.5-0.5B --format nf4-dq --json");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const auto a = last_line_json(r.out), b = last_line_json(p.out);
+  EXPECT_EQ(a["params"].get<int64_t>(), 494'032'768);
+  EXPECT_EQ(a["params_breakdown"]["attention_biases"].get<int64_t>(), 24 * (896 + 128 + 128));
+  EXPECT_EQ(a["weights_bytes"], b["weights_bytes"]);
+  EXPECT_EQ(a["total_bytes"], b["total_bytes"]);
 }
 
 TEST(MemCli, OptionsChangeTheNumbers) {

@@ -9,6 +9,7 @@
 #include "qforge/model_config.h"
 #include "qforge/quant.h"
 #include "qforge/status.h"
+#include "qforge/tensor.h"
 #include "test_support.h"
 
 using namespace qforge;
@@ -145,23 +146,23 @@ TEST(MemoryPresets, EveryPresetIsUsableAndLookupIsCaseInsensitive) {
 
 TEST(QuantStorageBytes, Nf4PlainAndDoubleQuant) {
   QuantParams p;  // blocksize 0 = 64
-  // [4096, 4096]: n = 16,777,216; packed n/2 = 8,388,608; 262,144 blocks; quant_map 16 fp32.
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 4096, 4096), 8'388'608u + 262'144u * 4 + 64);
+  // [4096, 4096]: n = 16,777,216; packed n/2 = 8,388,608; 262,144 fp32 absmax.
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 4096, 4096), 8'388'608u + 262'144u * 4);
   p.double_quant = true;
-  // absmax -> uint8 per block (262,144) + nested_absmax fp32 [1024] + nested_quant_map fp32 [256] + offset fp32.
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 4096, 4096), 8'388'608u + 262'144u + 4096 + 1024 + 4 + 64);
+  // absmax -> uint8 per block (262,144) + nested_absmax fp32 [1024] + offset fp32.
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 4096, 4096), 8'388'608u + 262'144u + 4096 + 4);
   // Odd size, blocks straddle rows of the flattened weight: [3, 50] -> n = 150, 75 bytes, 3 blocks.
   QuantParams plain;
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, plain, 3, 50), 75u + 3 * 4 + 64);
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::FP4, plain, 3, 50), 75u + 3 * 4 + 64);
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, plain, 3, 50), 75u + 3 * 4);
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::FP4, plain, 3, 50), 75u + 3 * 4);
   // Odd element count: [1, 65] -> 33 bytes, 2 blocks.
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, plain, 1, 65), 33u + 2 * 4 + 64);
-  // blocksize 128: [64, 64] -> 2048 + 32 blocks * 4 + 64.
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, plain, 1, 65), 33u + 2 * 4);
+  // blocksize 128: [64, 64] -> 2048 + 32 blocks * 4.
   QuantParams b128;
   b128.blocksize = 128;
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, b128, 64, 64), 2048u + 128 + 64);
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, b128, 64, 64), 2048u + 128);
   // Double quant with 300 blocks (n = 19,200): 2 nested blocks.
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 100, 192), 9600u + 300 + 2 * 4 + 1024 + 4 + 64);
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NF4, p, 100, 192), 9600u + 300 + 2 * 4 + 4);
 }
 
 TEST(QuantStorageBytes, Int8Fp8) {
@@ -179,9 +180,9 @@ TEST(QuantStorageBytes, Nvfp4Mxfp4) {
   EXPECT_EQ(quant_storage_bytes(QuantFormat::NVFP4, p, 128, 4096), 128u * 2048 + 128 * 256 + 4);
   // e8m0 byte per 32: 128*128.
   EXPECT_EQ(quant_storage_bytes(QuantFormat::MXFP4, p, 128, 4096), 128u * 2048 + 128 * 128);
-  // Ragged K = 40: 20 bytes/row, 3 scale blocks of 16 / 2 of 32 per row.
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::NVFP4, p, 2, 40), 2u * 20 + 2 * 3 + 4);
-  EXPECT_EQ(quant_storage_bytes(QuantFormat::MXFP4, p, 2, 40), 2u * 20 + 2 * 2);
+  // Ragged K = 40 is zero-padded per row: to 48 (24 bytes, 3 scales) / to 64 (32 bytes, 2 scales).
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::NVFP4, p, 2, 40), 2u * 24 + 2 * 3 + 4);
+  EXPECT_EQ(quant_storage_bytes(QuantFormat::MXFP4, p, 2, 40), 2u * 32 + 2 * 2);
 }
 
 TEST(QuantStorageBytes, Int4Gptq) {
@@ -214,6 +215,23 @@ TEST(QuantStorageBytes, RejectsBadInput) {
   EXPECT_THROW(quant_storage_bytes(QuantFormat::NF4, p, 64, 64), Error);
 }
 
+TEST(QuantStorageBytes, EqualsRealQuantizedWeights) {
+  // The estimate must price exactly what quantize_weight() holds, every buffer included.
+  const std::pair<int64_t, int64_t> shapes[] = {{64, 256}, {3, 512}, {17, 768}, {3, 50}, {1, 65}};
+  for (const auto& [N, K] : shapes) {
+    Tensor w = Tensor::empty(DType::F32, {N, K});
+    for (int64_t i = 0; i < N * K; ++i) w.data<float>()[i] = float((i * 7919) % 201 - 100) / 37.0f;
+    for (const auto& name : weight_scheme_names()) {
+      const WeightScheme s = scheme(name);
+      if (s.format == QuantFormat::None) continue;
+      const bool gguf = s.format == QuantFormat::Q4_0 || s.format == QuantFormat::Q8_0 || s.format == QuantFormat::Q4_K;
+      if (gguf && K % (s.format == QuantFormat::Q4_K ? 256 : 32) != 0) continue;  // ggml needs whole blocks
+      const QuantWeight q = quantize_weight(w, s.format, s.params);
+      EXPECT_EQ(q.storage_bytes(), quant_storage_bytes(s.format, s.params, N, K)) << name << " [" << N << ", " << K << "]";
+    }
+  }
+}
+
 // ---- weights ----------------------------------------------------------------------------------
 
 TEST(MemoryWeights, PlainDtypesAreBytesTimesParams) {
@@ -228,13 +246,13 @@ TEST(MemoryWeights, PlainDtypesAreBytesTimesParams) {
 
 TEST(MemoryWeights, Nf4TinyModelByHand) {
   // vocab 10, hidden 64, inter 128, 1 layer, 2 heads of 32, 1 KV head, untied.
-  // q,o [64,64]: 2048 + 64 blocks*4 + 64 = 2368; k,v [32,64]: 1024 + 32*4 + 64 = 1216;
-  // gate,up [128,64] and down [64,128]: 4096 + 128*4 + 64 = 4672.
+  // q,o [64,64]: 2048 + 64 blocks*4 = 2304; k,v [32,64]: 1024 + 32*4 = 1152;
+  // gate,up [128,64] and down [64,128]: 4096 + 128*4 = 4608.
   // bf16 rest: embeddings 640 + lm_head 640 + norms 192 = 1472 params * 2 bytes.
   const ModelConfig c = llama(10, 64, 128, 1, 2, 1);
-  EXPECT_EQ(weights_bytes(c, scheme("nf4"), DType::BF16), 2 * 2368 + 2 * 1216 + 3 * 4672 + 1472 * 2);
+  EXPECT_EQ(weights_bytes(c, scheme("nf4"), DType::BF16), 2 * 2304 + 2 * 1152 + 3 * 4608 + 1472 * 2);
   // Compute dtype f32 prices the unquantized modules at 4 bytes.
-  EXPECT_EQ(weights_bytes(c, scheme("nf4"), DType::F32), 2 * 2368 + 2 * 1216 + 3 * 4672 + 1472 * 4);
+  EXPECT_EQ(weights_bytes(c, scheme("nf4"), DType::F32), 2 * 2304 + 2 * 1152 + 3 * 4608 + 1472 * 4);
 }
 
 TEST(MemoryWeights, QuantizedBiasesStayInComputeDtype) {
