@@ -131,6 +131,12 @@ std::optional<WeightScheme> parse_weight_scheme(std::string_view name) {
     if (l == a) l = target;
   for (const auto& s : all_schemes())
     if (s.name == l) return s;
+  // Other spellings the quant traits table knows ("e4m3", "bnb-nf4", "fp8_e5m2"): its default params.
+  if (auto f = parse_quant_format(l))
+    for (const auto& s : all_schemes())
+      if (s.format == *f && !s.params.double_quant && !s.params.per_channel &&
+          (s.format != QuantFormat::INT4 || s.params.blocksize == 128))
+        return s;
   return std::nullopt;
 }
 

@@ -299,6 +299,14 @@ TEST(MemoryWeights, SchemeNames) {
   EXPECT_EQ(scheme("int4").params.blocksize, 128);
   EXPECT_EQ(scheme("f16").dtype, DType::F16);
   EXPECT_FALSE(parse_weight_scheme("int3").has_value());
+  EXPECT_EQ(scheme("bnb-nf4").name, "nf4");         // spellings of the quant traits table
+  EXPECT_EQ(scheme("fp8_e5m2").name, "fp8-e5m2");
+  // Analytic rates agree with the quant traits table at each format's default block.
+  for (const auto& t : quant_formats()) {
+    const WeightScheme s = scheme(t.name);
+    EXPECT_EQ(s.format, t.format) << t.name;
+    EXPECT_DOUBLE_EQ(analytic_bits_per_weight(s), t.bits_per_weight) << t.name;
+  }
   EXPECT_EQ(table_weight_schemes().size(), 9u);
 }
 
