@@ -8,7 +8,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <set>
 #include <sstream>
 
 #include "qforge/status.h"
@@ -73,6 +72,8 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
       index = json::parse(read_text(index_path));
     } catch (const json::parse_error& e) {
       throw Error(index_file + ": not valid JSON (parse error at byte " + std::to_string(e.byte) + ")");
+    } catch (const json::exception&) {  // e.g. out_of_range: a number like 1e999
+      throw Error(index_file + ": not valid JSON (a number is out of range)");
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw Error(index_file + ": no \"weight_map\" object");

@@ -100,6 +100,8 @@ void parse_image(const uint8_t* data, size_t size, const std::string& file, std:
   } catch (const json::parse_error& e) {
     fail(file, "header is not valid JSON (parse error at byte " + std::to_string(e.byte) + " of " + std::to_string(n) +
                    ")");
+  } catch (const json::exception&) {  // e.g. out_of_range: a number like 1e999
+    fail(file, "header is not valid JSON (a number is out of range)");
   } catch (const DepthExceeded&) {
     fail(file, "header JSON is nested deeper than a safetensors header can be");
   }

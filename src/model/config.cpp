@@ -176,6 +176,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
     j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(source + ": not valid JSON (parse error at byte " + std::to_string(e.byte) + ")");
+  } catch (const json::exception&) {  // e.g. out_of_range: a number like 1e999
+    throw Error(source + ": not valid JSON (a number is out of range)");
   }
   if (!j.is_object()) throw Error(source + ": expected a JSON object, got " + std::string(j.type_name()));
   Keys k(j, source);

@@ -326,6 +326,7 @@ TEST(ModelConfig, UnsupportedArchitecture) {
 TEST(ModelConfig, InvalidValuesNameTheKey) {
   expect_error("{\"architectures\": [", {"not valid JSON"});
   expect_error("[1]", {"expected a JSON object"});
+  expect_error(R"({"rope_theta": 1e405})", {"out of range"});  // found by config_fuzz
   for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                           "num_key_value_heads", "max_position_embeddings"}) {
     expect_error(patched(kTinyLlamaChat, {{key, 0}}), {std::string("'") + key + "'", "positive"});

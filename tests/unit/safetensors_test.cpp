@@ -188,6 +188,7 @@ TEST(Safetensors, CorruptHeadersAreRejected) {
   expect_error(make_image("{}", 0, 200'000'000), "exceeds the limit");
   expect_error(make_image("{\"t\": [1,", 0), "not valid JSON");
   expect_error(make_image("[1,2,3]", 0), "header does not start with '{'");
+  expect_error(make_image(R"({"t":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", 4), "out of range");
   expect_error(make_image("{\"t\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}\x80", 4), "not valid JSON");
   expect_error(make_image(R"({"t":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", 8), "tensor 't': unknown dtype 'F33'");
   expect_error(make_image(R"({"t":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", 8), "tensor 't': dtype is a JSON number");
