@@ -13,11 +13,20 @@
 
 namespace qforge {
 
+struct TokenizerLoadOptions {
+  // true: behave as transformers' AutoTokenizer (tokenizer_config.json add_bos/add_eos rules,
+  // clean_up_tokenization_spaces, LlamaTokenizer's own Metaspace pipeline). false: exactly the
+  // `tokenizers` library's Tokenizer.from_file("tokenizer.json"), ignoring tokenizer_config.json.
+  bool transformers_compat = true;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Loads <dir>/tokenizer.json and, when present, tokenizer_config.json / chat_template.jinja.
+  // `model_dir` may also be a tokenizer.json file. Throws qforge::Error naming the file and problem.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& model_dir);
+  static std::unique_ptr<Tokenizer> load(const std::filesystem::path& model_dir, const TokenizerLoadOptions& opts);
 
   // As transformers' tokenizer(text): add_special -> post-processor / add_bos_token rules.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special = true) const = 0;
@@ -34,15 +43,21 @@ class Tokenizer {
   virtual std::string id_to_token(int32_t id) const = 0;
   // chat_template from tokenizer_config.json (the "default" one if a list) or chat_template.jinja.
   virtual std::string chat_template() const = 0;
+  // Token strings of `ids` as stored in the vocabulary (e.g. "▁Hello", "<0x0A>", "Ġworld").
+  std::vector<std::string> ids_to_tokens(std::span<const int32_t> ids) const;
 };
 
-// Incremental detokenizer: push ids one at a time, get back only complete new text.
+// Incremental detokenizer: push ids one at a time, get back only complete new text. The pieces
+// returned by push() and finish() concatenate to exactly decode(all ids, skip_special). Text that a
+// later id could still change is held back: an incomplete UTF-8 character, a run of byte-fallback
+// tokens (<0xNN>) that is not closed yet, and (with clean_up_tokenization_spaces) a trailing space.
 class StreamingDecoder {
  public:
   StreamingDecoder(const Tokenizer& tok, bool skip_special);
   std::string push(int32_t id);
   std::string finish();  // whatever is still held back (invalid UTF-8 replaced as decode does)
  private:
+  size_t stable_bytes(const std::string& text) const;
   const Tokenizer& tok_;
   bool skip_special_;
   std::vector<int32_t> ids_;

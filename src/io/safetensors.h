@@ -21,16 +21,21 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // into the mapping
   size_t nbytes = 0;
+  uint64_t file_offset = 0;  // byte offset of the data within the file (8 + header + begin)
   std::string file;  // file name it came from, for error messages
 };
 
 class MappedFile;  // read-only mmap of a whole file
+
+// Largest header accepted (same bound as the reference safetensors implementation).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 
 class SafetensorsFile {
  public:
   // Maps and validates. Throws qforge::Error("<path>: <problem>").
   static SafetensorsFile open(const std::filesystem::path& path);
   // Validate an in-memory image (used by the fuzz target and tests); `name` labels errors.
+  // `keep` (may be null) keeps `data` alive for the tensor views.
   static SafetensorsFile from_bytes(std::shared_ptr<const void> keep, const uint8_t* data, size_t size,
                                     const std::string& name);
 
@@ -49,7 +54,9 @@ class SafetensorsFile {
 };
 
 // Writes tensors (any dtype) + string metadata as one safetensors file: written to
-// "<path>.tmp-XXXX" and renamed into place, so a failure never leaves a partial file.
+// "<path>.tmp-<pid>-<rand>", fsync'd and renamed into place, so a failure never leaves a partial
+// file. Data are laid out by descending element size then name, without gaps, so every tensor
+// is aligned to its element size. Throws qforge::Error naming the path (and tensor).
 struct TensorToWrite {
   std::string name;
   DType dtype;

@@ -1,0 +1,74 @@
+// qforge/model.h — a loaded Llama-family model bound to one backend, with its KV cache
+// (one sequence). The same model definition serves every weight format and backend.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qforge/dtype.h"
+#include "qforge/model_config.h"
+#include "qforge/quant.h"
+
+namespace qforge {
+
+struct LoadOptions {
+  std::optional<DType> dtype;          // how float weights are held; default: checkpoint torch_dtype
+  std::string device = "auto";         // auto | cpu | ref | cuda | cuda:N
+  int threads = 0;                     // 0 = all cores
+  QuantFormat quant = QuantFormat::None;
+  QuantParams quant_params;
+  std::optional<DType> compute_dtype;  // unquantized modules when quantizing (default: dtype)
+  std::vector<std::string> skip_modules{"lm_head"};  // substrings of module names kept unquantized
+};
+
+struct ModelWeights;
+class Backend;
+struct RopeTable;
+
+struct ForwardTimings {
+  double seconds = 0;
+  int64_t tokens = 0;
+};
+
+class Model {
+ public:
+  ~Model();
+  // Loads a model directory or a Hugging Face repo id from the local hub cache.
+  static std::unique_ptr<Model> load(const std::string& path_or_repo_id, const LoadOptions& opt = {});
+  // A model with random weights (N(0, 0.02), norms 1) for the given config.json (benchmarks).
+  static std::unique_ptr<Model> random(const ModelConfig& cfg, const LoadOptions& opt = {}, uint64_t seed = 1);
+
+  const ModelConfig& config() const { return cfg_; }
+  const std::string& dir() const { return dir_; }
+  std::string backend_name() const;
+  DType weight_dtype() const { return weight_dtype_; }
+  size_t weight_bytes() const;  // every weight byte held (quantized scales included)
+  // Weight bytes one decode step reads: every linear layer (lm_head included), norms, biases;
+  // of the embedding table only one row.
+  size_t decode_bytes_per_token() const;
+
+  // Runs `tokens` at positions [pos0, pos0+n). The KV cache must hold positions [0, pos0).
+  // Returns logits f32: [vocab] for the last token, or [n, vocab] when all_logits.
+  std::vector<float> forward(std::span<const int32_t> tokens, int64_t pos0, bool all_logits = false);
+  int64_t kv_capacity() const { return kv_capacity_; }
+  void reserve_context(int64_t n_positions);  // grow the KV cache ahead of time
+  size_t kv_cache_bytes() const;
+
+ private:
+  Model() = default;
+  void init_backend(const LoadOptions& opt);
+  ModelConfig cfg_;
+  std::string dir_;
+  DType weight_dtype_ = DType::F32;
+  std::unique_ptr<ModelWeights> w_;
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<RopeTable> rope_;
+  struct Buffers;
+  std::unique_ptr<Buffers> buf_;
+  int64_t kv_capacity_ = 0;
+};
+
+}  // namespace qforge

@@ -1,0 +1,23 @@
+// backends/cpu/cpu_kernels.h — SIMD kernels of the optimised CPU backend. *_avx2.cpp files are
+// compiled with -mavx2 -mfma -mf16c and only called when the CPU has them (cpu_has_avx2()).
+#pragma once
+#include <cstdint>
+
+#include "qforge/dtype.h"
+
+namespace qforge::cpu {
+
+bool cpu_has_avx2();  // AVX2 + FMA + F16C, checked once
+
+// y[t*y_stride + r] = sum_i x[t*in + i] * W[r][i] for rows [0, nrows) of w (row stride `in`),
+// tokens [0, n_tok). W is f32/f16/bf16 (`wt`).
+void dot_tile_avx2(const void* w, DType wt, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y,
+                   int64_t y_stride);
+// Same, portable scalar code (f32 accumulation) for CPUs without AVX2.
+void dot_tile_scalar(const void* w, DType wt, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y,
+                     int64_t y_stride);
+
+float dot_f32_avx2(const float* a, const float* b, int64_t n);
+void axpy_f32_avx2(float a, const float* x, float* y, int64_t n);  // y += a*x
+
+}  // namespace qforge::cpu

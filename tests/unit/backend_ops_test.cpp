@@ -1,0 +1,128 @@
+// tests/unit/backend_ops_test.cpp — the optimised CPU backend against the scalar reference on
+// random, odd-sized inputs: linear (f32/f16/bf16 weights, 1..17 tokens, bias), attention
+// (GQA, continuing positions, sliding window), and the element-wise ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backends/backend.h"
+#include "core/thread_pool.h"
+
+using namespace qforge;
+
+namespace {
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+Tensor tensor_from(const std::vector<float>& v, std::vector<int64_t> shape, DType dt) {
+  Tensor f = Tensor::view(DType::F32, shape, v.data(), nullptr);
+  return f.to(dt);
+}
+
+// Max |a-b| relative to the largest |reference| value.
+double rel_max_err(const std::vector<float>& got, const std::vector<float>& want) {
+  double m = 0, s = 1e-30;
+  for (size_t i = 0; i < got.size(); ++i) {
+    m = std::max(m, double(std::fabs(got[i] - want[i])));
+    s = std::max(s, double(std::fabs(want[i])));
+  }
+  return m / s;
+}
+
+}  // namespace
+
+class LinearCpuVsRef : public ::testing::TestWithParam<std::tuple<DType, int, int, int>> {};
+
+TEST_P(LinearCpuVsRef, Matches) {
+  auto [dt, n, in, out] = GetParam();
+  ThreadPool::set_global_threads(2);
+  Linear l;
+  l.in = in;
+  l.out = out;
+  auto wv = randv(size_t(in * out), 7 + in);
+  l.weight = tensor_from(wv, {out, in}, dt);
+  auto bv = randv(size_t(out), 9);
+  l.bias = tensor_from(bv, {out}, DType::F32);
+  auto x = randv(size_t(n * in), 11 + n);
+  std::vector<float> y_ref(size_t(n * out)), y_cpu(size_t(n * out), NAN);
+  make_backend("ref")->linear(l, x.data(), n, y_ref.data());
+  make_backend("cpu")->linear(l, x.data(), n, y_cpu.data());
+  // f32 accumulation in a different order vs double: error grows ~ sqrt(in) * 2^-24.
+  EXPECT_LT(rel_max_err(y_cpu, y_ref), 2e-5) << dtype_name(dt) << " n=" << n << " in=" << in << " out=" << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(OddShapes, LinearCpuVsRef,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
+                                            ::testing::Values(1, 3, 4, 17), ::testing::Values(7, 64, 291),
+                                            ::testing::Values(1, 5, 130)));
+
+TEST(AttentionCpuVsRef, GqaContinuationAndWindow) {
+  ThreadPool::set_global_threads(2);
+  const int64_t heads = 6, kvh = 2, hd = 20, n = 5, pos0 = 9, kvd = kvh * hd;
+  for (int64_t window : {0, 4}) {
+    auto cache0 = randv(size_t((pos0 + n) * kvd), 3);
+    auto q = randv(size_t(n * heads * hd), 4), k = randv(size_t(n * kvd), 5), v = randv(size_t(n * kvd), 6);
+    std::vector<float> kc_r = cache0, vc_r = cache0, kc_c = cache0, vc_c = cache0;
+    std::vector<float> out_r(size_t(n * heads * hd)), out_c(out_r.size());
+    make_backend("ref")->attention(q.data(), k.data(), v.data(), kc_r.data(), vc_r.data(), n, pos0, heads, kvh, hd, window,
+                                   out_r.data());
+    make_backend("cpu")->attention(q.data(), k.data(), v.data(), kc_c.data(), vc_c.data(), n, pos0, heads, kvh, hd, window,
+                                   out_c.data());
+    EXPECT_EQ(kc_r, kc_c);
+    EXPECT_LT(rel_max_err(out_c, out_r), 1e-5) << "window " << window;
+  }
+}
+
+TEST(AttentionRef, SingleKeyReturnsItsValue) {
+  // With one visible position the softmax weight is exactly 1: output = v.
+  const int64_t hd = 8;
+  auto q = randv(hd, 1), k = randv(hd, 2), v = randv(hd, 3);
+  std::vector<float> kc(hd), vc(hd), out(hd);
+  make_backend("ref")->attention(q.data(), k.data(), v.data(), kc.data(), vc.data(), 1, 0, 1, 1, hd, 0, out.data());
+  for (int64_t i = 0; i < hd; ++i) EXPECT_FLOAT_EQ(out[size_t(i)], v[size_t(i)]);
+}
+
+TEST(RmsNormRef, UnitWeightGivesUnitRms) {
+  auto x = randv(37, 5, 3.0f);
+  std::vector<float> ones(37, 1.0f), y(37);
+  Tensor w = Tensor::view(DType::F32, {37}, ones.data(), nullptr);
+  make_backend("ref")->rmsnorm(x.data(), w, 1, 37, 0.0f, y.data());
+  double ss = 0;
+  for (float f : y) ss += double(f) * f;
+  EXPECT_NEAR(ss / 37, 1.0, 1e-5);
+}
+
+TEST(RopeTable, Llama3ScalingMatchesFormula) {
+  ModelConfig c;
+  c.head_dim = 64;
+  c.rope_theta = 500000.0;
+  c.rope_scaling.type = RopeType::Llama3;
+  c.rope_scaling.factor = 8;
+  c.rope_scaling.low_freq_factor = 1;
+  c.rope_scaling.high_freq_factor = 4;
+  c.rope_scaling.original_max_position_embeddings = 8192;
+  auto t = make_rope_table(c, 2);
+  // position 1: cos/sin of inv_freq itself. Highest frequency (i=0) is unscaled: inv_freq=1.
+  EXPECT_FLOAT_EQ(t.cos[size_t(t.half + 0)], float(std::cos(1.0)));
+  // Lowest frequency (i=31): wavelength > 8192 -> divided by the factor 8.
+  double inv = 1.0 / std::pow(500000.0, 62.0 / 64.0) / 8.0;
+  EXPECT_NEAR(t.sin[size_t(t.half + 31)], std::sin(inv), 1e-9);
+}
+
+TEST(Elementwise, SwigluMatchesDefinition) {
+  auto g = randv(19, 1), u = randv(19, 2);
+  std::vector<float> o(19), oc(19);
+  make_backend("ref")->swiglu(g.data(), u.data(), 19, o.data());
+  make_backend("cpu")->swiglu(g.data(), u.data(), 19, oc.data());
+  for (size_t i = 0; i < 19; ++i) {
+    EXPECT_FLOAT_EQ(o[i], float(g[i] / (1 + std::exp(-double(g[i]))) * u[i]));
+    EXPECT_EQ(o[i], oc[i]);
+  }
+}
