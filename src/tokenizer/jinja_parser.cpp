@@ -524,6 +524,8 @@ class Parser {
   }
   ExprPtr parse_call(ExprPtr callee, ExprKind kind, const Token& at) {
     auto c = node(kind, at);
+    c->line = callee->line;  // errors inside a call point at the callee, e.g. raise_exception
+    c->col = callee->col;
     c->kids.push_back(std::move(callee));
     parse_args(*c);
     return c;
