@@ -13,6 +13,7 @@
 #include "model/weights.h"
 #include "qforge/model.h"
 #include "qforge/status.h"
+#include "quant/quant_checkpoint.h"
 
 namespace qforge {
 
@@ -115,15 +116,24 @@ std::unique_ptr<ModelWeights> load_weights(const io::Checkpoint& ck, const Model
     w->layers[size_t(i)].ffn_norm = load_as(ck, p + "post_attention_layernorm.weight", {c.hidden_size}, DType::F32);
   }
   const bool quant = opt.quant != QuantFormat::None;
+  const auto stored_format = prequantized_format(c);
+  if (stored_format && quant)
+    throw Error(ck.dir().string() + ": the checkpoint is already quantized; drop --quant");
   for (auto& s : linear_specs(*w, c)) {
     Linear& l = *s.slot;
     l.name = s.name;
     l.in = s.in;
     l.out = s.out;
+    if (s.bias) l.bias = load_as(ck, s.name + ".bias", {s.out}, DType::F32);
+    if (stored_format) {
+      if (auto q = load_prequantized_linear(ck, c, s.name, s.out, s.in)) {
+        l.qweight = std::move(*q);
+        continue;
+      }
+    }
     Tensor src = checked(ck, s.name + ".weight", {s.out, s.in});
     fill_linear(l, src, opt, hold, quant && !skipped(s.name, opt));
     release_mapping(src.raw(), src.nbytes());
-    if (s.bias) l.bias = load_as(ck, s.name + ".bias", {s.out}, DType::F32);
   }
   Linear& head = w->lm_head;
   head.name = "lm_head";
