@@ -3,6 +3,8 @@
 // memory (host for ref/cpu, device for cuda); `alloc` hands out such buffers.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +28,20 @@ struct KvCacheDesc {
   int64_t layers = 0, max_ctx = 0, kv_heads = 0, head_dim = 0;
 };
 
+// How a linear layer's input is formed from the activations. These are the fusions the GPU
+// backend exploits (RMSNorm folded into the following GEMV, SwiGLU folded into down_proj).
+struct LinearInput {
+  const float* x = nullptr;            // [n, in]
+  const Tensor* rms_weight = nullptr;  // set: input = rmsnorm(x) * rms_weight (eps below)
+  float eps = 0;
+  const float* up = nullptr;           // set: input = silu(x) * up, both [n, in] (SwiGLU)
+};
+
+struct AttentionShape {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t sliding_window = 0;  // 0 = none; else key j visible to query i when i - window < j <= i
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -38,23 +54,22 @@ class Backend {
   // Called once after loading; may repack or upload weights (Linear::backend_data).
   virtual void prepare(ModelWeights& w, const ModelConfig& c) {}
 
-  // out[n, hidden] = table[ids[i]] (any float dtype table), ids on the host.
+  // One forward step over `tokens` at positions [pos0, pos0+n): `ops` issues the step's ops.
+  // A backend may record them once and replay them (CUDA graphs for decode); it then takes
+  // the token ids and positions from here, not from the ops' arguments.
+  virtual void run_step(std::span<const int32_t> tokens, int64_t pos0, const std::function<void()>& ops) { ops(); }
+
+  // out[n, hidden] = table[ids[i]] (f32/f16/bf16 table), ids on the host.
   virtual void embed(const Tensor& table, const int32_t* ids, int64_t n, float* out) = 0;
-  // y[n, out] = x[n, in] · Wᵀ (+ bias).
-  virtual void linear(const Linear& l, const float* x, int64_t n, float* y) = 0;
-  // y = x / sqrt(mean(x²) + eps) * w, row by row over n rows of d.
-  virtual void rmsnorm(const float* x, const Tensor& w, int64_t n, int64_t d, float eps, float* y) = 0;
-  // Rotate n tokens × heads of head_dim in place (HF rotate_half layout); token i at position pos0+i.
-  virtual void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0, const RopeTable& t) = 0;
-  // Write k/v [n, kv_dim] into the cache at positions pos0.., then causal GQA attention of
-  // q [n, heads*head_dim] over cache positions [0, pos0+n) → out [n, heads*head_dim].
-  virtual void attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                         int64_t n, int64_t pos0, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                         int64_t sliding_window, float* out) = 0;
-  // out = silu(gate) * up, element-wise over n.
-  virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
-  // x += y over n.
-  virtual void add(float* x, const float* y, int64_t n) = 0;
+  // For each i: ys[i][n, out_i] = input · W_iᵀ + b_i, or ys[i] += that when `accumulate`
+  // (the residual add). All layers share the input (q/k/v, gate/up run as one pass).
+  virtual void linear(std::span<const Linear* const> layers, const LinearInput& in, int64_t n,
+                      std::span<float* const> ys, bool accumulate) = 0;
+  // RoPE on q [n, heads*hd] and k [n, kv_heads*hd] (in place; token i at position pos0+i), k/v
+  // written to the caches [capacity, kv_heads*hd] at pos0.., then causal GQA attention over
+  // positions [0, pos0+n) → out [n, heads*hd].
+  virtual void attention(float* q, float* k, const float* v, float* k_cache, float* v_cache, int64_t n, int64_t pos0,
+                         const AttentionShape& s, const RopeTable& rope, float* out) = 0;
 };
 
 // "ref" (scalar ground truth), "cpu" (threads + SIMD), "cuda" when built and a GPU is present.

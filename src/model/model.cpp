@@ -23,7 +23,7 @@ std::unique_ptr<ModelWeights> random_weights(const ModelConfig& c, const LoadOpt
 struct Model::Buffers {
   int64_t n_cap = 0;       // tokens the activation buffers hold
   int64_t logits_cap = 0;  // rows the logits buffer holds
-  std::shared_ptr<float> x, xb, xb2, q, k, v, att, gate, up, logits;
+  std::shared_ptr<float> x, q, k, v, att, gate, up, logits;
   std::vector<std::shared_ptr<float>> k_cache, v_cache;  // per layer [kv_capacity, kv_dim]
 };
 
@@ -118,8 +118,6 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0,
   if (n > b.n_cap) {
     b.n_cap = n;
     b.x = be_->alloc(n * H, MemCategory::Scratch);
-    b.xb = be_->alloc(n * H, MemCategory::Scratch);
-    b.xb2 = be_->alloc(n * H, MemCategory::Scratch);
     b.q = be_->alloc(n * Q, MemCategory::Scratch);
     b.k = be_->alloc(n * KV, MemCategory::Scratch);
     b.v = be_->alloc(n * KV, MemCategory::Scratch);
@@ -133,31 +131,32 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0,
   }
   float* logits = b.logits.get();
   const float eps = float(c.rms_norm_eps);
-  const int64_t sw = c.sliding_window.value_or(0);
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window.value_or(0)};
   Backend& be = *be_;
-  be.embed(w_->embed, tokens.data(), n, b.x.get());
-  for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
-    const LayerWeights& L = w_->layers[size_t(li)];
-    be.rmsnorm(b.x.get(), L.attn_norm, n, H, eps, b.xb.get());
-    be.linear(L.q, b.xb.get(), n, b.q.get());
-    be.linear(L.k, b.xb.get(), n, b.k.get());
-    be.linear(L.v, b.xb.get(), n, b.v.get());
-    be.rope(b.q.get(), n, c.num_attention_heads, c.head_dim, pos0, *rope_);
-    be.rope(b.k.get(), n, c.num_key_value_heads, c.head_dim, pos0, *rope_);
-    be.attention(b.q.get(), b.k.get(), b.v.get(), b.k_cache[size_t(li)].get(), b.v_cache[size_t(li)].get(), n, pos0,
-                 c.num_attention_heads, c.num_key_value_heads, c.head_dim, sw, b.att.get());
-    be.linear(L.o, b.att.get(), n, b.xb2.get());
-    be.add(b.x.get(), b.xb2.get(), n * H);
-    be.rmsnorm(b.x.get(), L.ffn_norm, n, H, eps, b.xb.get());
-    be.linear(L.gate, b.xb.get(), n, b.gate.get());
-    be.linear(L.up, b.xb.get(), n, b.up.get());
-    be.swiglu(b.gate.get(), b.up.get(), n * I, b.gate.get());
-    be.linear(L.down, b.gate.get(), n, b.xb2.get());
-    be.add(b.x.get(), b.xb2.get(), n * H);
-  }
-  const float* last = b.x.get() + (n - n_logits) * H;
-  be.rmsnorm(last, w_->final_norm, n_logits, H, eps, b.xb.get());
-  be.linear(w_->lm_head, b.xb.get(), n_logits, logits);
+  be.run_step(tokens, pos0, [&] {
+    be.embed(w_->embed, tokens.data(), n, b.x.get());
+    for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
+      const LayerWeights& L = w_->layers[size_t(li)];
+      const Linear* qkv[] = {&L.q, &L.k, &L.v};
+      float* qkv_out[] = {b.q.get(), b.k.get(), b.v.get()};
+      be.linear(qkv, {b.x.get(), &L.attn_norm, eps}, n, qkv_out, false);
+      AttentionShape s = shape;
+      if (!c.layer_uses_sliding_window(li)) s.sliding_window = 0;
+      be.attention(b.q.get(), b.k.get(), b.v.get(), b.k_cache[size_t(li)].get(), b.v_cache[size_t(li)].get(), n, pos0, s,
+                   *rope_, b.att.get());
+      const Linear* o[] = {&L.o};
+      float* x_out[] = {b.x.get()};
+      be.linear(o, {b.att.get()}, n, x_out, true);
+      const Linear* gate_up[] = {&L.gate, &L.up};
+      float* gu_out[] = {b.gate.get(), b.up.get()};
+      be.linear(gate_up, {b.x.get(), &L.ffn_norm, eps}, n, gu_out, false);
+      const Linear* down[] = {&L.down};
+      be.linear(down, {b.gate.get(), nullptr, 0, b.up.get()}, n, x_out, true);
+    }
+    const Linear* head[] = {&w_->lm_head};
+    float* logits_out[] = {logits};
+    be.linear(head, {b.x.get() + (n - n_logits) * H, &w_->final_norm, eps}, n_logits, logits_out, false);
+  });
   std::vector<float> out(size_t(n_logits * V));
   be.to_host(logits, out.data(), n_logits * V);
   return out;

@@ -7,7 +7,12 @@
 #include <random>
 
 #include "backends/backend.h"
+#include "backends/ref/ref_ops.h"
 #include "core/thread_pool.h"
+
+namespace qforge::cpu {
+void linear(const Linear& l, const float* x, int64_t n, float* y);
+}
 
 using namespace qforge;
 
@@ -52,8 +57,8 @@ TEST_P(LinearCpuVsRef, Matches) {
   l.bias = tensor_from(bv, {out}, DType::F32);
   auto x = randv(size_t(n * in), 11 + n);
   std::vector<float> y_ref(size_t(n * out)), y_cpu(size_t(n * out), NAN);
-  make_backend("ref")->linear(l, x.data(), n, y_ref.data());
-  make_backend("cpu")->linear(l, x.data(), n, y_cpu.data());
+  ref::linear(l, x.data(), n, y_ref.data());
+  cpu::linear(l, x.data(), n, y_cpu.data());
   // f32 accumulation in a different order vs double: error grows ~ sqrt(in) * 2^-24.
   EXPECT_LT(rel_max_err(y_cpu, y_ref), 2e-5) << dtype_name(dt) << " n=" << n << " in=" << in << " out=" << out;
 }
@@ -71,10 +76,14 @@ TEST(AttentionCpuVsRef, GqaContinuationAndWindow) {
     auto q = randv(size_t(n * heads * hd), 4), k = randv(size_t(n * kvd), 5), v = randv(size_t(n * kvd), 6);
     std::vector<float> kc_r = cache0, vc_r = cache0, kc_c = cache0, vc_c = cache0;
     std::vector<float> out_r(size_t(n * heads * hd)), out_c(out_r.size());
-    make_backend("ref")->attention(q.data(), k.data(), v.data(), kc_r.data(), vc_r.data(), n, pos0, heads, kvh, hd, window,
-                                   out_r.data());
-    make_backend("cpu")->attention(q.data(), k.data(), v.data(), kc_c.data(), vc_c.data(), n, pos0, heads, kvh, hd, window,
-                                   out_c.data());
+    ModelConfig cfg;
+    cfg.head_dim = hd;
+    auto rope = make_rope_table(cfg, pos0 + n);
+    auto q2 = q, k2 = k;
+    AttentionShape s{heads, kvh, hd, window};
+    make_backend("ref")->attention(q.data(), k.data(), v.data(), kc_r.data(), vc_r.data(), n, pos0, s, rope, out_r.data());
+    make_backend("cpu")->attention(q2.data(), k2.data(), v.data(), kc_c.data(), vc_c.data(), n, pos0, s, rope, out_c.data());
+    EXPECT_EQ(q, q2);  // rope applied identically (same reference code)
     EXPECT_EQ(kc_r, kc_c);
     EXPECT_LT(rel_max_err(out_c, out_r), 1e-5) << "window " << window;
   }
@@ -85,7 +94,7 @@ TEST(AttentionRef, SingleKeyReturnsItsValue) {
   const int64_t hd = 8;
   auto q = randv(hd, 1), k = randv(hd, 2), v = randv(hd, 3);
   std::vector<float> kc(hd), vc(hd), out(hd);
-  make_backend("ref")->attention(q.data(), k.data(), v.data(), kc.data(), vc.data(), 1, 0, 1, 1, hd, 0, out.data());
+  ref::attention(q.data(), k.data(), v.data(), kc.data(), vc.data(), 1, 0, 1, 1, hd, 0, out.data());
   for (int64_t i = 0; i < hd; ++i) EXPECT_FLOAT_EQ(out[size_t(i)], v[size_t(i)]);
 }
 
@@ -93,7 +102,7 @@ TEST(RmsNormRef, UnitWeightGivesUnitRms) {
   auto x = randv(37, 5, 3.0f);
   std::vector<float> ones(37, 1.0f), y(37);
   Tensor w = Tensor::view(DType::F32, {37}, ones.data(), nullptr);
-  make_backend("ref")->rmsnorm(x.data(), w, 1, 37, 0.0f, y.data());
+  ref::rmsnorm(x.data(), w, 1, 37, 0.0f, y.data());
   double ss = 0;
   for (float f : y) ss += double(f) * f;
   EXPECT_NEAR(ss / 37, 1.0, 1e-5);
@@ -118,11 +127,38 @@ TEST(RopeTable, Llama3ScalingMatchesFormula) {
 
 TEST(Elementwise, SwigluMatchesDefinition) {
   auto g = randv(19, 1), u = randv(19, 2);
-  std::vector<float> o(19), oc(19);
-  make_backend("ref")->swiglu(g.data(), u.data(), 19, o.data());
-  make_backend("cpu")->swiglu(g.data(), u.data(), 19, oc.data());
-  for (size_t i = 0; i < 19; ++i) {
-    EXPECT_FLOAT_EQ(o[i], float(g[i] / (1 + std::exp(-double(g[i]))) * u[i]));
-    EXPECT_EQ(o[i], oc[i]);
-  }
+  std::vector<float> o(19);
+  ref::swiglu(g.data(), u.data(), 19, o.data());
+  for (size_t i = 0; i < 19; ++i) EXPECT_FLOAT_EQ(o[i], float(g[i] / (1 + std::exp(-double(g[i]))) * u[i]));
+}
+
+// The fused linear op (input transform + several layers + residual accumulate) on the CPU
+// backend against the reference composition, for each input transform.
+TEST(FusedLinear, CpuMatchesRefForEveryInputForm) {
+  ThreadPool::set_global_threads(2);
+  const int64_t n = 3, in = 45, out1 = 17, out2 = 9;
+  Linear a, b;
+  a.in = b.in = in;
+  a.out = out1;
+  b.out = out2;
+  auto wa = randv(size_t(out1 * in), 1), wb = randv(size_t(out2 * in), 2);
+  a.weight = tensor_from(wa, {out1, in}, DType::BF16);
+  b.weight = tensor_from(wb, {out2, in}, DType::F32);
+  auto x = randv(size_t(n * in), 3), up = randv(size_t(n * in), 4), nw = randv(size_t(in), 5);
+  Tensor norm = tensor_from(nw, {in}, DType::F32);
+  const Linear* ls[] = {&a, &b};
+  for (int form = 0; form < 3; ++form)
+    for (bool acc : {false, true}) {
+      LinearInput li{x.data()};
+      if (form == 1) li = {x.data(), &norm, 1e-5f};
+      if (form == 2) li = {x.data(), nullptr, 0, up.data()};
+      auto ya_r = randv(size_t(n * out1), 6), yb_r = randv(size_t(n * out2), 7);
+      auto ya_c = ya_r, yb_c = yb_r;
+      float* yr[] = {ya_r.data(), yb_r.data()};
+      float* yc[] = {ya_c.data(), yb_c.data()};
+      make_backend("ref")->linear(ls, li, n, yr, acc);
+      make_backend("cpu")->linear(ls, li, n, yc, acc);
+      EXPECT_LT(rel_max_err(ya_c, ya_r), 2e-5) << form << acc;
+      EXPECT_LT(rel_max_err(yb_c, yb_r), 2e-5) << form << acc;
+    }
 }

@@ -1,6 +1,8 @@
 // backends/cpu/cpu_backend.cpp — the "cpu" backend: host memory, threaded SIMD linear layers and
-// attention; the cheap element-wise ops (norm, rope, swiglu, add) reuse the reference code.
+// attention. The cheap input transforms (rmsnorm, swiglu) and rope reuse the reference code;
+// the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp.
 #include <cstring>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/ref/ref_ops.h"
@@ -25,21 +27,42 @@ class CpuBackend final : public Backend {
   void to_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
   void from_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
   void embed(const Tensor& t, const int32_t* ids, int64_t n, float* out) override { ref::embed(t, ids, n, out); }
-  void linear(const Linear& l, const float* x, int64_t n, float* y) override { cpu::linear(l, x, n, y); }
-  void rmsnorm(const float* x, const Tensor& w, int64_t n, int64_t d, float eps, float* y) override {
-    ref::rmsnorm(x, w, n, d, eps, y);
+
+  void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,
+              bool accumulate) override {
+    const int64_t dim = ls[0]->in;
+    const float* x = in.x;
+    if (in.rms_weight || in.up) {
+      input_.resize(size_t(n * dim));
+      if (in.rms_weight) {
+        ref::rmsnorm(in.x, *in.rms_weight, n, dim, in.eps, input_.data());
+      } else {
+        ThreadPool::global().parallel_for(n * dim, 1 << 14, [&](int64_t a, int64_t b) {
+          ref::swiglu(in.x + a, in.up + a, b - a, input_.data() + a);
+        });
+      }
+      x = input_.data();
+    }
+    for (size_t i = 0; i < ls.size(); ++i) {
+      if (!accumulate) {
+        cpu::linear(*ls[i], x, n, ys[i]);
+        continue;
+      }
+      out_.resize(size_t(n * ls[i]->out));
+      cpu::linear(*ls[i], x, n, out_.data());
+      ref::add(ys[i], out_.data(), n * ls[i]->out);
+    }
   }
-  void rope(float* x, int64_t n, int64_t h, int64_t hd, int64_t pos0, const RopeTable& t) override {
-    ref::rope(x, n, h, hd, pos0, t);
+
+  void attention(float* q, float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,
+                 const AttentionShape& s, const RopeTable& rope, float* out) override {
+    ref::rope(q, n, s.heads, s.head_dim, pos0, rope);
+    ref::rope(k, n, s.kv_heads, s.head_dim, pos0, rope);
+    cpu::attention(q, k, v, kc, vc, n, pos0, s.heads, s.kv_heads, s.head_dim, s.sliding_window, out);
   }
-  void attention(const float* q, const float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,
-                 int64_t h, int64_t kvh, int64_t hd, int64_t sw, float* out) override {
-    cpu::attention(q, k, v, kc, vc, n, pos0, h, kvh, hd, sw, out);
-  }
-  void swiglu(const float* g, const float* u, int64_t n, float* out) override {
-    ThreadPool::global().parallel_for(n, 1 << 14, [&](int64_t a, int64_t b) { ref::swiglu(g + a, u + a, b - a, out + a); });
-  }
-  void add(float* x, const float* y, int64_t n) override { ref::add(x, y, n); }
+
+ private:
+  std::vector<float> input_, out_;  // reused scratch for transformed inputs / residual outputs
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 // every optimised backend is tested against; it is written to be obviously right, not fast.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "backends/backend.h"
 
@@ -22,4 +23,9 @@ void attention_row(const float* q, const float* k_cache, const float* v_cache, i
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 void add(float* x, const float* y, int64_t n);
 
+}  // namespace qforge::ref
+
+namespace qforge::ref {
+// The input a LinearInput describes (rmsnorm / swiglu / plain), materialised as [n, dim].
+std::vector<float> form_linear_input(const LinearInput& in, int64_t n, int64_t dim);
 }  // namespace qforge::ref
