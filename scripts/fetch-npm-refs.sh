@@ -7,6 +7,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${QFORGE_NPM_CACHE:-$root/.cache/npm-refs}"
 mkdir -p "$cache"
+# Test processes may call this concurrently (ctest -j): serialise on a lock in the cache folder.
+exec 9>"$cache/.lock"
+flock 9
 stamp="$(cat "$root/tests/npm/package.json" "$root/tests/npm/gen_expected.mjs" "$root/eval/kjv_eval.txt" | sha256sum | cut -d' ' -f1)"
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$stamp" ] && [ -d "$cache/expected" ]; then
   echo "$cache"

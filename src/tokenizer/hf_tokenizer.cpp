@@ -244,7 +244,10 @@ std::string HfTokenizer::decode_raw(std::span<const int32_t> ids, bool skip_spec
     decoder_->decode_chain(tokens);
     for (auto& t : tokens) text += t;
   } else {
-    for (size_t i = 0; i < tokens.size(); ++i) text += (i ? " " : "") + tokens[i];
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i) text += ' ';
+      text += tokens[i];
+    }
   }
   return text;
 }
