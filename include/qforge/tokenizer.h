@@ -57,7 +57,7 @@ class StreamingDecoder {
   std::string push(int32_t id);
   std::string finish();  // whatever is still held back (invalid UTF-8 replaced as decode does)
  private:
-  size_t stable_bytes(const std::string& text) const;
+  std::string stable_text() const;  // the prefix of decode(ids_) that later ids cannot change
   const Tokenizer& tok_;
   bool skip_special_;
   std::vector<int32_t> ids_;

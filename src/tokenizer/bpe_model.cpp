@@ -112,7 +112,7 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
   // 1. Initial symbols: one per character (with prefix/suffix), byte fallback or unk.
   std::vector<int32_t> sym;
   sym.reserve(w.size());
-  std::optional<int32_t> pending_unk;
+  int32_t pending_unk = -1;  // an <unk> not yet emitted (fuse_unk extends it)
   std::string buf;
   for (size_t i = 0, n; i < w.size(); i += n) {
     n = utf8_char_len(static_cast<unsigned char>(w[i]));
@@ -129,9 +129,9 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
     }
     std::string_view key = key_owner ? std::string_view(*key_owner) : ch;
     if (auto it = vocab_.find(key); it != vocab_.end()) {
-      if (pending_unk) {
-        sym.push_back(*pending_unk);
-        pending_unk.reset();
+      if (pending_unk >= 0) {
+        sym.push_back(pending_unk);
+        pending_unk = -1;
       }
       sym.push_back(it->second);
       continue;
@@ -145,10 +145,10 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
       }
     }
     if (!unk_id_) throw Error("tokenizer: character '" + std::string(ch) + "' is not in the vocabulary and the model has no unk_token");
-    if (pending_unk && !fuse_unk_) sym.push_back(*pending_unk);
+    if (pending_unk >= 0 && !fuse_unk_) sym.push_back(pending_unk);
     pending_unk = *unk_id_;
   }
-  if (pending_unk) sym.push_back(*pending_unk);
+  if (pending_unk >= 0) sym.push_back(pending_unk);
 
   // 2. Merge by rank with a min-heap over (rank, position) on a doubly linked list.
   const size_t n = sym.size();

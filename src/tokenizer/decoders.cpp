@@ -167,7 +167,7 @@ class WordPieceDec : public Decoder {
       auto& t = tokens[i];
       if (i != 0) {
         if (t.compare(0, prefix_.size(), prefix_) == 0) t = t.substr(prefix_.size());
-        else t = " " + t;
+        else t.insert(0, 1, ' ');
       }
       if (cleanup_) t = cleanup_spaces(std::move(t));
     }

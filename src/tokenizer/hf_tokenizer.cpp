@@ -223,6 +223,12 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special
 }
 
 std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  std::string text = decode_raw(ids, skip_special);
+  if (cleanup_spaces_) text = cleanup_tokenization_spaces(std::move(text));
+  return text;
+}
+
+std::string HfTokenizer::decode_raw(std::span<const int32_t> ids, bool skip_special) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int32_t id : ids) {
@@ -238,9 +244,11 @@ std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special)
     decoder_->decode_chain(tokens);
     for (auto& t : tokens) text += t;
   } else {
-    for (size_t i = 0; i < tokens.size(); ++i) text += (i ? " " : "") + tokens[i];
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i) text += ' ';
+      text += tokens[i];
+    }
   }
-  if (cleanup_spaces_) text = cleanup_tokenization_spaces(std::move(text));
   return text;
 }
 

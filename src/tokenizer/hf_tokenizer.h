@@ -34,6 +34,8 @@ class HfTokenizer final : public Tokenizer {
   std::string chat_template() const override { return chat_template_; }
 
   bool cleanup_spaces() const { return cleanup_spaces_; }
+  // decode() without transformers' clean_up_tokenization step.
+  std::string decode_raw(std::span<const int32_t> ids, bool skip_special) const;
   bool is_byte_fallback_token(int32_t id) const;
 
  private:

@@ -1,53 +1,47 @@
 // tokenizer/streaming_decoder.cpp — StreamingDecoder: re-decodes the ids seen so far and returns
-// only the stable new suffix, so the pieces always concatenate to decode(all ids).
+// only the new part of the prefix that no later id can change, so the pieces always concatenate
+// to decode(all ids) and never split a UTF-8 character.
 #include "qforge/tokenizer.h"
 #include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/pipeline.h"
 
 namespace qforge {
 
 StreamingDecoder::StreamingDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok), skip_special_(skip_special) {}
 
-namespace {
-bool ends_with_replacement(const std::string& s, size_t end) {
-  return end >= 3 && s.compare(end - 3, 3, "\xEF\xBF\xBD") == 0;
-}
-}  // namespace
-
-size_t StreamingDecoder::stable_bytes(const std::string& text) const {
+std::string StreamingDecoder::stable_text() const {
   const auto* hf = dynamic_cast<const tok::HfTokenizer*>(&tok_);
-  size_t stable = text.size();
-  // A trailing run of <0xNN> tokens is decoded all-or-nothing once the run is closed.
-  size_t k = 0;
-  while (hf && k < ids_.size() && hf->is_byte_fallback_token(ids_[ids_.size() - 1 - k])) ++k;
-  if (k > 0) {
-    std::string head = tok_.decode(std::span(ids_).first(ids_.size() - k), skip_special_);
-    stable = text.compare(0, head.size(), head) == 0 ? head.size() : emitted_;
+  if (!hf) {  // another implementation: hold back only a trailing replacement character
+    std::string text = tok_.decode(ids_, skip_special_);
+    while (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) text.resize(text.size() - 3);
+    return text;
   }
-  // Byte-level decoders turn an incomplete character into U+FFFD; the next bytes may complete it.
-  while (ends_with_replacement(text, stable)) stable -= 3;
-  // clean_up_tokenization_spaces may still delete a trailing space (" ." -> ".", " n't" -> "n't").
-  if (!hf || hf->cleanup_spaces()) {
-    size_t sp = text.rfind(' ', stable == 0 ? 0 : stable - 1);
-    if (sp != std::string::npos && stable > 0) {
-      std::string_view tail(text.data() + sp + 1, stable - sp - 1);
-      for (std::string_view rule : {".", "?", "!", ",", "' ", "n't", "'m", "'s", "'ve", "'re"}) {
-        if (tail.size() < rule.size() && rule.substr(0, tail.size()) == tail) {
-          stable = sp;
-          break;
-        }
-      }
-    }
+  // 1. A trailing run of <0xNN> tokens (ignoring ids that decode drops) is decoded all-or-nothing
+  //    once a normal token closes it, so hold it back entirely.
+  size_t keep = ids_.size();
+  for (size_t k = ids_.size(); k > 0; --k) {
+    int32_t id = ids_[k - 1];
+    if (hf->is_byte_fallback_token(id)) keep = k - 1;
+    else if (!(skip_special_ && hf->is_special(id)) && !hf->id_to_token(id).empty()) break;
   }
-  return std::max(stable, emitted_);
+  std::string raw = hf->decode_raw(std::span(ids_).first(keep), skip_special_);
+  // 2. Byte-level decoders show an incomplete character as U+FFFD; more bytes may complete it.
+  while (raw.size() >= 3 && raw.compare(raw.size() - 3, 3, "\xEF\xBF\xBD") == 0) raw.resize(raw.size() - 3);
+  if (!hf->cleanup_spaces()) return raw;
+  // 3. clean_up_tokenization_spaces rewrites " ." " n't" " ' " ...: every rule starts at a space, so
+  //    cut before the last space (and before " '" whose rule " ' " would span the cut).
+  size_t cut = raw.rfind(' ');
+  if (cut == std::string::npos) return "";  // no space yet: nothing is final
+  while (cut >= 2 && raw.compare(cut - 2, 2, " '") == 0) cut -= 2;
+  return tok::cleanup_tokenization_spaces(raw.substr(0, cut));
 }
 
 std::string StreamingDecoder::push(int32_t id) {
   ids_.push_back(id);
-  std::string text = tok_.decode(ids_, skip_special_);
-  size_t stable = std::min(stable_bytes(text), text.size());
-  if (stable <= emitted_) return "";
-  std::string out = text.substr(emitted_, stable - emitted_);
-  emitted_ = stable;
+  std::string stable = stable_text();
+  if (stable.size() <= emitted_) return "";
+  std::string out = stable.substr(emitted_);
+  emitted_ = stable.size();
   return out;
 }
 

@@ -49,7 +49,4 @@ class Regex {
   void* code_ = nullptr;  // pcre2_code_8*
 };
 
-// Escapes `s` so that PCRE2 matches it literally.
-std::string regex_escape(std::string_view s);
-
 }  // namespace qforge::tok
