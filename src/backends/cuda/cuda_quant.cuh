@@ -1,0 +1,42 @@
+// backends/cuda/cuda_quant.cuh — quantized weights on the GPU: upload (optionally repacked into a
+// GPU-friendly layout), fused dequantize-GEMV for decode (input staged through
+// stage_linear_input, so RMSNorm/SwiGLU are folded in), and the prefill path (dequantize into
+// bf16 + cuBLAS tensor-core GEMM; FP8 weights on FP8 tensor cores on sm_89+).
+#pragma once
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
+#include <memory>
+#include <span>
+
+#include "backends/cuda/cuda_common.cuh"
+#include "qforge/quant.h"
+
+namespace qforge::cuda {
+
+struct CudaQuantWeight;  // defined in cuda_quant*.cu; opaque to the rest of the backend
+
+struct CudaGemmContext {
+  cublasHandle_t blas = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;  // cuBLAS(Lt) workspace
+  size_t workspace_bytes = 0;
+  __nv_bfloat16* dequant_scratch = nullptr;  // >= rows*cols of the largest weight, bf16
+  float* act_scratch = nullptr;              // >= n*cols floats for a staged prefill input
+  int sm_major = 0, sm_minor = 0;
+};
+
+// Copies q's buffers to the device (accounted as weights on cuda:0); may repack.
+std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s);
+size_t device_bytes(const CudaQuantWeight& w);
+
+// Decode: for each i, ys[i][t, r] (+)= input[t] · W_i[r] for t < n_tokens (n_tokens <= 8). All
+// weights share the input; one launch covers every row of every weight.
+void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev& in, int n_tokens,
+                std::span<float* const> ys, bool accumulate, cudaStream_t s);
+
+// Prefill: y[t, r] (+)= x[t] · W[r] for n tokens, x already staged (f32 [n, cols]).
+void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
+                const CudaGemmContext& ctx, cudaStream_t s);
+
+}  // namespace qforge::cuda
