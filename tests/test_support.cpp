@@ -27,10 +27,13 @@ std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
-CmdResult run_qforge(const std::string& args) {
+CmdResult run_qforge(const std::string& args) { return run_qforge_stdin(args, ""); }
+
+CmdResult run_qforge_stdin(const std::string& args, const std::string& input) {
   auto dir = temp_dir("cmd");
-  std::string out = (dir / "out").string(), err = (dir / "err").string();
-  std::string cmd = std::string("'") + QFORGE_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
+  std::string out = (dir / "out").string(), err = (dir / "err").string(), in = (dir / "in").string();
+  std::ofstream(in, std::ios::binary) << input;
+  std::string cmd = std::string("'") + QFORGE_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' <'" + in + "'";
   int st = std::system(cmd.c_str());
   int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return {code, read_file(out), read_file(err)};

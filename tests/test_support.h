@@ -18,6 +18,8 @@ struct CmdResult {
 };
 // Runs the built qforge binary with `args` (a shell-quoted string).
 CmdResult run_qforge(const std::string& args);
+// Same, with `input` on its standard input.
+CmdResult run_qforge_stdin(const std::string& args, const std::string& input);
 // A fresh empty temporary directory, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);
 

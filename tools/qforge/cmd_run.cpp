@@ -1,51 +1,43 @@
-// tools/qforge/cmd_run.cpp — `qforge run`: load a model, encode the prompt, generate with the
-// sampler chain and stream the text; --json prints the result contract as the last line.
+// tools/qforge/cmd_run.cpp — `qforge run`: load a model, encode the prompt (or render the chat
+// template around it with --chat), generate with the sampler chain and stream the text; --json
+// prints the result contract as the last line.
 #include <cstdio>
 #include <iostream>
 
 #include "command.h"
 #include "memory_report.h"
 #include "model_options.h"
+#include "qforge/chat_template.h"
 #include "qforge/generate.h"
 #include "qforge/status.h"
+#include "sampling_options.h"
 
 namespace qforge::cli {
 namespace {
 
 struct RunArgs {
   ModelOptions m;
-  std::string prompt;
-  int64_t max_new_tokens = 128;
-  bool greedy = false, ignore_eos = false, json = false, report_memory = false;
-  std::optional<float> temperature, top_p, min_p, repetition_penalty;
-  std::optional<int> top_k;
-  uint64_t seed = 0;
+  SamplingArgs s;
+  std::string prompt, system;
+  bool chat = false, json = false, report_memory = false;
 };
-
-SamplingParams pick_sampling(const RunArgs& a, const GenerationDefaults& d) {
-  SamplingParams s;
-  bool user_sampling = a.temperature || a.top_k || a.top_p || a.min_p;
-  s.greedy = a.greedy || !(user_sampling || d.do_sample);
-  s.temperature = a.temperature.value_or(d.temperature.value_or(1.0f));
-  s.top_k = a.top_k.value_or(d.top_k.value_or(50));
-  s.top_p = a.top_p.value_or(d.top_p.value_or(1.0f));
-  s.min_p = a.min_p.value_or(d.min_p.value_or(0.0f));
-  s.repetition_penalty = a.repetition_penalty.value_or(d.repetition_penalty.value_or(1.0f));
-  s.seed = a.seed;
-  return s;
-}
 
 int run(const RunArgs& a) {
   if (a.prompt.empty()) throw Error("--prompt is required");
+  if (!a.system.empty() && !a.chat) throw Error("--system needs --chat");
   auto lm = load_model(a.m, true);
   Model& model = *lm.model;
-  auto defaults = load_generation_defaults(model.dir(), model.config());
-  GenerateOptions g;
-  g.max_new_tokens = a.max_new_tokens;
-  g.sampling = pick_sampling(a, defaults);
-  g.ignore_eos = a.ignore_eos;
-  g.eos_ids = defaults.eos_ids;
-  auto ids = lm.tokenizer->encode(a.prompt, true);
+  GenerateOptions g = make_generate_options(a.s, load_generation_defaults(model.dir(), model.config()));
+  std::vector<int32_t> ids;
+  if (a.chat) {
+    nlohmann::json messages = nlohmann::json::array();
+    if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+    messages.push_back({{"role", "user"}, {"content", a.prompt}});
+    // As apply_chat_template(tokenize=True): the rendered text carries its own special tokens.
+    ids = lm.tokenizer->encode(apply_chat_template(*lm.tokenizer, messages, true), false);
+  } else {
+    ids = lm.tokenizer->encode(a.prompt, true);
+  }
   TokenCallback stream;
   if (!a.json)
     stream = [](int32_t, const std::string& piece) {
@@ -85,16 +77,10 @@ int run(const RunArgs& a) {
 Registrar reg("run", "Generate text from a prompt", [](CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   add_model_options(app, a->m, false);
-  app.add_option("--prompt", a->prompt, "Prompt text");
-  app.add_option("--max-new-tokens", a->max_new_tokens, "Tokens to generate at most")->capture_default_str();
-  app.add_flag("--greedy", a->greedy, "Argmax decoding (default unless sampling flags or generation_config ask to sample)");
-  app.add_option("--temperature", a->temperature, "Sampling temperature");
-  app.add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 50 as transformers; 0 = off)");
-  app.add_option("--top-p", a->top_p, "Nucleus sampling: keep the smallest set with this probability");
-  app.add_option("--min-p", a->min_p, "Drop tokens below min_p × the top probability");
-  app.add_option("--repetition-penalty", a->repetition_penalty, "Penalise tokens already present (1 = off)");
-  app.add_option("--seed", a->seed, "Random seed (same seed, same output)");
-  app.add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the EOS token(s)");
+  app.add_option("--prompt", a->prompt, "Prompt text (with --chat: the user message)");
+  add_sampling_options(app, a->s);
+  app.add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template as one user message");
+  app.add_option("--system", a->system, "With --chat: a system message before the user message");
   app.add_flag("--report-memory", a->report_memory, "Print measured memory by category");
   app.add_flag("--json", a->json, "Print one JSON object as the last line");
   return [a] { return run(*a); };
