@@ -45,6 +45,9 @@ class Model {
   const std::string& dir() const { return dir_; }
   std::string backend_name() const;
   DType weight_dtype() const { return weight_dtype_; }
+  // The format the linear layers are held in (None: plain weight_dtype()) and its parameters.
+  QuantFormat quant_format() const { return quant_; }
+  const QuantParams& quant_params() const { return qparams_; }
   size_t weight_bytes() const;  // every weight byte held (quantized scales included)
   // Weight bytes one decode step reads: every linear layer (lm_head included), norms, biases;
   // of the embedding table only one row.
@@ -56,6 +59,10 @@ class Model {
   int64_t kv_capacity() const { return kv_capacity_; }
   void reserve_context(int64_t n_positions);  // grow the KV cache ahead of time
   size_t kv_cache_bytes() const;
+  // Peak bytes accounted on the host while loading (weights being built + transients), and the
+  // streaming bound: final weights plus one layer's largest tensor in f32.
+  int64_t load_peak_bytes() const { return load_peak_bytes_; }
+  int64_t streaming_bound_bytes() const;
 
  private:
   Model() = default;
@@ -63,12 +70,15 @@ class Model {
   ModelConfig cfg_;
   std::string dir_;
   DType weight_dtype_ = DType::F32;
+  QuantFormat quant_ = QuantFormat::None;
+  QuantParams qparams_;
   std::unique_ptr<ModelWeights> w_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<RopeTable> rope_;
   struct Buffers;
   std::unique_ptr<Buffers> buf_;
   int64_t kv_capacity_ = 0;
+  int64_t load_peak_bytes_ = 0;
 };
 
 }  // namespace qforge

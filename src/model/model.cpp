@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "model/weights.h"
+#include "qforge/memory.h"
 #include "qforge/status.h"
 
 namespace qforge {
@@ -41,6 +42,12 @@ size_t Model::decode_bytes_per_token() const {
   return n;
 }
 
+int64_t Model::streaming_bound_bytes() const {
+  const auto& c = cfg_;
+  int64_t largest = std::max({c.vocab_size * c.hidden_size, c.intermediate_size * c.hidden_size, c.q_dim() * c.hidden_size});
+  return int64_t(w_->total_bytes()) + largest * int64_t(sizeof(float));
+}
+
 size_t Model::kv_cache_bytes() const {
   return size_t(2 * cfg_.num_hidden_layers * kv_capacity_ * cfg_.kv_dim()) * sizeof(float);
 }
@@ -65,7 +72,18 @@ std::unique_ptr<Model> Model::load(const std::string& path_or_repo_id, const Loa
   m->dir_ = dir.string();
   m->weight_dtype_ = resolve_hold_dtype(m->cfg_, opt);
   auto ck = io::Checkpoint::open(dir);
+  const int64_t base = MemoryAccounting::device_total(MemDevice::Host).current;
+  MemoryAccounting::reset_peaks();
   m->w_ = load_weights(ck, m->cfg_, opt, m->weight_dtype_);
+  m->load_peak_bytes_ = MemoryAccounting::device_total(MemDevice::Host).peak - base;
+  m->quant_ = opt.quant;
+  m->qparams_ = opt.quant_params;
+  for (const auto& l : m->w_->layers)
+    if (l.q.quantized()) {  // pre-quantized checkpoints say their format in the weights
+      m->quant_ = l.q.qweight.format;
+      m->qparams_ = l.q.qweight.params;
+      break;
+    }
   m->init_backend(opt);
   return m;
 }
@@ -76,6 +94,8 @@ std::unique_ptr<Model> Model::random(const ModelConfig& cfg, const LoadOptions& 
   m->weight_dtype_ = resolve_hold_dtype(cfg, opt);
   ThreadPool::set_global_threads(opt.threads);
   m->w_ = random_weights(cfg, opt, m->weight_dtype_, seed);
+  m->quant_ = opt.quant;
+  m->qparams_ = opt.quant_params;
   m->init_backend(opt);
   return m;
 }

@@ -90,7 +90,8 @@ void fill_linear(Linear& l, Tensor w, const LoadOptions& opt, DType hold, bool q
   if (quantize) {
     l.qweight = quantize_weight(w, opt.quant, opt.quant_params);
   } else {
-    l.weight = w.dtype() == hold && w.raw() ? w : w.to(hold, MemCategory::Weights);
+    // Always an owned, accounted copy (the mapping's pages are released right after).
+    l.weight = w.to(hold, MemCategory::Weights);
   }
 }
 
