@@ -31,7 +31,8 @@ int run(const PplArgs& a) {
   });
   if (!a.json) std::fprintf(stderr, "\n");
   nlohmann::json j{{"ppl", r.ppl},       {"tokens_scored", r.tokens_scored}, {"nll_per_token", r.nll_per_token},
-                   {"windows", r.windows}, {"ctx", a.ctx},                   {"quant", a.m.quant.empty() ? "none" : a.m.quant},
+                   {"windows", r.windows}, {"ctx", a.ctx},                   {"quant", lm.model->quant_format() == QuantFormat::None ? std::string("none")
+                                                                    : std::string(quant_traits(lm.model->quant_format()).name)},
                    {"dtype", std::string(dtype_name(lm.model->weight_dtype()))}};
   if (a.json) print_json(j);
   else std::printf("perplexity %.4f over %lld tokens (%lld windows of %lld)\n", r.ppl, (long long)r.tokens_scored,
