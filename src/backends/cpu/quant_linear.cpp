@@ -59,8 +59,8 @@ bool int8_act_supported(QuantFormat f, Isa isa) {
   return isa == Isa::Avx512 && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0);
 }
 
-ActMode default_act_mode(QuantFormat f, Isa isa) {
-  return int8_act_supported(f, isa) ? ActMode::Int8 : ActMode::F32;
+ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {
+  return int8_act_supported(f, isa) && n_tokens < 4 ? ActMode::Int8 : ActMode::F32;
 }
 
 namespace {
@@ -275,7 +275,7 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
 
 void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
   const cpu_quant::Isa isa = cpu_quant::best_isa();
-  cpu_quant::quant_linear_cpu_isa(w, x, n_tokens, y, isa, cpu_quant::default_act_mode(w.format, isa));
+  cpu_quant::quant_linear_cpu_isa(w, x, n_tokens, y, isa, cpu_quant::default_act_mode(w.format, isa, n_tokens));
 }
 
 }  // namespace qforge

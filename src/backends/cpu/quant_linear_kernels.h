@@ -57,8 +57,9 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1);
 // (Isa::Scalar = the generic tile path). Throws qforge::Error if the CPU lacks the ISA.
 void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa,
                           ActMode act);
-// The activation mode quant_linear_cpu picks for a format at an ISA level (Int8 only where a kernel exists).
-ActMode default_act_mode(QuantFormat f, Isa isa);
+// The activation mode quant_linear_cpu picks: Int8 where a kernel exists and n_tokens < 4 (decode);
+// prefill uses the f32 tile kernels, which decode each weight once for all tokens.
+ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens);
 bool int8_act_supported(QuantFormat f, Isa isa);
 
 }  // namespace qforge::cpu_quant
