@@ -1,16 +1,22 @@
-// tests/unit/quant_linear_test.cpp — quantized linear: the CPU kernel against the scalar reference on
-// odd sizes (rows not a multiple of 8, 1/3/17 tokens) for every format, and the reference against
-// dequantize_rows + a plain double matmul.
+// tests/unit/quant_linear_test.cpp — quantized linear: the reference against dequantize_rows + a double
+// matmul, and every CPU fast path (each ISA level this CPU has, forced explicitly; f32 and int8
+// activations) against the reference on odd sizes (rows not a multiple of 8 or 16, cols not a multiple
+// of the block where the format allows, more than one 1024-wide kernel segment, 1/3/17 tokens).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
+#include "qforge/status.h"
 
 using namespace qforge;
+using cpu_quant::ActMode;
+using cpu_quant::Isa;
 
 namespace {
 struct Case { QuantFormat f; int64_t rows, cols; QuantParams p; };
@@ -24,23 +30,45 @@ std::vector<float> randn(int64_t n, uint32_t seed) {
 }
 
 std::vector<Case> cases() {
-  QuantParams dq, pc, sym, g32;
+  QuantParams dq, pc, sym, g32, g64, b32;
   dq.double_quant = true;
   pc.per_channel = true;
   sym.symmetric = true;
   g32.blocksize = 32;
-  return {{QuantFormat::NF4, 13, 99, {}},      {QuantFormat::NF4, 21, 130, dq},  {QuantFormat::FP4, 13, 77, {}},
-          {QuantFormat::INT8, 19, 101, {}},    {QuantFormat::FP8_E4M3, 13, 99, {}},
-          {QuantFormat::FP8_E4M3, 11, 45, pc}, {QuantFormat::FP8_E5M2, 13, 99, {}},
-          {QuantFormat::NVFP4, 15, 100, {}},   {QuantFormat::MXFP4, 15, 300, {}},
-          {QuantFormat::INT4, 13, 200, {}},    {QuantFormat::INT4, 9, 72, sym},
-          {QuantFormat::INT4, 9, 70, g32},     {QuantFormat::Q4_0, 13, 96, {}},
-          {QuantFormat::Q8_0, 11, 288, {}},    {QuantFormat::Q4_K, 5, 512, {}}};
+  g64.blocksize = 64;
+  b32.blocksize = 32;
+  return {{QuantFormat::NF4, 13, 99, {}},       {QuantFormat::NF4, 21, 130, dq},   {QuantFormat::NF4, 7, 1088, {}},
+          {QuantFormat::NF4, 5, 2080, dq},      {QuantFormat::NF4, 9, 96, b32},    {QuantFormat::FP4, 13, 77, {}},
+          {QuantFormat::FP4, 11, 160, {}},      {QuantFormat::INT8, 19, 101, {}},  {QuantFormat::INT8, 6, 1100, {}},
+          {QuantFormat::FP8_E4M3, 13, 99, {}},  {QuantFormat::FP8_E4M3, 11, 45, pc},
+          {QuantFormat::FP8_E4M3, 7, 1056, pc}, {QuantFormat::FP8_E5M2, 13, 99, {}},
+          {QuantFormat::NVFP4, 15, 100, {}},    {QuantFormat::NVFP4, 9, 1040, {}}, {QuantFormat::NVFP4, 5, 64, {}},
+          {QuantFormat::MXFP4, 15, 300, {}},    {QuantFormat::MXFP4, 7, 1090, {}}, {QuantFormat::INT4, 13, 200, {}},
+          {QuantFormat::INT4, 9, 72, sym},      {QuantFormat::INT4, 9, 70, g32},   {QuantFormat::INT4, 37, 200, {}},
+          {QuantFormat::INT4, 35, 1100, g64},   {QuantFormat::INT4, 16, 64, sym},  {QuantFormat::Q4_0, 13, 96, {}},
+          {QuantFormat::Q4_0, 9, 1088, {}},     {QuantFormat::Q4_0, 3, 64, {}},    {QuantFormat::Q8_0, 11, 288, {}},
+          {QuantFormat::Q8_0, 6, 1120, {}},     {QuantFormat::Q4_K, 5, 512, {}},   {QuantFormat::Q4_K, 3, 1280, {}}};
+}
+
+std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {
+  return std::string(quant_traits(c.f).name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+         " isa=" + std::string(cpu_quant::isa_name(isa)) + (act == ActMode::Int8 ? " int8-act" : " f32-act") +
+         " nt=" + std::to_string(nt);
+}
+
+// Exact (double) y from the dequantized weight; `xs` may be the int8-rounded activations.
+void exact_dot(const std::vector<float>& deq, const std::vector<float>& xs, int64_t rows, int64_t cols, int64_t t,
+               int64_t r, double& exact, double& mag) {
+  exact = mag = 0;
+  for (int64_t k = 0; k < cols; ++k) {
+    const double p = double(deq[size_t(r * cols + k)]) * xs[size_t(t * cols + k)];
+    exact += p;
+    mag += std::fabs(p);
+  }
 }
 }  // namespace
 
-TEST(QuantLinear, CpuMatchesReferenceEveryFormat) {
-  ThreadPool::set_global_threads(3);
+TEST(QuantLinear, ReferenceMatchesDequantizedMatmul) {
   for (const auto& c : cases()) {
     const auto wv = randn(c.rows * c.cols, 7);
     Tensor w = Tensor::empty(DType::F32, {c.rows, c.cols});
@@ -48,28 +76,101 @@ TEST(QuantLinear, CpuMatchesReferenceEveryFormat) {
     const auto q = quantize_weight(w, c.f, c.p);
     std::vector<float> deq(size_t(c.rows * c.cols));
     dequantize_rows(q, 0, c.rows, deq.data());
-    for (int64_t nt : {1, 3, 17}) {
-      const auto x = randn(nt * c.cols, 99);
-      std::vector<float> yr(size_t(nt * c.rows)), yc(yr.size());
-      quant_linear_ref(q, x.data(), nt, yr.data());
-      quant_linear_cpu(q, x.data(), nt, yc.data());
-      for (int64_t t = 0; t < nt; ++t)
-        for (int64_t r = 0; r < c.rows; ++r) {
-          double exact = 0, mag = 0;
-          for (int64_t k = 0; k < c.cols; ++k) {
-            const double p = double(deq[size_t(r * c.cols + k)]) * x[size_t(t * c.cols + k)];
-            exact += p;
-            mag += std::fabs(p);
-          }
-          const size_t i = size_t(t * c.rows + r);
-          // ref accumulates in double: only its final f32 cast (half an ulp) separates it from exact.
-          EXPECT_NEAR(yr[i], exact, std::fabs(exact) * 6e-8 + 1e-30) << quant_traits(c.f).name;
-          // cpu accumulates in f32 (FMA lanes, tile partial sums): the classic bound is K * 2^-24 * sum|w x|;
-          // we allow twice that. Any decoding difference would be orders of magnitude larger.
-          const double tol = 2.0 * double(c.cols) * std::ldexp(1.0, -24) * mag + 1e-30;
-          EXPECT_NEAR(yc[i], yr[i], tol) << quant_traits(c.f).name << " t=" << t << " r=" << r << " nt=" << nt;
+    const int64_t nt = 3;
+    const auto x = randn(nt * c.cols, 99);
+    std::vector<float> yr(size_t(nt * c.rows));
+    quant_linear_ref(q, x.data(), nt, yr.data());
+    for (int64_t t = 0; t < nt; ++t)
+      for (int64_t r = 0; r < c.rows; ++r) {
+        double exact, mag;
+        exact_dot(deq, x, c.rows, c.cols, t, r, exact, mag);
+        // ref accumulates in double: only its final f32 cast (half an ulp) separates it from exact.
+        EXPECT_NEAR(yr[size_t(t * c.rows + r)], exact, std::fabs(exact) * 6e-8 + 1e-30) << quant_traits(c.f).name;
+      }
+  }
+}
+
+TEST(QuantLinear, EveryIsaLevelMatchesReference) {
+  ThreadPool::set_global_threads(3);
+  int checked_levels = 0;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_quant::isa_supported(isa)) {
+      std::printf("[ skipped ] isa %s not available on this CPU\n", std::string(cpu_quant::isa_name(isa)).c_str());
+      continue;
+    }
+    ++checked_levels;
+    for (const auto& c : cases()) {
+      const auto wv = randn(c.rows * c.cols, 7);
+      Tensor w = Tensor::empty(DType::F32, {c.rows, c.cols});
+      std::copy(wv.begin(), wv.end(), w.data<float>());
+      const auto q = quantize_weight(w, c.f, c.p);
+      std::vector<float> deq(size_t(c.rows * c.cols));
+      dequantize_rows(q, 0, c.rows, deq.data());
+      for (ActMode act : {ActMode::F32, ActMode::Int8}) {
+        if (act == ActMode::Int8 && !cpu_quant::int8_act_supported(c.f, isa)) continue;
+        for (int64_t nt : {1, 3, 17}) {
+          const auto x = randn(nt * c.cols, 99 + uint32_t(nt));
+          std::vector<float> yr(size_t(nt * c.rows)), yc(yr.size(), NAN);
+          quant_linear_ref(q, x.data(), nt, yr.data());
+          cpu_quant::quant_linear_cpu_isa(q, x.data(), nt, yc.data(), isa, act);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < c.rows; ++r) {
+              double exact, mag;
+              exact_dot(deq, x, c.rows, c.cols, t, r, exact, mag);
+              // f32 accumulation (FMA lanes, tile partial sums, scales folded per block or per row): the
+              // classic bound is K 2^-24 sum|w x|; we allow twice that. A decoding error is far larger.
+              double tol = 2.0 * double(c.cols) * std::ldexp(1.0, -24) * mag + 1e-30;
+              if (act == ActMode::Int8) {
+                // Activations rounded to int8 per block of 32 (d = amax/127): |dx| <= d/2 per element,
+                // so |dy| <= sum_k |w_k| d_b(k) / 2 on top of the f32 accumulation bound.
+                double act_err = 0;
+                for (int64_t b = 0; b < c.cols / 32; ++b) {
+                  float amax = 0;
+                  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(t * c.cols + b * 32 + i)]));
+                  for (int i = 0; i < 32; ++i)
+                    act_err += std::fabs(deq[size_t(r * c.cols + b * 32 + i)]) * (amax / 127.0) * 0.5;
+                }
+                tol = tol * 2 + act_err * 1.001;
+              }
+              const size_t i = size_t(t * c.rows + r);
+              ASSERT_NEAR(yc[i], yr[i], tol) << label(c, isa, act, nt) << " t=" << t << " r=" << r;
+            }
         }
+      }
     }
   }
+  EXPECT_GE(checked_levels, 1);
   ThreadPool::set_global_threads(0);
+}
+
+TEST(QuantLinear, Int8ActivationPathIsNotExactButClose) {
+  // The int8-activation path must differ from f32 math (else it would not be the integer kernel) yet
+  // stay within the activation-rounding bound checked above.
+  if (!cpu_quant::int8_act_supported(QuantFormat::Q4_0, Isa::Avx512) || !cpu_quant::isa_supported(Isa::Avx512))
+    GTEST_SKIP() << "no avx512 vnni";
+  const int64_t N = 8, K = 256;
+  const auto wv = randn(N * K, 3);
+  Tensor w = Tensor::empty(DType::F32, {N, K});
+  std::copy(wv.begin(), wv.end(), w.data<float>());
+  const auto q = quantize_weight(w, QuantFormat::Q4_0, {});
+  const auto x = randn(K, 5);
+  std::vector<float> yf(N), yi(N);
+  cpu_quant::quant_linear_cpu_isa(q, x.data(), 1, yf.data(), Isa::Avx512, ActMode::F32);
+  cpu_quant::quant_linear_cpu_isa(q, x.data(), 1, yi.data(), Isa::Avx512, ActMode::Int8);
+  double diff = 0, norm = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    diff += std::fabs(double(yf[size_t(r)]) - yi[size_t(r)]);
+    norm += std::fabs(yf[size_t(r)]);
+  }
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT(diff / norm, 0.02);
+}
+
+TEST(QuantLinear, UnsupportedIsaThrows) {
+  if (cpu_quant::isa_supported(Isa::Avx512)) GTEST_SKIP() << "every level is available here";
+  Tensor w = Tensor::empty(DType::F32, {4, 32});
+  std::fill(w.data<float>(), w.data<float>() + 128, 0.5f);
+  const auto q = quantize_weight(w, QuantFormat::Q8_0, {});
+  std::vector<float> x(32, 1.0f), y(4);
+  EXPECT_THROW(cpu_quant::quant_linear_cpu_isa(q, x.data(), 1, y.data(), Isa::Avx512, ActMode::F32), Error);
 }

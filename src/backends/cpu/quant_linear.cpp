@@ -1,24 +1,72 @@
-// src/backends/cpu/quant_linear.cpp — optimised CPU quantized linear for every format: threaded over output
-// rows with ThreadPool::global(); each row is walked in block-aligned tiles of 256 weights that are
-// dequantized once into a stack buffer (never a whole dequantized weight) and dotted with every token
-// (AVX2/FMA kernel when the CPU supports it, scalar otherwise). f32 accumulation (see docs).
+// src/backends/cpu/quant_linear.cpp — driver of the optimised CPU quantized linear: picks the ISA level
+// (AVX-512 > AVX2 > scalar) and the activation mode, lays the activations out in kernel order (or
+// quantizes them to int8 blocks for the GGUF integer-dot path), threads output rows over
+// ThreadPool::global() and adds the column tail (< 32) that the SIMD kernels leave. The scalar level
+// is the generic path: 256-wide tiles dequantized by the reference dequantize_segment, f32 dot.
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <vector>
 
+#include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
+#include "quant/quant_codecs.h"
 
 namespace qforge {
 
 namespace cpu_detail {
 bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
   return has;
 }
 }  // namespace cpu_detail
 
+namespace cpu_quant {
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+bool isa_supported(Isa isa) {
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return cpu_detail::cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+  }();
+  switch (isa) {
+    case Isa::Avx512: return avx512;
+    case Isa::Avx2: return cpu_detail::cpu_has_avx2_fma();
+    default: return true;
+  }
+}
+
+Isa best_isa() {
+  static const Isa isa = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+  return isa;
+}
+
+bool int8_act_supported(QuantFormat f, Isa isa) {
+  return isa == Isa::Avx512 && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0);
+}
+
+ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {
+  return int8_act_supported(f, isa) && n_tokens < 4 ? ActMode::Int8 : ActMode::F32;
+}
+
 namespace {
+
+constexpr int64_t kTile = 256;
+
 void dot_tokens_scalar(const float* w, const float* x, int64_t ldx, int64_t n_tokens, int64_t len, float* acc) {
   for (int64_t t = 0; t < n_tokens; ++t) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -34,26 +82,200 @@ void dot_tokens_scalar(const float* w, const float* x, int64_t ldx, int64_t n_to
     acc[t] += (s0 + s1) + (s2 + s3);
   }
 }
+
+using DotFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, float*);
+
+// Generic rows: reference tile dequantize + dot (any format, any shape).
+void generic_rows(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, DotFn dot) {
+  const int64_t N = w.rows, K = w.cols;
+  alignas(64) float tile[kTile];
+  std::vector<float> acc(static_cast<size_t>(n_tokens));
+  for (int64_t r = r0; r < r1; ++r) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t k0 = 0; k0 < K; k0 += kTile) {
+      const int64_t len = std::min(kTile, K - k0);
+      dequantize_segment(w, r, k0, len, tile);
+      dot(tile, x + k0, K, n_tokens, len, acc.data());
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * N + r] = acc[size_t(t)];
+  }
+}
+
+bool nibble_permuted(QuantFormat f) {
+  return f == QuantFormat::NF4 || f == QuantFormat::FP4 || f == QuantFormat::NVFP4 || f == QuantFormat::MXFP4;
+}
+
+// Can the SIMD kernels take this weight? (else the generic path runs).
+bool fast_path_ok(const QuantWeight& w) {
+  switch (w.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4:
+      return w.cols % 32 == 0;  // every chunk of 32 then lies in one absmax block (blocks are >= 32, 2^n)
+    case QuantFormat::INT4: {
+      const int32_t* gi = w.g_idx.data<int32_t>();
+      const int64_t g = w.params.blocksize;
+      if (g % 8 != 0) return false;
+      for (int64_t k = 0; k < w.cols; ++k)  // act-order (permuted g_idx) checkpoints use the generic path
+        if (gi[k] != int32_t(k / g)) return false;
+      return true;
+    }
+    case QuantFormat::None: case QuantFormat::Count: return false;
+    default: return true;
+  }
+}
+
+// x [n, K] -> [n, ldk] in kernel order, zero padded; full chunks of 32 of the nibble formats hold
+// the even elements then the odd ones.
+std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, bool permute) {
+  std::vector<float> xk(size_t(n * ldk), 0.0f);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* src = x + t * K;
+    float* dst = xk.data() + t * ldk;
+    if (!permute) {
+      std::copy(src, src + K, dst);
+      continue;
+    }
+    for (int64_t k = 0; k < k_main; k += 32)
+      for (int i = 0; i < 16; ++i) {
+        dst[k + i] = src[k + 2 * i];
+        dst[k + 16 + i] = src[k + 2 * i + 1];
+      }
+    std::copy(src + k_main, src + K, dst + k_main);
+  }
+  return xk;
+}
+
+struct Int8Act {
+  std::vector<int8_t> q;
+  std::vector<float> d, dsum;
+};
+
+// Per token, per block of 32: d = amax/127, q = round-half-even(x/d) (|q| <= 127); q4_0 stores each
+// pair of blocks as A0-15 B0-15 A16-31 B16-31 (the order its unpacked nibbles come in).
+Int8Act quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs) {
+  const int64_t nb = K / 32;
+  Int8Act a;
+  a.q.resize(size_t(n * K));
+  a.d.resize(size_t(n * nb));
+  a.dsum.resize(size_t(n * nb));
+  ThreadPool::global().parallel_for(n, 8, [&](int64_t t0, int64_t t1) {
+    int8_t blk[32];
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t b = 0; b < nb; ++b) {
+        const float* src = x + t * K + b * 32;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[i]));
+        const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < 32; ++i) {
+          blk[i] = int8_t(std::nearbyint(src[i] * id));
+          sum += blk[i];
+        }
+        a.d[size_t(t * nb + b)] = d;
+        a.dsum[size_t(t * nb + b)] = d * float(sum);
+        int8_t* dst = a.q.data() + t * K;
+        if (q4_pairs && (b & 1) == 0 && b + 1 < nb) {
+          std::copy(blk, blk + 16, dst + b * 32);
+          std::copy(blk + 16, blk + 32, dst + b * 32 + 32);
+        } else if (q4_pairs && (b & 1) == 1) {
+          std::copy(blk, blk + 16, dst + (b - 1) * 32 + 16);
+          std::copy(blk + 16, blk + 32, dst + (b - 1) * 32 + 48);
+        } else {
+          std::copy(blk, blk + 32, dst + b * 32);
+        }
+      }
+  });
+  return a;
+}
+
 }  // namespace
 
-void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
+void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa, ActMode act) {
   QF_CHECK(w.format != QuantFormat::None, "quant_linear_cpu: weight is not quantized");
+  if (!isa_supported(isa))
+    throw Error("quant_linear_cpu: this CPU has no " + std::string(isa_name(isa)) + " support");
+  if (act == ActMode::Int8 && !int8_act_supported(w.format, isa))
+    throw Error("quant_linear_cpu: no int8-activation kernel for " + std::string(quant_traits(w.format).name) +
+                " at " + std::string(isa_name(isa)));
   const int64_t N = w.rows, K = w.cols;
-  constexpr int64_t kTile = 256;
-  const auto dot = cpu_detail::cpu_has_avx2_fma() ? cpu_detail::dot_tokens_avx2 : dot_tokens_scalar;
-  ThreadPool::global().parallel_for(N, 8, [&](int64_t r0, int64_t r1) {
-    alignas(64) float tile[kTile];
-    std::vector<float> acc(static_cast<size_t>(n_tokens));
+  if (N == 0 || n_tokens == 0) return;
+  if (K == 0) {
+    std::fill(y, y + N * n_tokens, 0.0f);
+    return;
+  }
+  const int64_t row_bytes = std::max<int64_t>(1, int64_t(w.storage_bytes()) / N);
+  if (isa == Isa::Scalar || !fast_path_ok(w)) {
+    const DotFn dot = isa == Isa::Scalar ? dot_tokens_scalar : cpu_detail::dot_tokens_avx2;
+    const int64_t grain = std::max<int64_t>(8, (256 << 10) / row_bytes);
+    ThreadPool::global().parallel_for(N, grain, [&](int64_t r0, int64_t r1) { generic_rows(w, x, n_tokens, y, r0, r1, dot); });
+    return;
+  }
+
+  cpu_quant::KernelArgs a;
+  a.format = w.format;
+  a.rows = N;
+  a.cols = K;
+  a.block = w.params.blocksize;
+  a.double_quant = w.params.double_quant;
+  a.per_channel = w.params.per_channel;
+  a.data = static_cast<const uint8_t*>(w.data.raw());
+  a.scales = w.scales.defined() ? static_cast<const uint8_t*>(w.scales.raw()) : nullptr;
+  a.scales2 = w.scales2.defined() ? w.scales2.data<float>() : nullptr;
+  a.zeros = w.zeros.defined() ? static_cast<const uint32_t*>(w.zeros.raw()) : nullptr;
+  a.offset = w.offset;
+  a.lut16 = w.format == QuantFormat::NF4   ? quant_detail::kNf4Values.data()
+            : w.format == QuantFormat::FP4 ? quant_detail::kFp4Values.data()
+                                           : quant_detail::kE2M1Values.data();
+  a.dmap8 = quant_detail::kDynamicMap8.data();
+  a.e4m3 = quant_detail::fp8_table(quant_detail::Fp8Kind::E4M3).data();
+  a.n_tokens = n_tokens;
+  a.act = act;
+  a.y = y;
+  const bool int4 = w.format == QuantFormat::INT4;
+  a.k_main = int4 ? K : K / 32 * 32;
+  a.ldk = (K + 31) / 32 * 32;
+  std::vector<float> xk;
+  Int8Act xq;
+  if (act == ActMode::Int8) {
+    a.ldk = K;  // GGUF rows are whole blocks of 32
+    xq = quantize_act(x, n_tokens, K, w.format == QuantFormat::Q4_0);
+    a.xq = xq.q.data();
+    a.xq_scale = xq.d.data();
+    a.xq_dsum = xq.dsum.data();
+  } else {
+    xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, nibble_permuted(w.format));
+    a.xk = xk.data();
+  }
+  // Threads take units of rows (int4: one vector of output rows); a chunk streams >= ~256 KB of
+  // weights when decoding one token, less when several tokens share the weights.
+  const int64_t unit = int4 ? (isa == Isa::Avx512 ? 16 : 8) : 1;
+  const int64_t n_units = N / unit;
+  const int64_t token_share = std::clamp<int64_t>(n_tokens, 1, 16);
+  const int64_t grain = std::max<int64_t>(1, (256 << 10) / (row_bytes * unit * token_share));
+  const int64_t k_tail = K - a.k_main;
+  ThreadPool::global().parallel_for(n_units, grain, [&](int64_t u0, int64_t u1) {
+    const int64_t r0 = u0 * unit, r1 = u1 * unit;
+    const bool ok = isa == Isa::Avx512 ? cpu_quant::rows_avx512(a, r0, r1) : cpu_quant::rows_avx2(a, r0, r1);
+    QF_CHECK(ok, "quant_linear_cpu: no kernel for this format");
+    if (k_tail == 0) return;
+    alignas(64) float tail[32];
     for (int64_t r = r0; r < r1; ++r) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t k0 = 0; k0 < K; k0 += kTile) {
-        const int64_t len = std::min(kTile, K - k0);
-        dequantize_segment(w, r, k0, len, tile);
-        dot(tile, x + k0, K, n_tokens, len, acc.data());
+      dequantize_segment(w, r, a.k_main, k_tail, tail);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < k_tail; ++k) s += tail[k] * x[t * K + a.k_main + k];
+        y[t * N + r] += s;
       }
-      for (int64_t t = 0; t < n_tokens; ++t) y[t * N + r] = acc[size_t(t)];
     }
   });
+  if (n_units * unit < N)  // int4 rows past the last whole vector
+    generic_rows(w, x, n_tokens, y, n_units * unit, N, cpu_detail::dot_tokens_avx2);
+}
+
+}  // namespace cpu_quant
+
+void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
+  const cpu_quant::Isa isa = cpu_quant::best_isa();
+  cpu_quant::quant_linear_cpu_isa(w, x, n_tokens, y, isa, cpu_quant::default_act_mode(w.format, isa, n_tokens));
 }
 
 }  // namespace qforge

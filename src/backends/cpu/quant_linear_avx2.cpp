@@ -1,8 +1,14 @@
-// src/backends/cpu/quant_linear_avx2.cpp — AVX2/FMA inner kernel of quant_linear_cpu: one dequantized weight
-// tile dotted with several tokens (compiled with -mavx2 -mfma; only called when the CPU has both).
+// src/backends/cpu/quant_linear_avx2.cpp — AVX2/FMA/F16C kernels of quant_linear_cpu (compiled with -mavx2
+// -mfma -mf16c; only called when the CPU has them): per-format SIMD decoders of 32 weights into an L1
+// tile (16-entry LUTs via two vpermps + blend, int8/fp8 via widening + F16C), a 2-row x 4-token / 4-row
+// x 1-token FMA micro-kernel, and the int4 GPTQ outer-product kernel (8 output rows per vector).
 #include <immintrin.h>
 
+#include <cstring>
+
+#include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
+#include "quant/quant_codecs.h"
 
 namespace qforge::cpu_detail {
 
@@ -17,36 +23,15 @@ inline float hsum(__m256 v) {
 }  // namespace
 
 void dot_tokens_avx2(const float* w, const float* x, int64_t ldx, int64_t n_tokens, int64_t len, float* acc) {
-  const int64_t len8 = len & ~int64_t(7);
-  int64_t t = 0;
-  for (; t + 4 <= n_tokens; t += 4) {  // four tokens share each weight load
-    const float* x0 = x + t * ldx;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t k = 0; k < len8; k += 8) {
-      const __m256 wv = _mm256_loadu_ps(w + k);
-      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + k), a0);
-      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + ldx + k), a1);
-      a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 2 * ldx + k), a2);
-      a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 3 * ldx + k), a3);
-    }
-    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (int64_t k = len8; k < len; ++k) {
-      s0 += w[k] * x0[k];
-      s1 += w[k] * x0[ldx + k];
-      s2 += w[k] * x0[2 * ldx + k];
-      s3 += w[k] * x0[3 * ldx + k];
-    }
-    acc[t] += s0; acc[t + 1] += s1; acc[t + 2] += s2; acc[t + 3] += s3;
-  }
-  for (; t < n_tokens; ++t) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
     const float* xt = x + t * ldx;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int64_t k = 0;
-    for (; k + 16 <= len8; k += 16) {
+    for (; k + 16 <= len; k += 16) {
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(xt + k), a0);
       a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(xt + k + 8), a1);
     }
-    for (; k < len8; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(xt + k), a0);
+    for (; k + 8 <= len; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(xt + k), a0);
     float s = hsum(_mm256_add_ps(a0, a1));
     for (; k < len; ++k) s += w[k] * xt[k];
     acc[t] += s;
@@ -54,3 +39,281 @@ void dot_tokens_avx2(const float* w, const float* x, int64_t ldx, int64_t n_toke
 }
 
 }  // namespace qforge::cpu_detail
+
+namespace qforge::cpu_quant {
+namespace {
+
+using cpu_detail::hsum;
+constexpr int kRowBlock = 4;
+constexpr int kSeg = 1024;
+
+inline float e8m0_value(uint8_t e) {
+  if (e == 0xFF) return __builtin_nanf("");
+  uint32_t bits = e ? uint32_t(e) << 23 : 0x00400000u;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bnb_absmax(const KernelArgs& a, int64_t b) {
+  if (!a.double_quant) return reinterpret_cast<const float*>(a.scales)[b];
+  const float t = a.dmap8[a.scales[b]] * a.scales2[b / 256];
+  return t + a.offset;
+}
+
+inline float row_mult(const KernelArgs& a, int64_t r) {
+  switch (a.format) {
+    case QuantFormat::INT8: return reinterpret_cast<const float*>(a.scales)[r] * 7.874015718698502e-3f;
+    case QuantFormat::FP8_E4M3: return reinterpret_cast<const float*>(a.scales)[a.per_channel ? r : 0] * 256.0f;
+    case QuantFormat::FP8_E5M2: return reinterpret_cast<const float*>(a.scales)[a.per_channel ? r : 0];
+    case QuantFormat::NVFP4: return a.scales2[0];
+    default: return 1.0f;
+  }
+}
+
+struct Lut16 {
+  __m256 lo, hi;
+  explicit Lut16(const float* t) : lo(_mm256_loadu_ps(t)), hi(_mm256_loadu_ps(t + 8)) {}
+  __m256 operator()(__m256i idx) const {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+  }
+};
+
+inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline __m256i i8x8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+
+void decode_bnb4(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const Lut16 lut(a.lut16);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const int64_t e = r * a.cols + k;
+    const __m256 s = _mm256_set1_ps(bnb_absmax(a, e / a.block));
+    const uint8_t* p = a.data + e / 2;
+    const __m256i v0 = u8x8(p), v1 = u8x8(p + 8);
+    _mm256_storeu_ps(out, _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s));  // high nibble = even element
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s));
+    _mm256_storeu_ps(out + 16, _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s));
+    _mm256_storeu_ps(out + 24, _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s));
+  }
+}
+
+void decode_e2m1(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const Lut16 lut(a.lut16);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  const bool nv = a.format == QuantFormat::NVFP4;
+  const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
+  const uint8_t* d = a.data + r * (Kp / 2);
+  const uint8_t* sc = a.scales + r * (Kp / (nv ? 16 : 32));
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    __m256 s0, s1;
+    if (nv) {
+      s0 = _mm256_set1_ps(a.e4m3[sc[k >> 4]]);
+      s1 = _mm256_set1_ps(a.e4m3[sc[(k >> 4) + 1]]);
+    } else {
+      s0 = s1 = _mm256_set1_ps(e8m0_value(sc[k >> 5]));
+    }
+    const __m256i v0 = u8x8(d + k / 2), v1 = u8x8(d + k / 2 + 8);
+    _mm256_storeu_ps(out, _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s0));  // low nibble = even element
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s1));
+    _mm256_storeu_ps(out + 16, _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s0));
+    _mm256_storeu_ps(out + 24, _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s1));
+  }
+}
+
+void decode_int8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* d = a.data + r * a.cols;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32)
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, _mm256_cvtepi32_ps(i8x8(d + k + 8 * i)));
+}
+
+template <bool E4M3>
+void decode_fp8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* d = a.data + r * a.cols;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32)
+    for (int i = 0; i < 2; ++i) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + k + 16 * i));
+      __m256i h;
+      if constexpr (E4M3) {  // see quant_linear_avx512.cpp: e4m3 bits -> f16 of value * 2^-8
+        h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16(int16_t(0xBFFF)));
+      } else {
+        h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
+      }
+      _mm256_storeu_ps(out + 16 * i, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+      _mm256_storeu_ps(out + 16 * i + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+    }
+}
+
+void decode_q4_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 32) * 18;
+  const __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(8);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 32) * 18;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh));
+    const __m256i v0 = u8x8(blk + 2), v1 = u8x8(blk + 10);
+    auto put = [&](int i, __m256i q) {
+      _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight)), s));
+    };
+    put(0, _mm256_and_si256(v0, m15));
+    put(1, _mm256_and_si256(v1, m15));
+    put(2, _mm256_srli_epi32(v0, 4));
+    put(3, _mm256_srli_epi32(v1, 4));
+  }
+}
+
+void decode_q8_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 32) * 34;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 32) * 34;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh));
+    for (int i = 0; i < 4; ++i)
+      _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8(blk + 2 + 8 * i)), s));
+  }
+}
+
+void decode_q4_k(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 256) * 144;
+  const __m256i m15 = _mm256_set1_epi32(15);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 256) * 144;
+    const int j = int((k / 32) % 8);
+    uint16_t dh, mh;
+    std::memcpy(&dh, blk, 2);
+    std::memcpy(&mh, blk + 2, 2);
+    uint8_t sc, m;
+    quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
+    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh) * float(sc)), mn = _mm256_set1_ps(_cvtsh_ss(mh) * float(m));
+    const uint8_t* q = blk + 16 + (j / 2) * 32;
+    for (int i = 0; i < 4; ++i) {
+      const __m256i v = u8x8(q + 8 * i);
+      const __m256i n = (j & 1) ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
+      _mm256_storeu_ps(out + 8 * i, _mm256_fmsub_ps(_mm256_cvtepi32_ps(n), s, mn));
+    }
+  }
+}
+
+using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
+DecodeFn decoder_for(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return decode_bnb4;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_e2m1;
+    case QuantFormat::INT8: return decode_int8;
+    case QuantFormat::FP8_E4M3: return decode_fp8<true>;
+    case QuantFormat::FP8_E5M2: return decode_fp8<false>;
+    case QuantFormat::Q4_0: return decode_q4_0;
+    case QuantFormat::Q8_0: return decode_q8_0;
+    case QuantFormat::Q4_K: return decode_q4_k;
+    default: return nullptr;
+  }
+}
+
+template <int R, int T>
+inline void micro(const float* tile, int64_t kn, const float* x, int64_t ldk, float* y, int64_t ldy) {
+  __m256 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kn; k += 8) {
+    __m256 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldk + k);
+    for (int i = 0; i < R; ++i) {
+      const __m256 w = _mm256_load_ps(tile + i * kSeg + k);
+      for (int t = 0; t < T; ++t) acc[i][t] = _mm256_fmadd_ps(w, xv[t], acc[i][t]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[t * ldy + i] += hsum(acc[i][t]);
+}
+
+template <int R>
+void micro_rows(const float* tile, int64_t kn, const float* x, int64_t ldk, int64_t nt, float* y, int64_t ldy) {
+  int64_t t = 0;
+  for (; t + 4 <= nt; t += 4) {  // 2 rows x 4 tokens (16 ymm registers)
+    int i = 0;
+    for (; i + 2 <= R; i += 2) micro<2, 4>(tile + i * kSeg, kn, x + t * ldk, ldk, y + t * ldy + i, ldy);
+    if (i < R) micro<1, 4>(tile + i * kSeg, kn, x + t * ldk, ldk, y + t * ldy + i, ldy);
+  }
+  for (; t < nt; ++t) micro<R, 1>(tile, kn, x + t * ldk, ldk, y + t * ldy, ldy);
+}
+
+void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
+  alignas(64) float tile[kRowBlock * kSeg];
+  const int64_t N = a.rows, nt = a.n_tokens;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int nr = int(r1 - rb < kRowBlock ? r1 - rb : kRowBlock);
+    for (int64_t t = 0; t < nt; ++t)
+      for (int i = 0; i < nr; ++i) a.y[t * N + rb + i] = 0.0f;
+    for (int64_t k0 = 0; k0 < a.k_main; k0 += kSeg) {
+      const int64_t kn = a.k_main - k0 < kSeg ? a.k_main - k0 : kSeg;
+      for (int i = 0; i < nr; ++i) dec(a, rb + i, k0, kn, tile + i * kSeg);
+      const float* x = a.xk + k0;
+      float* y = a.y + rb;
+      switch (nr) {
+        case 4: micro_rows<4>(tile, kn, x, a.ldk, nt, y, N); break;
+        case 3: micro_rows<3>(tile, kn, x, a.ldk, nt, y, N); break;
+        case 2: micro_rows<2>(tile, kn, x, a.ldk, nt, y, N); break;
+        default: micro_rows<1>(tile, kn, x, a.ldk, nt, y, N); break;
+      }
+    }
+    for (int i = 0; i < nr; ++i) {
+      const float m = row_mult(a, rb + i);
+      if (m != 1.0f)
+        for (int64_t t = 0; t < nt; ++t) a.y[t * N + rb + i] *= m;
+    }
+  }
+}
+
+// int4 GPTQ: 8 output rows (one qweight word each) per vector; outer products over k.
+template <int T>
+void int4_block(const KernelArgs& a, int64_t n0, int64_t t0) {
+  const int64_t N = a.rows, K = a.cols, g = a.block, Nw = (N + 7) / 8, Kp = (K + 7) / 8 * 8;
+  const uint32_t* qw = reinterpret_cast<const uint32_t*>(a.data);
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(a.scales);
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const float* x = a.xk + t0 * a.ldk;
+  for (int64_t k0 = 0; k0 < Kp; k0 += g) {
+    const int64_t gi = k0 / g;
+    const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + gi * N + n0)));
+    const __m256i zw = _mm256_set1_epi32(int(a.zeros[gi * Nw + n0 / 8]));
+    const __m256 z = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(zw, shifts), m15));
+    __m256 ag[T];
+    for (int t = 0; t < T; ++t) ag[t] = _mm256_setzero_ps();
+    const int64_t kend = k0 + g < Kp ? k0 + g : Kp;
+    for (int64_t k = k0; k < kend; k += 8) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + (k / 8) * N + n0));
+      for (int j = 0; j < 8; ++j) {
+        const __m256 w = _mm256_sub_ps(
+            _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(q, _mm_cvtsi32_si128(4 * j)), m15)), z);
+        for (int t = 0; t < T; ++t) ag[t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x + t * a.ldk + k + j), ag[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(ag[t], s, acc[t]);
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(a.y + (t0 + t) * N + n0, acc[t]);
+}
+
+}  // namespace
+
+bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
+  if (a.act != ActMode::F32) return false;
+  if (a.format == QuantFormat::INT4) {
+    for (int64_t n0 = r0; n0 + 8 <= r1; n0 += 8) {
+      int64_t t = 0;
+      for (; t + 4 <= a.n_tokens; t += 4) int4_block<4>(a, n0, t);
+      for (; t < a.n_tokens; ++t) int4_block<1>(a, n0, t);
+    }
+    return true;
+  }
+  DecodeFn dec = decoder_for(a.format);
+  if (!dec) return false;
+  float_rows(a, dec, r0, r1);
+  return true;
+}
+
+}  // namespace qforge::cpu_quant

@@ -1,0 +1,382 @@
+// src/backends/cpu/quant_linear_avx512.cpp — AVX-512 kernels of quant_linear_cpu (only called when the CPU
+// has avx512f/bw/vl/dq/vnni, see best_isa()). Float path: a block of rows is decoded 32 weights at a time
+// (LUT via vpermps, int8/fp8 via widen + F16C) into an L1 tile, then a 4-row x 4-token FMA micro-kernel.
+// Integer path (q4_0, q8_0 with ActMode::Int8): fused vpdpbusd dot against int8-quantized activations.
+// The target pragma covers only code below the includes; nothing here instantiates std templates.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "backends/cpu/quant_linear_kernels.h"
+#include "quant/quant_codecs.h"
+
+#pragma GCC push_options
+// GCC 12 false positive on the _mm512_undefined_* operand inside the intrinsics headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi,bmi2")
+
+namespace qforge::cpu_quant {
+namespace {
+
+constexpr int kRowBlock = 4;    // rows decoded per tile
+constexpr int kSeg = 1024;      // tile width (weights per row)
+
+inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+inline float e8m0_value(uint8_t e) {
+  if (e == 0xFF) return __builtin_nanf("");
+  uint32_t bits = e ? uint32_t(e) << 23 : 0x00400000u;  // e = 0: 2^-127 (subnormal)
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bnb_absmax(const KernelArgs& a, int64_t b) {
+  if (!a.double_quant) return reinterpret_cast<const float*>(a.scales)[b];
+  const float t = a.dmap8[a.scales[b]] * a.scales2[b / 256];
+  return t + a.offset;
+}
+
+// Row multiplier applied to the whole row's dot product (per-row / per-tensor scales).
+inline float row_mult(const KernelArgs& a, int64_t r) {
+  switch (a.format) {
+    case QuantFormat::INT8: return reinterpret_cast<const float*>(a.scales)[r] * 7.874015718698502e-3f;
+    case QuantFormat::FP8_E4M3:
+      return reinterpret_cast<const float*>(a.scales)[a.per_channel ? r : 0] * 256.0f;  // e4m3 read as f16 * 2^-8
+    case QuantFormat::FP8_E5M2: return reinterpret_cast<const float*>(a.scales)[a.per_channel ? r : 0];
+    case QuantFormat::NVFP4: return a.scales2[0];
+    default: return 1.0f;
+  }
+}
+
+// ---- decoders: 32 weights of row r at column k (k % 32 == 0) into out[0..32) in kernel order ----
+inline void store2(float* out, __m512 w0, __m512 w1) {
+  _mm512_storeu_ps(out, w0);
+  _mm512_storeu_ps(out + 16, w1);
+}
+
+void decode_bnb4(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const __m512 lut = _mm512_loadu_ps(a.lut16);
+  const __m512i m15 = _mm512_set1_epi32(15);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const int64_t e = r * a.cols + k;
+    const __m512 s = _mm512_set1_ps(bnb_absmax(a, e / a.block));
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + e / 2)));
+    const __m512 even = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);  // high nibble = even element
+    const __m512 odd = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), lut);
+    store2(out, _mm512_mul_ps(even, s), _mm512_mul_ps(odd, s));
+  }
+}
+
+void decode_e2m1(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const __m512 lut = _mm512_loadu_ps(a.lut16);
+  const __m512i m15 = _mm512_set1_epi32(15);
+  const bool nv = a.format == QuantFormat::NVFP4;
+  const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
+  const uint8_t* d = a.data + r * (Kp / 2);
+  const uint8_t* sc = a.scales + r * (Kp / (nv ? 16 : 32));
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    __m512 s;
+    if (nv) {  // lanes 0-7 of both halves are elements 0..15 (block k/16), lanes 8-15 block k/16+1
+      s = _mm512_insertf32x8(_mm512_set1_ps(a.e4m3[sc[k >> 4]]), _mm256_set1_ps(a.e4m3[sc[(k >> 4) + 1]]), 1);
+    } else {
+      s = _mm512_set1_ps(e8m0_value(sc[k >> 5]));
+    }
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + k / 2)));
+    const __m512 even = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), lut);  // low nibble = even element
+    const __m512 odd = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+    store2(out, _mm512_mul_ps(even, s), _mm512_mul_ps(odd, s));
+  }
+}
+
+void decode_int8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const int8_t* d = reinterpret_cast<const int8_t*>(a.data) + r * a.cols;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + k));
+    store2(out, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))),
+           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))));
+  }
+}
+
+// e4m3 -> f16 bit pattern of value * 2^-8: sign to bit 15, exponent+mantissa shifted by 7 (subnormals
+// included); e5m2 is the high byte of an f16. (The e4m3 NaN code 0x7F is not produced by the quantizer.)
+template <bool E4M3>
+inline __m512 fp8x16(__m128i b) {
+  __m256i h;
+  if constexpr (E4M3) {
+    h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16(int16_t(0xBFFF)));
+  } else {
+    h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
+  }
+  return _mm512_cvtph_ps(h);
+}
+
+template <bool E4M3>
+void decode_fp8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* d = a.data + r * a.cols;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + k));
+    store2(out, fp8x16<E4M3>(_mm256_castsi256_si128(b)), fp8x16<E4M3>(_mm256_extracti128_si256(b, 1)));
+  }
+}
+
+void decode_q4_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 32) * 18;
+  const __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 32) * 18;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m512 s = _mm512_set1_ps(half_to_float(dh));
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight));
+    const __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+    store2(out, _mm512_mul_ps(lo, s), _mm512_mul_ps(hi, s));
+  }
+}
+
+void decode_q8_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 32) * 34;
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 32) * 34;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m512 s = _mm512_set1_ps(half_to_float(dh));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    store2(out, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))), s),
+           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))), s));
+  }
+}
+
+void decode_q4_k(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const uint8_t* row = a.data + r * (a.cols / 256) * 144;
+  const __m512i m15 = _mm512_set1_epi32(15);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    const uint8_t* blk = row + (k / 256) * 144;
+    const int j = int((k / 32) % 8);
+    uint16_t dh, mh;
+    std::memcpy(&dh, blk, 2);
+    std::memcpy(&mh, blk + 2, 2);
+    uint8_t sc, m;
+    quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
+    const __m512 s = _mm512_set1_ps(half_to_float(dh) * float(sc));
+    const __m512 mn = _mm512_set1_ps(half_to_float(mh) * float(m));
+    const uint8_t* q = blk + 16 + (j / 2) * 32;
+    const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
+    const __m512i n0 = (j & 1) ? _mm512_srli_epi32(v0, 4) : _mm512_and_si512(v0, m15);
+    const __m512i n1 = (j & 1) ? _mm512_srli_epi32(v1, 4) : _mm512_and_si512(v1, m15);
+    store2(out, _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn), _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn));
+  }
+}
+
+using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
+DecodeFn decoder_for(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return decode_bnb4;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_e2m1;
+    case QuantFormat::INT8: return decode_int8;
+    case QuantFormat::FP8_E4M3: return decode_fp8<true>;
+    case QuantFormat::FP8_E5M2: return decode_fp8<false>;
+    case QuantFormat::Q4_0: return decode_q4_0;
+    case QuantFormat::Q8_0: return decode_q8_0;
+    case QuantFormat::Q4_K: return decode_q4_k;
+    default: return nullptr;
+  }
+}
+
+// acc[t * R + i] += dot(tile row i [0, kn), x token t [0, kn)) for R rows x T tokens (kn % 16 == 0).
+template <int R, int T>
+inline void micro(const float* tile, int64_t kn, const float* x, int64_t ldk, float* y, int64_t ldy) {
+  __m512 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kn; k += 16) {
+    __m512 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(x + t * ldk + k);
+    for (int i = 0; i < R; ++i) {
+      const __m512 w = _mm512_load_ps(tile + i * kSeg + k);
+      for (int t = 0; t < T; ++t) acc[i][t] = _mm512_fmadd_ps(w, xv[t], acc[i][t]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[t * ldy + i] += hsum512(acc[i][t]);
+}
+
+template <int R>
+void micro_tokens(const float* tile, int64_t kn, const float* x, int64_t ldk, int64_t nt, float* y, int64_t ldy) {
+  int64_t t = 0;
+  for (; t + 4 <= nt; t += 4) micro<R, 4>(tile, kn, x + t * ldk, ldk, y + t * ldy, ldy);
+  for (; t < nt; ++t) micro<R, 1>(tile, kn, x + t * ldk, ldk, y + t * ldy, ldy);
+}
+
+void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
+  alignas(64) float tile[kRowBlock * kSeg];
+  const int64_t N = a.rows, nt = a.n_tokens;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int nr = int(r1 - rb < kRowBlock ? r1 - rb : kRowBlock);
+    for (int64_t t = 0; t < nt; ++t)
+      for (int i = 0; i < nr; ++i) a.y[t * N + rb + i] = 0.0f;
+    for (int64_t k0 = 0; k0 < a.k_main; k0 += kSeg) {
+      const int64_t kn = a.k_main - k0 < kSeg ? a.k_main - k0 : kSeg;
+      for (int i = 0; i < nr; ++i) dec(a, rb + i, k0, kn, tile + i * kSeg);
+      const float* x = a.xk + k0;
+      float* y = a.y + rb;
+      switch (nr) {
+        case 4: micro_tokens<4>(tile, kn, x, a.ldk, nt, y, N); break;
+        case 3: micro_tokens<3>(tile, kn, x, a.ldk, nt, y, N); break;
+        case 2: micro_tokens<2>(tile, kn, x, a.ldk, nt, y, N); break;
+        default: micro_tokens<1>(tile, kn, x, a.ldk, nt, y, N); break;
+      }
+    }
+    for (int i = 0; i < nr; ++i) {
+      const float m = row_mult(a, rb + i);
+      if (m != 1.0f)
+        for (int64_t t = 0; t < nt; ++t) a.y[t * N + rb + i] *= m;
+    }
+  }
+}
+
+// ---- int4 (GPTQ storage, qweight [K/8, N]): 16 output rows per vector, outer products over k ----
+template <int T>
+void int4_block(const KernelArgs& a, int64_t n0, int64_t t0) {
+  const int64_t N = a.rows, K = a.cols, g = a.block, Nw = (N + 7) / 8, Kw = (K + 7) / 8;
+  const uint32_t* qw = reinterpret_cast<const uint32_t*>(a.data);
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(a.scales);
+  const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512i widx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i m15 = _mm512_set1_epi32(15);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const float* x = a.xk + t0 * a.ldk;
+  for (int64_t k0 = 0; k0 < Kw * 8; k0 += g) {
+    const int64_t gi = k0 / g;
+    const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + gi * N + n0)));
+    const __m512i zw = _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + gi * Nw + n0 / 8)));
+    const __m512 z = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(widx, zw), shifts), m15));
+    __m512 ag[T];
+    for (int t = 0; t < T; ++t) ag[t] = _mm512_setzero_ps();
+    const int64_t kend = k0 + g < Kw * 8 ? k0 + g : Kw * 8;
+    for (int64_t k = k0; k < kend; k += 8) {
+      const __m512i q = _mm512_loadu_si512(qw + (k / 8) * N + n0);
+      for (int j = 0; j < 8; ++j) {
+        const __m512 w = _mm512_sub_ps(
+            _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q, unsigned(4 * j)), m15)), z);
+        for (int t = 0; t < T; ++t) ag[t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t * a.ldk + k + j]), ag[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(ag[t], s, acc[t]);
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(a.y + (t0 + t) * N + n0, acc[t]);
+}
+
+void int4_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  for (int64_t n0 = r0; n0 + 16 <= r1; n0 += 16) {
+    int64_t t = 0;
+    for (; t + 4 <= a.n_tokens; t += 4) int4_block<4>(a, n0, t);
+    for (; t < a.n_tokens; ++t) int4_block<1>(a, n0, t);
+  }
+}
+
+// ---- integer path: q4_0 / q8_0 weights x int8 activations (vpdpbusd) ----
+// Activations as described at KernelArgs::xq. Per block: d_w d_x (sum of u8 w' * x) - offset d_w (d_x sum x),
+// with w' = q (q4_0, offset 8) or w + 128 (q8_0, offset 128).
+template <bool Q4>
+float int_dot_row(const KernelArgs& a, int64_t r, int64_t t) {
+  const int64_t nb = a.cols / 32, bytes = Q4 ? 18 : 34;
+  const uint8_t* row = a.data + r * nb * bytes;
+  const int8_t* xq = a.xq + t * (a.ldk);
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i flip = _mm512_set1_epi8(int8_t(0x80));
+  const __m512i pidx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i pidx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+  __m512 acc = _mm512_setzero_ps();
+  float corr = 0.0f;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* A = row + b * bytes;
+    const uint8_t* B = A + bytes;
+    uint16_t ha, hb;
+    std::memcpy(&ha, A, 2);
+    std::memcpy(&hb, B, 2);
+    const float da = half_to_float(ha), db = half_to_float(hb);
+    corr += da * xs[b] + db * xs[b + 1];
+    __m512i w;
+    if constexpr (Q4) {
+      const __m256i ab = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(A + 2))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(B + 2)), 1);
+      w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1), m4);
+    } else {
+      w = _mm512_xor_si512(
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + 2))),
+                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B + 2)), 1),
+          flip);
+    }
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 32));
+    const __m128 s2 = _mm_setr_ps(da * dx[b], db * dx[b + 1], 0.0f, 0.0f);
+    const __m512 s = _mm512_permutexvar_ps(Q4 ? pidx4 : pidx, _mm512_castps128_ps512(s2));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc);
+  }
+  float tail = 0.0f;
+  if (b < nb) {  // odd block count: one block in natural order
+    const uint8_t* A = row + b * bytes;
+    uint16_t ha;
+    std::memcpy(&ha, A, 2);
+    const float da = half_to_float(ha);
+    corr += da * xs[b];
+    __m256i w;
+    if constexpr (Q4) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(A + 2));
+      w = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                           _mm256_set1_epi8(15));
+    } else {
+      w = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + 2)),
+                           _mm256_set1_epi8(int8_t(0x80)));
+    }
+    const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w,
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)));
+    const __m256i d4 = _mm256_add_epi32(dot, _mm256_permute2x128_si256(dot, dot, 1));
+    const __m128i d2 = _mm_add_epi32(_mm256_castsi256_si128(d4), _mm_shuffle_epi32(_mm256_castsi256_si128(d4), 0x4E));
+    const int32_t d1 = _mm_cvtsi128_si32(_mm_add_epi32(d2, _mm_shuffle_epi32(d2, 0xB1)));
+    tail = float(d1) * da * dx[b];
+  }
+  // (q - 8) for q4_0, (w + 128) - 128 for q8_0: subtract offset * d_w * d_x * sum(xq) per block.
+  return hsum512(acc) + tail - (Q4 ? 8.0f : 128.0f) * corr;
+}
+
+template <bool Q4>
+void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < a.n_tokens; ++t) a.y[t * a.rows + r] = int_dot_row<Q4>(a, r, t);
+}
+
+}  // namespace
+
+bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
+  if (a.act == ActMode::Int8) {
+    if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
+    else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
+    else return false;
+    return true;
+  }
+  if (a.format == QuantFormat::INT4) {
+    int4_rows(a, r0, r1);
+    return true;
+  }
+  DecodeFn dec = decoder_for(a.format);
+  if (!dec) return false;
+  float_rows(a, dec, r0, r1);
+  return true;
+}
+
+}  // namespace qforge::cpu_quant
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

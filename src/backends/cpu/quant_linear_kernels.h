@@ -1,0 +1,65 @@
+// src/backends/cpu/quant_linear_kernels.h — private interface between the quantized-linear driver
+// (quant_linear.cpp: ISA choice, activation preparation, threading, tails) and the per-ISA SIMD
+// kernels (quant_linear_avx2.cpp, quant_linear_avx512.cpp). The kernels read the QuantWeight buffers
+// in place (no repacked copy) through the plain pointers of KernelArgs.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+#include "qforge/quant.h"
+
+namespace qforge::cpu_quant {
+
+enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
+std::string_view isa_name(Isa isa);
+Isa best_isa();             // what this CPU runs: avx512 (f/bw/vl/dq/vnni) > avx2 (+fma+f16c) > scalar
+bool isa_supported(Isa isa);
+
+// Activation precision of the GGUF integer-dot path (q4_0, q8_0, q4_k): the activation row is
+// quantized to int8 per block of 32 (scale amax/127, round to nearest) like llama.cpp's q8 rows.
+enum class ActMode : uint8_t { F32, Int8 };
+
+struct KernelArgs {
+  QuantFormat format = QuantFormat::None;
+  int64_t rows = 0, cols = 0;
+  int block = 0;                 // nf4/fp4 absmax block, int4 group
+  bool double_quant = false, per_channel = false;
+  const uint8_t* data = nullptr;
+  const uint8_t* scales = nullptr;   // raw bytes of QuantWeight::scales
+  const float* scales2 = nullptr;
+  const uint32_t* zeros = nullptr;   // int4 qzeros
+  float offset = 0;                  // nf4/fp4 double quant
+  const float* lut16 = nullptr;      // nf4 / fp4 / e2m1 values
+  const float* dmap8 = nullptr;      // bnb dynamic map (double quant)
+  const float* e4m3 = nullptr;       // 256 e4m3 values (nvfp4 block scales)
+  // Activations in kernel order: [n_tokens, ldk], zero padded past cols. For nf4/fp4/nvfp4/mxfp4 each
+  // full chunk of 32 holds the 16 even then the 16 odd elements (the nibble order of the codes).
+  const float* xk = nullptr;
+  int64_t ldk = 0, n_tokens = 0;
+  // Int8 activations (ActMode::Int8): xq [n_tokens, ldk] int8 in blocks of 32 (q4_0: each pair of
+  // blocks stored as A0-15 B0-15 A16-31 B16-31, the order of the unpacked nibbles), xq_scale
+  // [n_tokens, ldk/32] = d_x (amax/127), xq_dsum [n_tokens, ldk/32] = d_x * sum of the block's int8.
+  const int8_t* xq = nullptr;
+  const float* xq_scale = nullptr;
+  const float* xq_dsum = nullptr;
+  ActMode act = ActMode::F32;
+  int64_t k_main = 0;  // columns [0, k_main) done by the kernel (multiple of 32); the caller adds the tail
+  float* y = nullptr;  // y[t * rows + r]
+};
+
+// Rows [r0, r1) for every token: y = row_mult * sum over k < k_main. int4 needs r0, r1 multiples of
+// 16 (avx512) / 8 (avx2) except r1 == rows when rows is such a multiple. Return false if the format
+// has no kernel at this ISA (the caller then uses the generic tile path).
+bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1);
+bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1);
+
+// Test / bench hook: run quant_linear_cpu's fast path at an explicit ISA level and activation mode
+// (Isa::Scalar = the generic tile path). Throws qforge::Error if the CPU lacks the ISA.
+void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa,
+                          ActMode act);
+// The activation mode quant_linear_cpu picks: Int8 where a kernel exists and n_tokens < 4 (decode);
+// prefill uses the f32 tile kernels, which decode each weight once for all tokens.
+ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens);
+bool int8_act_supported(QuantFormat f, Isa isa);
+
+}  // namespace qforge::cpu_quant
