@@ -27,6 +27,7 @@ struct GemvArgs {
   LinearInputDev in;
   int ntok = 0, cols = 0, kp = 0;
   const float* xg = nullptr;  // staged input [ntok, kp] in global memory, or null
+  int wk = 1;                 // warps splitting the spans of one row group (fast kernel)
   bool accumulate = false;
   float lut[16];
   // generic bnb path
@@ -121,26 +122,26 @@ __device__ __forceinline__ void gemv_span(const DevQuant& d, const int (&rr)[kRo
   compute_span<Q, BITS, E, S, Z, NT>(d, rr, k, lane, ntok, xs, kp, lut, cw, acc);
 }
 
+// A block task covers (kWarps / wk) * kRows rows of one weight; the wk warps that share a row group split
+// its spans (split-K, wk = 1/2/4/8, chosen on the host to fill the GPU) and meet in shared memory.
 template <int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ GemvArgs a) {
   extern __shared__ float4 smem4[];
   __shared__ float lut[16];
   __shared__ float red[32];
+  __shared__ float part[kWarps][kRows * NT];
   if (threadIdx.x < 16) lut[threadIdx.x] = a.lut[threadIdx.x];
-  const float* xs = a.xg;
-  if (!xs) {
-    stage_all(a, reinterpret_cast<float*>(smem4), red);
-    xs = reinterpret_cast<const float*>(smem4);
-  }
-  __syncthreads();
-  const int lane = threadIdx.x & 31;
-  const int total = a.group_start[a.nw];
+  const float* xs = a.xg ? a.xg : reinterpret_cast<const float*>(smem4);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wkn = a.wk, wk = warp % wkn, wr = warp / wkn, task_rows = (kWarps / wkn) * kRows;
   constexpr int QMAX = BITS == 4 ? 8 : 4, SPAN = 128 * QMAX;
-  for (int task = blockIdx.x * kWarps + (threadIdx.x >> 5); task < total; task += gridDim.x * kWarps) {
+  const int kp = a.kp, nfull = kp / SPAN;
+  bool staged = false;
+  for (int task = blockIdx.x; task < a.group_start[a.nw]; task += gridDim.x) {
     int wi = 0;
     while (task >= a.group_start[wi + 1]) ++wi;
     const DevQuant& d = a.w[wi];
-    const int r0 = (task - a.group_start[wi]) * kRows;
+    const int r0 = (task - a.group_start[wi]) * task_rows + wr * kRows;
     int rr[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) rr[r] = min(r0 + r, d.rows - 1);
@@ -149,27 +150,37 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
-    const int kp = a.kp;
-    int k = 0;
-    // Full spans, software pipelined: the next span's codes are in flight while this one is computed.
-    const int nfull = kp / SPAN;
-    if (nfull > 0) {
-      uint32_t cur[kRows][4], nxt[kRows][4];
-      load_span<QMAX, BITS>(d, rr, 0, lane, cur);
-      for (int i = 0; i < nfull; ++i) {
-        if (i + 1 < nfull) load_span<QMAX, BITS>(d, rr, (i + 1) * SPAN, lane, nxt);
-        compute_span<QMAX, BITS, E, S, Z, NT>(d, rr, i * SPAN, lane, a.ntok, xs, kp, lut, cur, acc);
-#pragma unroll
-        for (int r = 0; r < kRows; ++r)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) cur[r][j] = nxt[r][j];
-      }
-      k = nfull * SPAN;
+    // Full spans i = wk, wk + wkn, ...: software pipelined (the next span's codes are in flight while
+    // this one is computed); the first load is issued before the input is staged.
+    uint32_t cur[kRows][4], nxt[kRows][4];
+    int i = wk;
+    if (i < nfull) load_span<QMAX, BITS>(d, rr, i * SPAN, lane, cur);
+    if (!staged) {  // block-uniform
+      if (!a.xg) stage_all(a, reinterpret_cast<float*>(smem4), red);
+      __syncthreads();
+      staged = true;
     }
+    for (; i < nfull; i += wkn) {
+      if (i + wkn < nfull) load_span<QMAX, BITS>(d, rr, (i + wkn) * SPAN, lane, nxt);
+      compute_span<QMAX, BITS, E, S, Z, NT>(d, rr, i * SPAN, lane, a.ntok, xs, kp, lut, cur, acc);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) cur[r][j] = nxt[r][j];
+    }
+    // Tail spans (at most one each of 512 / 256 / 128 elements), dealt round-robin to the wk warps.
+    int k = nfull * SPAN, j = nfull;
     if constexpr (QMAX == 8)
-      if (kp - k >= 512) { gemv_span<4, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc); k += 512; }
-    if (kp - k >= 256) { gemv_span<2, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc); k += 256; }
-    if (kp - k >= 128) gemv_span<1, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+      if (kp - k >= 512) {
+        if (j++ % wkn == wk) gemv_span<4, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+        k += 512;
+      }
+    if (kp - k >= 256) {
+      if (j++ % wkn == wk) gemv_span<2, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+      k += 256;
+    }
+    if (kp - k >= 128)
+      if (j % wkn == wk) gemv_span<1, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
@@ -177,14 +188,21 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
         float v = acc[r][t];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        const int row = r0 + r;
-        if (lane == ((r * NT + t) & 31) && row < d.rows && t < a.ntok) {
-          if (d.row_scale) v *= d.row_scale[row];
-          v *= d.gscale;
-          float* y = a.y[wi] + size_t(t) * d.rows + row;
-          *y = a.accumulate ? *y + v : v;
-        }
+        if (lane == 0) part[warp][r * NT + t] = v;
       }
+    __syncthreads();
+    if (wk == 0 && lane < kRows * NT) {
+      float v = 0.f;
+      for (int w = 0; w < wkn; ++w) v += part[warp + w][lane];
+      const int row = r0 + lane / NT, t = lane % NT;
+      if (row < d.rows && t < a.ntok) {
+        if (d.row_scale) v *= d.row_scale[row];
+        v *= d.gscale;
+        float* y = a.y[wi] + size_t(t) * d.rows + row;
+        *y = a.accumulate ? *y + v : v;
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -253,9 +271,10 @@ int sm_count() {
 }
 
 template <class Kern>
-void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s) {
+void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s, bool warp_tasks = false) {
   const int per_sm = blocks_per_sm(reinterpret_cast<const void*>(kernel), smem);
-  const int blocks = std::max(1, std::min((tasks + kWarps - 1) / kWarps, per_sm * sm_count()));
+  const int need = warp_tasks ? (tasks + kWarps - 1) / kWarps : tasks;
+  const int blocks = std::max(1, std::min(need, per_sm * sm_count()));
   kernel<<<blocks, kThreads, smem, s>>>(a);
   QF_CUDA(cudaGetLastError());
 }
@@ -315,8 +334,18 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       a.y[i] = ys[i0 + i];
       a.flat_codes[i] = w.flat_codes;
       a.flat_absmax[i] = w.flat_absmax;
-      a.group_start[i + 1] = a.group_start[i] + int(w0.generic ? w.rows : (w.rows + kRows - 1) / kRows);
     }
+    if (!w0.generic) {
+      // Split-K width: enough warps in flight to fill the GPU (~32 per SM), at most one span each.
+      const int span = w0.desc.bits == 4 ? 1024 : 512;
+      const int nspans = a.kp / span + __builtin_popcount(unsigned(a.kp % span / 128));
+      int64_t groups = 0;
+      for (size_t i = 0; i < nw; ++i) groups += (ws[i0 + i]->rows + kRows - 1) / kRows;
+      while (a.wk < kWarps && 2 * a.wk <= nspans && groups * a.wk < int64_t(sm_count()) * 32) a.wk *= 2;
+    }
+    const int task_rows = w0.generic ? 1 : (kWarps / a.wk) * kRows;
+    for (size_t i = 0; i < nw; ++i)
+      a.group_start[i + 1] = a.group_start[i] + int((ws[i0 + i]->rows + task_rows - 1) / task_rows);
     size_t smem = size_t(n_tokens) * a.kp * 4;
     if (smem > kSmemLimit) {
       float* g = global_stage(size_t(n_tokens) * a.kp);
@@ -330,9 +359,9 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
     }
     const int tasks = a.group_start[nw];
     if (w0.generic) {
-      if (n_tokens == 1) launch(gemv_generic_kernel<1>, a, smem, tasks, s);
-      else if (n_tokens <= 4) launch(gemv_generic_kernel<4>, a, smem, tasks, s);
-      else launch(gemv_generic_kernel<8>, a, smem, tasks, s);
+      if (n_tokens == 1) launch(gemv_generic_kernel<1>, a, smem, tasks, s, true);
+      else if (n_tokens <= 4) launch(gemv_generic_kernel<4>, a, smem, tasks, s, true);
+      else launch(gemv_generic_kernel<8>, a, smem, tasks, s, true);
       continue;
     }
     switch (w0.format) {
