@@ -23,20 +23,28 @@ struct CudaGemmContext {
   size_t workspace_bytes = 0;
   __nv_bfloat16* dequant_scratch = nullptr;  // >= rows*cols of the largest weight, bf16
   float* act_scratch = nullptr;              // >= n*cols floats for a staged prefill input
+  __nv_bfloat16* act_bf16_scratch = nullptr; // >= n*cols bf16: quant_gemm's bf16 copy of x (x may be act_scratch)
   int sm_major = 0, sm_minor = 0;
 };
 
 // Copies q's buffers to the device (accounted as weights on cuda:0); may repack.
 std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s);
 size_t device_bytes(const CudaQuantWeight& w);
+// A second device copy of w (benchmarks rotate copies to defeat L2).
+std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s);
 
 // Decode: for each i, ys[i][t, r] (+)= input[t] · W_i[r] for t < n_tokens (n_tokens <= 8). All
 // weights share the input; one launch covers every row of every weight.
 void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev& in, int n_tokens,
                 std::span<float* const> ys, bool accumulate, cudaStream_t s);
 
-// Prefill: y[t, r] (+)= x[t] · W[r] for n tokens, x already staged (f32 [n, cols]).
+// Prefill: y[t, r] (+)= x[t] · W[r] for n tokens, x already staged (f32 [n, cols]). Dequantizes W into
+// ctx.dequant_scratch (bf16, [rows, cols]), converts x into ctx.act_bf16_scratch, then one cuBLAS
+// bf16 GEMM with f32 accumulation and output (beta = 1 when accumulate). No bias (the caller adds it).
 void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
                 const CudaGemmContext& ctx, cudaStream_t s);
+
+// Writes the dequantized weight, bf16 [rows, cols] row-major (the first step of quant_gemm).
+void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream_t s);
 
 }  // namespace qforge::cuda

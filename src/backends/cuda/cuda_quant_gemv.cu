@@ -1,0 +1,384 @@
+// backends/cuda/cuda_quant_gemv.cu — decode GEMV for every quantized format: the input (RMSNorm / SwiGLU
+// folded in by stage_linear_input) is staged once per block in shared memory (or, when n_tokens*K is
+// too large, once per launch in a global scratch buffer), then each warp streams R=4 rows of the
+// interleaved code layout with 16-byte loads, decodes quads in registers (16-entry LUT in shared
+// memory for 4-bit codes, byte tricks / hardware cvt for 8-bit) and accumulates in f32.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "backends/cuda/cuda_quant_impl.cuh"
+#include "qforge/memory.h"
+
+namespace qforge::cuda {
+
+namespace {
+
+constexpr int kMaxWeights = 4;
+constexpr int kWarps = 8, kThreads = kWarps * 32, kRows = 4;
+constexpr size_t kSmemLimit = 100 * 1024;  // above this the input is staged in global memory
+
+struct GemvArgs {
+  DevQuant w[kMaxWeights];
+  float* y[kMaxWeights];
+  int group_start[kMaxWeights + 1];  // cumulative row groups (kRows rows each; generic: 1 row)
+  int nw = 0;
+  LinearInputDev in;
+  int ntok = 0, cols = 0, kp = 0;
+  const float* xg = nullptr;  // staged input [ntok, kp] in global memory, or null
+  int wk = 1;                 // warps splitting the spans of one row group (fast kernel)
+  bool accumulate = false;
+  float lut[16];
+  // generic bnb path
+  const uint8_t* flat_codes[kMaxWeights];
+  const float* flat_absmax[kMaxWeights];
+  int block = 0;
+};
+
+__device__ void stage_all(const GemvArgs& a, float* sm, float* red) {
+  for (int t = 0; t < a.ntok; ++t) {
+    stage_linear_input(a.in, t, a.cols, sm + size_t(t) * a.kp, red);
+    for (int i = a.cols + threadIdx.x; i < a.kp; i += blockDim.x) sm[size_t(t) * a.kp + i] = 0.f;
+  }
+  __syncthreads();
+}
+
+__global__ void stage_global_kernel(const LinearInputDev in, int cols, int kp, float* out) {
+  __shared__ float red[32];
+  extern __shared__ float sm[];
+  const int t = blockIdx.x;
+  stage_linear_input(in, t, cols, sm, red);
+  for (int i = threadIdx.x; i < kp; i += blockDim.x) out[size_t(t) * kp + i] = i < cols ? sm[i] : 0.f;
+}
+
+template <int Q, int BITS>
+__device__ __forceinline__ void load_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane,
+                                          uint32_t (&cw)[kRows][4]) {
+  constexpr int BYTES = Q * BITS / 2;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const uint8_t* p = d.codes + int64_t(rr[r]) * d.code_row_bytes + int64_t(k) * BITS / 8 + lane * BYTES;
+    if constexpr (BYTES == 16) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+      cw[r][0] = v.x; cw[r][1] = v.y; cw[r][2] = v.z; cw[r][3] = v.w;
+    } else if constexpr (BYTES == 8) {
+      const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+      cw[r][0] = v.x; cw[r][1] = v.y;
+    } else if constexpr (BYTES == 4) {
+      cw[r][0] = __ldg(reinterpret_cast<const uint32_t*>(p));
+    } else {
+      cw[r][0] = __ldg(reinterpret_cast<const uint16_t*>(p));
+    }
+  }
+}
+
+template <int Q, int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+__device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane, int ntok,
+                                             const float* xs, int kp, const float* lut, const uint32_t (&cw)[kRows][4],
+                                             float (&acc)[kRows][NT]) {
+#pragma unroll
+  for (int m = 0; m < Q; ++m) {
+    const int kk = k + m * 128 + 4 * lane;
+    float4 xv[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+      if (t < ntok) xv[t] = *reinterpret_cast<const float4*>(xs + size_t(t) * kp + kk);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float v[4];
+      if constexpr (BITS == 4) {
+        const uint32_t c = cw[r][m >> 1] >> (16 * (m & 1));
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] = lut[(c >> (4 * e)) & 15];
+      } else {
+        decode8x4<E>(cw[r][m], v);
+      }
+      if constexpr (Z) {
+        const float z = float(__ldg(d.zeros + int64_t(rr[r]) * d.sc_row + (kk >> d.sc_shift)));
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] -= z;
+      }
+      float s, mn;
+      quad_scale<S>(d, rr[r], kk, s, mn);
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+        if (t < ntok) {
+          const float p = v[0] * xv[t].x + v[1] * xv[t].y + v[2] * xv[t].z + v[3] * xv[t].w;
+          if constexpr (S == ScaleKind::None) acc[r][t] += p;
+          else if constexpr (S == ScaleKind::Q4K)
+            acc[r][t] += p * s - mn * ((xv[t].x + xv[t].y) + (xv[t].z + xv[t].w));
+          else acc[r][t] = fmaf(p, s, acc[r][t]);
+        }
+    }
+  }
+}
+
+template <int Q, int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+__device__ __forceinline__ void gemv_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane, int ntok,
+                                          const float* xs, int kp, const float* lut, float (&acc)[kRows][NT]) {
+  uint32_t cw[kRows][4];
+  load_span<Q, BITS>(d, rr, k, lane, cw);
+  compute_span<Q, BITS, E, S, Z, NT>(d, rr, k, lane, ntok, xs, kp, lut, cw, acc);
+}
+
+// A block task covers (kWarps / wk) * kRows rows of one weight; the wk warps that share a row group split
+// its spans (split-K, wk = 1/2/4/8, chosen on the host to fill the GPU) and meet in shared memory.
+template <int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ GemvArgs a) {
+  extern __shared__ float4 smem4[];
+  __shared__ float lut[16];
+  __shared__ float red[32];
+  __shared__ float part[kWarps][kRows * NT];
+  if (threadIdx.x < 16) lut[threadIdx.x] = a.lut[threadIdx.x];
+  const float* xs = a.xg ? a.xg : reinterpret_cast<const float*>(smem4);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wkn = a.wk, wk = warp % wkn, wr = warp / wkn, task_rows = (kWarps / wkn) * kRows;
+  constexpr int QMAX = BITS == 4 ? 8 : 4, SPAN = 128 * QMAX;
+  const int kp = a.kp, nfull = kp / SPAN;
+  bool staged = false;
+  for (int task = blockIdx.x; task < a.group_start[a.nw]; task += gridDim.x) {
+    int wi = 0;
+    while (task >= a.group_start[wi + 1]) ++wi;
+    const DevQuant& d = a.w[wi];
+    const int r0 = (task - a.group_start[wi]) * task_rows + wr * kRows;
+    int rr[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rr[r] = min(r0 + r, d.rows - 1);
+    float acc[kRows][NT];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
+    // Full spans i = wk, wk + wkn, ...: software pipelined (the next span's codes are in flight while
+    // this one is computed); the first load is issued before the input is staged.
+    uint32_t cur[kRows][4], nxt[kRows][4];
+    int i = wk;
+    if (i < nfull) load_span<QMAX, BITS>(d, rr, i * SPAN, lane, cur);
+    if (!staged) {  // block-uniform
+      if (!a.xg) stage_all(a, reinterpret_cast<float*>(smem4), red);
+      __syncthreads();
+      staged = true;
+    }
+    for (; i < nfull; i += wkn) {
+      if (i + wkn < nfull) load_span<QMAX, BITS>(d, rr, (i + wkn) * SPAN, lane, nxt);
+      compute_span<QMAX, BITS, E, S, Z, NT>(d, rr, i * SPAN, lane, a.ntok, xs, kp, lut, cur, acc);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) cur[r][j] = nxt[r][j];
+    }
+    // Tail spans (at most one each of 512 / 256 / 128 elements), dealt round-robin to the wk warps.
+    int k = nfull * SPAN, j = nfull;
+    if constexpr (QMAX == 8)
+      if (kp - k >= 512) {
+        if (j++ % wkn == wk) gemv_span<4, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+        k += 512;
+      }
+    if (kp - k >= 256) {
+      if (j++ % wkn == wk) gemv_span<2, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+      k += 256;
+    }
+    if (kp - k >= 128)
+      if (j % wkn == wk) gemv_span<1, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        float v = acc[r][t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) part[warp][r * NT + t] = v;
+      }
+    __syncthreads();
+    if (wk == 0 && lane < kRows * NT) {
+      float v = 0.f;
+      for (int w = 0; w < wkn; ++w) v += part[warp + w][lane];
+      const int row = r0 + lane / NT, t = lane % NT;
+      if (row < d.rows && t < a.ntok) {
+        if (d.row_scale) v *= d.row_scale[row];
+        v *= d.gscale;
+        float* y = a.y[wi] + size_t(t) * d.rows + row;
+        *y = a.accumulate ? *y + v : v;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// bnb 4-bit whose rows are not quad aligned (K % 4 != 0): one warp per row, per element decode.
+template <int NT>
+__global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_constant__ GemvArgs a) {
+  extern __shared__ float4 smem4[];
+  __shared__ float lut[16];
+  __shared__ float red[32];
+  if (threadIdx.x < 16) lut[threadIdx.x] = a.lut[threadIdx.x];
+  const float* xs = a.xg;
+  if (!xs) {
+    stage_all(a, reinterpret_cast<float*>(smem4), red);
+    xs = reinterpret_cast<const float*>(smem4);
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31, K = a.cols;
+  for (int task = blockIdx.x * kWarps + (threadIdx.x >> 5); task < a.group_start[a.nw]; task += gridDim.x * kWarps) {
+    int wi = 0;
+    while (task >= a.group_start[wi + 1]) ++wi;
+    const int row = task - a.group_start[wi], rows = a.w[wi].rows;
+    float acc[NT] = {};
+    for (int k = lane; k < K; k += 32) {
+      const int64_t e = int64_t(row) * K + k;
+      const uint8_t byte = __ldg(a.flat_codes[wi] + (e >> 1));
+      const float v = lut[(e & 1) ? (byte & 15) : (byte >> 4)] * __ldg(a.flat_absmax[wi] + e / a.block);
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+        if (t < a.ntok) acc[t] = fmaf(v, xs[size_t(t) * a.kp + k], acc[t]);
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = acc[t];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0 && t < a.ntok) {
+        float* y = a.y[wi] + size_t(t) * rows + row;
+        *y = a.accumulate ? *y + v : v;
+      }
+    }
+  }
+}
+
+// Blocks per SM of a kernel at a dynamic shared-memory size, computed once (host cost off the decode path).
+int blocks_per_sm(const void* kernel, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, size_t>, int> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({kernel, smem});
+  if (it != cache.end()) return it->second;
+  if (smem > 40 * 1024)  // dynamic + static above 48 KB needs the opt-in
+    QF_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem) + 1024));
+  int per_sm = 0;
+  QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
+  cache[{kernel, smem}] = std::max(1, per_sm);
+  return std::max(1, per_sm);
+}
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    QF_CUDA(cudaGetDevice(&dev));
+    QF_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+template <class Kern>
+void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s, bool warp_tasks = false) {
+  const int per_sm = blocks_per_sm(reinterpret_cast<const void*>(kernel), smem);
+  const int need = warp_tasks ? (tasks + kWarps - 1) / kWarps : tasks;
+  const int blocks = std::max(1, std::min(need, per_sm * sm_count()));
+  kernel<<<blocks, kThreads, smem, s>>>(a);
+  QF_CUDA(cudaGetLastError());
+}
+
+template <int BITS, ElemKind E, ScaleKind S, bool Z>
+void launch_fast(const GemvArgs& a, size_t smem, int tasks, cudaStream_t s) {
+  if (a.ntok == 1) launch(gemv_kernel<BITS, E, S, Z, 1>, a, smem, tasks, s);
+  else if (a.ntok == 2) launch(gemv_kernel<BITS, E, S, Z, 2>, a, smem, tasks, s);
+  else if (a.ntok <= 4) launch(gemv_kernel<BITS, E, S, Z, 4>, a, smem, tasks, s);
+  else launch(gemv_kernel<BITS, E, S, Z, 8>, a, smem, tasks, s);
+}
+
+// Grow-only global staging buffer (first use outside graph capture allocates it).
+float* global_stage(size_t floats) {
+  static float* buf = nullptr;
+  static size_t cap = 0;
+  if (floats > cap) {
+    if (buf) {
+      cudaFree(buf);
+      MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, -int64_t(cap * 4));
+    }
+    cap = std::max(floats, size_t(1) << 20);
+    QF_CUDA(cudaMalloc(&buf, cap * 4));
+    MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, int64_t(cap * 4));
+  }
+  return buf;
+}
+
+}  // namespace
+
+void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev& in, int n_tokens,
+                std::span<float* const> ys, bool accumulate, cudaStream_t s) {
+  if (ws.empty()) return;
+  if (ws.size() != ys.size()) throw Error("quant_gemv: " + std::to_string(ws.size()) + " weights but " + std::to_string(ys.size()) + " outputs");
+  if (n_tokens < 1 || n_tokens > 8) throw Error("quant_gemv: n_tokens " + std::to_string(n_tokens) + " outside 1..8");
+  for (size_t i0 = 0; i0 < ws.size(); i0 += kMaxWeights) {
+    const size_t nw = std::min<size_t>(kMaxWeights, ws.size() - i0);
+    const CudaQuantWeight& w0 = *ws[i0];
+    GemvArgs a;
+    a.nw = int(nw);
+    a.in = in;
+    a.ntok = n_tokens;
+    a.cols = int(w0.cols);
+    a.kp = int((w0.cols + 127) / 128 * 128);
+    a.accumulate = accumulate;
+    a.block = w0.block;
+    for (int i = 0; i < 16; ++i) a.lut[i] = w0.desc.lut[i];
+    a.group_start[0] = 0;
+    for (size_t i = 0; i < nw; ++i) {
+      const CudaQuantWeight& w = *ws[i0 + i];
+      if (w.format != w0.format || w.cols != w0.cols || w.generic != w0.generic || w.block != w0.block)
+        throw Error("quant_gemv: weights of one launch must share format, block and cols (" +
+                    std::string(quant_traits(w.format).name) + " [" + std::to_string(w.rows) + ", " +
+                    std::to_string(w.cols) + "] vs " + std::string(quant_traits(w0.format).name) + ")");
+      a.w[i] = w.dev;
+      a.w[i].rows = int(w.rows);
+      a.y[i] = ys[i0 + i];
+      a.flat_codes[i] = w.flat_codes;
+      a.flat_absmax[i] = w.flat_absmax;
+    }
+    if (!w0.generic) {
+      // Split-K width: enough warps in flight to fill the GPU (~32 per SM), at most one span each.
+      const int span = w0.desc.bits == 4 ? 1024 : 512;
+      const int nspans = a.kp / span + __builtin_popcount(unsigned(a.kp % span / 128));
+      int64_t groups = 0;
+      for (size_t i = 0; i < nw; ++i) groups += (ws[i0 + i]->rows + kRows - 1) / kRows;
+      while (a.wk < kWarps && 2 * a.wk <= nspans && groups * a.wk < int64_t(sm_count()) * 32) a.wk *= 2;
+    }
+    const int task_rows = w0.generic ? 1 : (kWarps / a.wk) * kRows;
+    for (size_t i = 0; i < nw; ++i)
+      a.group_start[i + 1] = a.group_start[i] + int((ws[i0 + i]->rows + task_rows - 1) / task_rows);
+    size_t smem = size_t(n_tokens) * a.kp * 4;
+    if (smem > kSmemLimit) {
+      float* g = global_stage(size_t(n_tokens) * a.kp);
+      const size_t st_smem = size_t(a.cols) * 4;
+      if (st_smem > 40 * 1024)
+        QF_CUDA(cudaFuncSetAttribute(stage_global_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(st_smem) + 1024));
+      stage_global_kernel<<<n_tokens, 256, st_smem, s>>>(in, a.cols, a.kp, g);
+      QF_CUDA(cudaGetLastError());
+      a.xg = g;
+      smem = 0;
+    }
+    const int tasks = a.group_start[nw];
+    if (w0.generic) {
+      if (n_tokens == 1) launch(gemv_generic_kernel<1>, a, smem, tasks, s, true);
+      else if (n_tokens <= 4) launch(gemv_generic_kernel<4>, a, smem, tasks, s, true);
+      else launch(gemv_generic_kernel<8>, a, smem, tasks, s, true);
+      continue;
+    }
+    switch (w0.format) {
+      case QuantFormat::NF4:
+      case QuantFormat::FP4: launch_fast<4, ElemKind::Lut4, ScaleKind::F32, false>(a, smem, tasks, s); break;
+      case QuantFormat::NVFP4: launch_fast<4, ElemKind::Lut4, ScaleKind::E4M3, false>(a, smem, tasks, s); break;
+      case QuantFormat::MXFP4: launch_fast<4, ElemKind::Lut4, ScaleKind::E8M0, false>(a, smem, tasks, s); break;
+      case QuantFormat::INT4: launch_fast<4, ElemKind::Lut4, ScaleKind::F16, true>(a, smem, tasks, s); break;
+      case QuantFormat::Q4_0: launch_fast<4, ElemKind::Lut4, ScaleKind::F16, false>(a, smem, tasks, s); break;
+      case QuantFormat::Q4_K: launch_fast<4, ElemKind::Lut4, ScaleKind::Q4K, false>(a, smem, tasks, s); break;
+      case QuantFormat::INT8: launch_fast<8, ElemKind::Int8, ScaleKind::None, false>(a, smem, tasks, s); break;
+      case QuantFormat::Q8_0: launch_fast<8, ElemKind::Int8, ScaleKind::F16, false>(a, smem, tasks, s); break;
+      case QuantFormat::FP8_E4M3: launch_fast<8, ElemKind::E4M3, ScaleKind::None, false>(a, smem, tasks, s); break;
+      case QuantFormat::FP8_E5M2: launch_fast<8, ElemKind::E5M2, ScaleKind::None, false>(a, smem, tasks, s); break;
+      default: throw Error("quant_gemv: format " + std::string(quant_traits(w0.format).name) + " has no GPU kernel");
+    }
+  }
+}
+
+}  // namespace qforge::cuda

@@ -1,0 +1,137 @@
+// backends/cuda/cuda_quant_impl.cuh — internal to the cuda_quant*.cu files: the repacked device layout
+// of a quantized weight (CudaQuantWeight), the plain-old-data view the kernels take (DevQuant), the
+// interleaved "span" code layout and the per-format element/scale decoders shared by the decode GEMV
+// and the prefill dequantize kernel. Layout documented in docs/cuda-quant.md.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "backends/cuda/cuda_quant.cuh"
+
+namespace qforge::cuda {
+
+// How an element's code becomes a value (before its block scale).
+enum class ElemKind : uint8_t { Lut4, Int8, E4M3, E5M2 };
+// The per-quad (4 consecutive k) scale source.
+enum class ScaleKind : uint8_t { None, F32, F16, E4M3, E8M0, Q4K };
+
+// Kernel view of a weight in the fast layout. Codes of one row: Kp elements (K padded to 128) in spans;
+// a span of Q quads per lane covers 128*Q elements; lane l holds Q*bpq contiguous bytes of the span,
+// its quad m (bpq = 2 bytes for 4-bit codes, 4 for 8-bit) covers k = span + m*128 + 4*l + e, element e
+// in nibble e (4-bit, low first) or byte e. Full spans use Q = 8 (4-bit) / 4 (8-bit), i.e. 16 bytes
+// per lane; the tail of the row uses the halving Q sizes (binary decomposition of the remainder).
+struct DevQuant {
+  const uint8_t* codes = nullptr;
+  int64_t code_row_bytes = 0;  // Kp * bits / 8
+  int rows = 0, cols = 0, kp = 0;
+  const void* sc = nullptr;    // [rows, sc_row] block scales (type by ScaleKind)
+  int sc_row = 0, sc_shift = 0;  // blocks per row; log2(block) along k
+  const uint8_t* zeros = nullptr;  // int4: [rows, sc_row] zero points (u8)
+  const __half2* q4k_d = nullptr;  // q4_k: [rows, kp/256] (d, dmin)
+  const float* row_scale = nullptr;  // int8 SCB / fp8 per channel: [rows]
+  float gscale = 1.f;          // applied at the end (fp8 per tensor scale, nvfp4 weight_scale_2, int8 1/127)
+};
+
+struct FormatDesc {
+  int bits = 4;
+  ElemKind elem = ElemKind::Lut4;
+  ScaleKind scale = ScaleKind::None;
+  bool zero = false;  // int4: value = lut[c] - zero
+  float lut[16] = {};
+};
+
+struct CudaQuantWeight {
+  QuantFormat format = QuantFormat::None;
+  QuantParams params;
+  int64_t rows = 0, cols = 0;
+  FormatDesc desc;
+  DevQuant dev;  // fast layout (valid when !generic)
+  // Generic path (bnb 4-bit whose blocks straddle quads: K % 4 != 0): flat codes as uploaded and the
+  // expanded f32 absmax per flat block.
+  bool generic = false;
+  const uint8_t* flat_codes = nullptr;
+  const float* flat_absmax = nullptr;
+  int block = 0;
+  // Every device allocation of this weight, freed (and un-accounted) by the destructor.
+  void* allocs[6] = {};
+  size_t alloc_bytes[6] = {};
+  size_t total_bytes = 0;
+  ~CudaQuantWeight();
+};
+
+// ---- device decoders ----
+
+__device__ __forceinline__ float e8m0_dev(uint32_t e) {
+  if (e == 0xFF) return __int_as_float(0x7fc00000);
+  if (e == 0) return __int_as_float(0x00400000);  // 2^-127
+  return __int_as_float(int(e << 23));
+}
+__device__ __forceinline__ float e4m3_dev(uint32_t c) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(c), __NV_E4M3);
+  return __half2float(__half(h));
+}
+// Four 8-bit codes of one word -> four floats.
+template <ElemKind E>
+__device__ __forceinline__ void decode8x4(uint32_t w, float v[4]) {
+  if constexpr (E == ElemKind::Int8) {
+    // Magic-number conversion: 0x4B000000 | (c ^ 0x80) = 2^23 + c + 128, exact.
+    const uint32_t u = w ^ 0x80808080u;
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      v[e] = __int_as_float(int(__byte_perm(u, 0x4B000000u, 0x7650u + e))) - 8388736.f;
+  } else {
+    const __nv_fp8x2_storage_t lo = __nv_fp8x2_storage_t(w & 0xffffu), hi = __nv_fp8x2_storage_t(w >> 16);
+    constexpr __nv_fp8_interpretation_t kI = E == ElemKind::E4M3 ? __NV_E4M3 : __NV_E5M2;
+    const float2 a = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(lo, kI)));
+    const float2 b = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(hi, kI)));
+    v[0] = a.x; v[1] = a.y; v[2] = b.x; v[3] = b.y;
+  }
+}
+
+// Block scale (and affine minimum, q4_k) of the quad at element k of row r.
+template <ScaleKind S>
+__device__ __forceinline__ void quad_scale(const DevQuant& d, int r, int k, float& s, float& mn) {
+  mn = 0.f;
+  if constexpr (S == ScaleKind::None) {
+    s = 1.f;
+  } else {
+    const int64_t i = int64_t(r) * d.sc_row + (k >> d.sc_shift);
+    if constexpr (S == ScaleKind::F32) s = __ldg(static_cast<const float*>(d.sc) + i);
+    else if constexpr (S == ScaleKind::F16) s = __half2float(__ldg(static_cast<const __half*>(d.sc) + i));
+    else if constexpr (S == ScaleKind::E4M3) s = e4m3_dev(__ldg(static_cast<const uint8_t*>(d.sc) + i));
+    else if constexpr (S == ScaleKind::E8M0) s = e8m0_dev(__ldg(static_cast<const uint8_t*>(d.sc) + i));
+    else {  // Q4K: u16 (sc | m << 8) per 32, (d, dmin) per 256
+      const uint16_t sm = __ldg(static_cast<const uint16_t*>(d.sc) + i);
+      const float2 dd = __half22float2(__ldg(d.q4k_d + int64_t(r) * (d.kp >> 8) + (k >> 8)));
+      s = dd.x * float(sm & 63);
+      mn = dd.y * float(sm >> 8);
+    }
+  }
+}
+
+// Host helpers (cuda_quant_upload.cu).
+FormatDesc format_desc(QuantFormat f);
+// Byte offset, inside a row of the fast layout, of the quad that starts at element k (k % 4 == 0).
+__host__ __device__ inline int64_t quad_byte_offset(int64_t k, int64_t kp, int bits) {
+  const int qmax = bits == 4 ? 8 : 4, bpq = bits / 2;
+  const int64_t full = 128 * qmax;
+  int64_t s = 0;
+  int q = qmax;
+  if (k >= kp / full * full) {
+    s = kp / full * full;
+    for (q = qmax / 2; q >= 1; q /= 2) {
+      if (kp - s >= 128 * q) {
+        if (k < s + 128 * q) break;
+        s += 128 * q;
+      }
+    }
+  } else {
+    s = k / full * full;
+  }
+  const int64_t off = k - s, m = off / 128, lane = (off % 128) / 4;
+  return s * bits / 8 + lane * q * bpq + m * bpq;
+}
+
+}  // namespace qforge::cuda

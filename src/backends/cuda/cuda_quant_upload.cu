@@ -1,0 +1,332 @@
+// backends/cuda/cuda_quant_upload.cu — upload of a QuantWeight to the GPU: every format is repacked on
+// the host into the interleaved span layout of cuda_quant_impl.cuh (codes row-major per output row,
+// K padded to 128 with zero codes and zero scales) plus row-major block scales in their original
+// precision; bnb double-quant absmax is pre-expanded to fp32 with the reference's exact arithmetic.
+// Device bytes are accounted as Weights on cuda:0 and released by ~CudaQuantWeight.
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "backends/cuda/cuda_quant_impl.cuh"
+#include "qforge/memory.h"
+#include "quant/quant_codecs.h"
+#include "quant/quant_formats.h"
+
+namespace qforge::cuda {
+
+namespace qd = quant_detail;
+
+CudaQuantWeight::~CudaQuantWeight() {
+  for (int i = 0; i < 6; ++i)
+    if (allocs[i]) {
+      cudaFree(allocs[i]);  // no throw from a destructor
+      MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Weights, -int64_t(alloc_bytes[i]));
+    }
+}
+
+size_t device_bytes(const CudaQuantWeight& w) { return w.total_bytes; }
+
+std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s) {
+  auto c = std::make_shared<CudaQuantWeight>();
+  c->format = w.format;
+  c->params = w.params;
+  c->rows = w.rows;
+  c->cols = w.cols;
+  c->desc = w.desc;
+  c->dev = w.dev;
+  c->generic = w.generic;
+  c->block = w.block;
+  for (int i = 0; i < 6; ++i) {
+    if (!w.allocs[i]) continue;
+    QF_CUDA(cudaMalloc(&c->allocs[i], w.alloc_bytes[i]));
+    c->alloc_bytes[i] = w.alloc_bytes[i];
+    c->total_bytes += w.alloc_bytes[i];
+    MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Weights, int64_t(w.alloc_bytes[i]));
+    QF_CUDA(cudaMemcpyAsync(c->allocs[i], w.allocs[i], w.alloc_bytes[i], cudaMemcpyDeviceToDevice, s));
+    auto remap = [&](const auto*& p) {
+      using T = std::remove_cv_t<std::remove_pointer_t<std::remove_reference_t<decltype(p)>>>;
+      if (static_cast<const void*>(p) == w.allocs[i]) p = static_cast<const T*>(c->allocs[i]);
+    };
+    remap(c->dev.codes);
+    remap(c->dev.zeros);
+    remap(c->dev.q4k_d);
+    remap(c->dev.row_scale);
+    remap(c->flat_codes);
+    remap(c->flat_absmax);
+    if (c->dev.sc == w.allocs[i]) c->dev.sc = c->allocs[i];
+  }
+  return c;
+}
+
+FormatDesc format_desc(QuantFormat f) {
+  FormatDesc d;
+  auto set_lut = [&](const auto& t) {
+    for (int i = 0; i < 16; ++i) d.lut[i] = t[size_t(i)];
+  };
+  auto iota = [&](float off) {
+    for (int i = 0; i < 16; ++i) d.lut[i] = float(i) + off;
+  };
+  switch (f) {
+    case QuantFormat::NF4: set_lut(qd::kNf4Values); d.scale = ScaleKind::F32; break;
+    case QuantFormat::FP4: set_lut(qd::kFp4Values); d.scale = ScaleKind::F32; break;
+    case QuantFormat::NVFP4: set_lut(qd::kE2M1Values); d.scale = ScaleKind::E4M3; break;
+    case QuantFormat::MXFP4: set_lut(qd::kE2M1Values); d.scale = ScaleKind::E8M0; break;
+    case QuantFormat::INT4: iota(0.f); d.scale = ScaleKind::F16; d.zero = true; break;
+    case QuantFormat::Q4_0: iota(-8.f); d.scale = ScaleKind::F16; break;
+    case QuantFormat::Q4_K: iota(0.f); d.scale = ScaleKind::Q4K; break;
+    case QuantFormat::INT8: d.bits = 8; d.elem = ElemKind::Int8; break;
+    case QuantFormat::Q8_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;
+    case QuantFormat::FP8_E4M3: d.bits = 8; d.elem = ElemKind::E4M3; break;
+    case QuantFormat::FP8_E5M2: d.bits = 8; d.elem = ElemKind::E5M2; break;
+    default: throw Error("cuda quant: format " + std::string(quant_traits(f).name) + " has no GPU kernel");
+  }
+  return d;
+}
+
+namespace {
+
+int log2_exact(int64_t v) {
+  int s = 0;
+  while ((int64_t(1) << s) < v) ++s;
+  return s;
+}
+
+template <class T>
+void* upload(CudaQuantWeight& w, int slot, const T* src, size_t count, cudaStream_t s) {
+  const size_t bytes = count * sizeof(T);
+  void* p = nullptr;
+  if (bytes == 0) return nullptr;
+  QF_CUDA(cudaMalloc(&p, bytes));
+  w.allocs[slot] = p;
+  w.alloc_bytes[slot] = bytes;
+  w.total_bytes += bytes;
+  MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Weights, int64_t(bytes));
+  QF_CUDA(cudaMemcpyAsync(p, src, bytes, cudaMemcpyHostToDevice, s));
+  return p;
+}
+
+// Scatters one row of per-element codes (kp entries) into the interleaved span layout.
+// (The spans in the order the GEMV walks them: full ones of qmax quads per lane, then the halving tail.)
+void interleave_row(const uint8_t* c, int64_t kp, int bits, uint8_t* out) {
+  const int qmax = bits == 4 ? 8 : 4, bpq = bits / 2;
+  int64_t s = 0;
+  for (int q = qmax; q >= 1; q /= 2)
+    while (kp - s >= 128 * q) {
+      uint8_t* span = out + s * bits / 8;
+      for (int lane = 0; lane < 32; ++lane)
+        for (int m = 0; m < q; ++m) {
+          const uint8_t* e = c + s + m * 128 + 4 * lane;
+          uint8_t* o = span + (lane * q + m) * bpq;
+          if (bits == 4) {
+            o[0] = uint8_t(e[0] | (e[1] << 4));
+            o[1] = uint8_t(e[2] | (e[3] << 4));
+          } else {
+            std::memcpy(o, e, 4);
+          }
+        }
+      s += 128 * q;
+      if (q != qmax) break;  // tail spans appear at most once each
+    }
+}
+
+const char* fmt_name(QuantFormat f) { return quant_traits(f).name.data(); }
+
+}  // namespace
+
+std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s) {
+  auto w = std::make_shared<CudaQuantWeight>();
+  w->format = q.format;
+  w->params = q.params;
+  w->rows = q.rows;
+  w->cols = q.cols;
+  w->desc = format_desc(q.format);
+  const int64_t N = q.rows, K = q.cols;
+  if (N <= 0 || K <= 0 || N > INT32_MAX || K > INT32_MAX / 2)
+    throw Error("cuda quant upload: weight shape [" + std::to_string(N) + ", " + std::to_string(K) + "] unsupported");
+  const bool bnb = q.format == QuantFormat::NF4 || q.format == QuantFormat::FP4;
+  const int64_t B = q.params.blocksize;
+
+  if (bnb && K % 4 != 0) {
+    // Generic path: flat codes as they are, expanded absmax per flat block.
+    const int64_t n = N * K, nb = (n + B - 1) / B;
+    std::vector<float> am(static_cast<size_t>(nb));
+    for (int64_t b = 0; b < nb; ++b) am[size_t(b)] = qd::bnb4_absmax(q, b);
+    w->generic = true;
+    w->block = int(B);
+    w->flat_codes = static_cast<const uint8_t*>(upload(*w, 0, q.data.data<uint8_t>(), size_t((n + 1) / 2), s));
+    w->flat_absmax = static_cast<const float*>(upload(*w, 1, am.data(), am.size(), s));
+    QF_CUDA(cudaStreamSynchronize(s));
+    return w;
+  }
+
+  const int bits = w->desc.bits;
+  const int64_t kp = (K + 127) / 128 * 128;
+  DevQuant& d = w->dev;
+  d.rows = int(N);
+  d.cols = int(K);
+  d.kp = int(kp);
+  d.code_row_bytes = kp * bits / 8;
+  std::vector<uint8_t> codes(static_cast<size_t>(N * d.code_row_bytes));
+  std::vector<uint8_t> row(static_cast<size_t>(kp));
+
+  // Scales, by format (the vectors that are used get uploaded below).
+  std::vector<float> sc32;
+  std::vector<uint16_t> sc16;  // f16 bits, or q4_k (sc | m << 8)
+  std::vector<uint8_t> sc8, zeros;
+  std::vector<__half2> q4kd;
+  std::vector<float> row_scale;
+  int64_t block = kp;  // elements per scale block along k
+
+  const uint8_t* data8 = q.data.data<uint8_t>();
+  switch (q.format) {
+    case QuantFormat::NF4:
+    case QuantFormat::FP4: {
+      block = std::min<int64_t>(B, K & -K);  // divides both K and B: blocks never straddle
+      const int64_t nbr = (kp + block - 1) / block;
+      sc32.assign(size_t(N * nbr), 0.f);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t j = 0; j < nbr && j * block < K; ++j) sc32[size_t(r * nbr + j)] = qd::bnb4_absmax(q, (r * K + j * block) / B);
+      break;
+    }
+    case QuantFormat::INT8:
+      row_scale.assign(q.scales.data<float>(), q.scales.data<float>() + N);
+      d.gscale = 7.874015718698502e-3f;
+      break;
+    case QuantFormat::FP8_E4M3:
+    case QuantFormat::FP8_E5M2:
+      if (q.params.per_channel) row_scale.assign(q.scales.data<float>(), q.scales.data<float>() + N);
+      else d.gscale = q.scales.data<float>()[0];
+      break;
+    case QuantFormat::NVFP4:
+    case QuantFormat::MXFP4: {
+      block = q.format == QuantFormat::NVFP4 ? 16 : 32;
+      const int64_t nbr = kp / block, nb0 = (K + block - 1) / block;
+      sc8.assign(size_t(N * nbr), q.format == QuantFormat::NVFP4 ? 0 : 127);
+      const uint8_t* src = q.scales.data<uint8_t>();
+      for (int64_t r = 0; r < N; ++r) std::memcpy(&sc8[size_t(r * nbr)], src + r * nb0, size_t(nb0));
+      if (q.format == QuantFormat::NVFP4) d.gscale = q.scales2.data<float>()[0];
+      break;
+    }
+    case QuantFormat::INT4: {
+      block = B;
+      const int32_t* gi = q.g_idx.data<int32_t>();
+      for (int64_t k = 0; k < K; ++k)
+        if (gi[k] != k / B)
+          throw Error("cuda quant upload: int4 weight with act-order g_idx (column " + std::to_string(k) +
+                      " in group " + std::to_string(gi[k]) + ") is not supported on the GPU");
+      const int64_t G = (K + B - 1) / B, nbr = kp / B + (kp % B ? 1 : 0), Nw = (N + 7) / 8;
+      const uint16_t* src = q.scales.data<uint16_t>();
+      const uint32_t* qz = q.zeros.data<uint32_t>();
+      sc16.assign(size_t(N * nbr), 0);
+      zeros.assign(size_t(N * nbr), 0);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t g = 0; g < G; ++g) {
+          sc16[size_t(r * nbr + g)] = src[g * N + r];
+          zeros[size_t(r * nbr + g)] = uint8_t((qz[g * Nw + r / 8] >> (4 * (r % 8))) & 15);
+        }
+      break;
+    }
+    case QuantFormat::Q4_0:
+    case QuantFormat::Q8_0: {
+      block = 32;
+      const int64_t nbr = kp / 32, nb0 = K / 32, bb = q.format == QuantFormat::Q4_0 ? 18 : 34;
+      sc16.assign(size_t(N * nbr), 0);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t b = 0; b < nb0; ++b) std::memcpy(&sc16[size_t(r * nbr + b)], data8 + (r * nb0 + b) * bb, 2);
+      break;
+    }
+    case QuantFormat::Q4_K: {
+      block = 32;
+      const int64_t nbr = kp / 32, ns = K / 256;
+      sc16.assign(size_t(N * nbr), 0);
+      q4kd.resize(size_t(N * (kp / 256)));
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t b = 0; b < ns; ++b) {
+          qd::BlockQ4_K blk;
+          std::memcpy(&blk, data8 + (r * ns + b) * 144, 144);
+          __half_raw hd, hm;
+          hd.x = blk.d;
+          hm.x = blk.dmin;
+          q4kd[size_t(r * (kp / 256) + b)] = __halves2half2(__half(hd), __half(hm));
+          for (int j = 0; j < 8; ++j) {
+            uint8_t scv, mv;
+            qd::q4_k_scale_min(j, blk.scales, scv, mv);
+            sc16[size_t(r * nbr + b * 8 + j)] = uint16_t(scv | (mv << 8));
+          }
+        }
+      break;
+    }
+    default: break;
+  }
+
+  // Codes: one row at a time into per-element codes, then interleaved.
+  for (int64_t r = 0; r < N; ++r) {
+    std::fill(row.begin(), row.end(), uint8_t(0));
+    switch (q.format) {
+      case QuantFormat::NF4:
+      case QuantFormat::FP4:
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t e = r * K + k;
+          const uint8_t byte = data8[e >> 1];
+          row[size_t(k)] = (e & 1) ? (byte & 15) : (byte >> 4);
+        }
+        break;
+      case QuantFormat::INT8:
+      case QuantFormat::FP8_E4M3:
+      case QuantFormat::FP8_E5M2: std::memcpy(row.data(), data8 + r * K, size_t(K)); break;
+      case QuantFormat::NVFP4:
+      case QuantFormat::MXFP4: {
+        const int64_t bsz = q.format == QuantFormat::NVFP4 ? 16 : 32, rb = (K + bsz - 1) / bsz * bsz / 2;
+        for (int64_t k = 0; k < K; ++k) {
+          const uint8_t byte = data8[r * rb + k / 2];
+          row[size_t(k)] = (k & 1) ? (byte >> 4) : (byte & 15);
+        }
+        break;
+      }
+      case QuantFormat::INT4: {
+        const uint32_t* qw = q.data.data<uint32_t>();
+        for (int64_t k = 0; k < K; ++k) row[size_t(k)] = uint8_t((qw[(k >> 3) * N + r] >> (4 * (k & 7))) & 15);
+        break;
+      }
+      case QuantFormat::Q4_0:
+        for (int64_t b = 0; b < K / 32; ++b) {
+          const uint8_t* qs = data8 + (r * (K / 32) + b) * 18 + 2;
+          for (int j = 0; j < 16; ++j) {
+            row[size_t(b * 32 + j)] = qs[j] & 15;
+            row[size_t(b * 32 + j + 16)] = qs[j] >> 4;
+          }
+        }
+        break;
+      case QuantFormat::Q8_0:
+        for (int64_t b = 0; b < K / 32; ++b) std::memcpy(&row[size_t(b * 32)], data8 + (r * (K / 32) + b) * 34 + 2, 32);
+        break;
+      case QuantFormat::Q4_K:
+        for (int64_t b = 0; b < K / 256; ++b) {
+          const uint8_t* qs = data8 + (r * (K / 256) + b) * 144 + 16;
+          for (int jj = 0; jj < 4; ++jj)
+            for (int l = 0; l < 32; ++l) {
+              row[size_t(b * 256 + jj * 64 + l)] = qs[jj * 32 + l] & 15;
+              row[size_t(b * 256 + jj * 64 + 32 + l)] = qs[jj * 32 + l] >> 4;
+            }
+        }
+        break;
+      default: throw Error(std::string("cuda quant upload: unsupported format ") + fmt_name(q.format));
+    }
+    interleave_row(row.data(), kp, bits, &codes[size_t(r * d.code_row_bytes)]);
+  }
+
+  d.codes = static_cast<const uint8_t*>(upload(*w, 0, codes.data(), codes.size(), s));
+  d.sc_shift = log2_exact(block);
+  d.sc_row = int((kp + block - 1) / block);
+  if (!sc32.empty()) d.sc = upload(*w, 1, sc32.data(), sc32.size(), s);
+  if (!sc16.empty()) d.sc = upload(*w, 1, sc16.data(), sc16.size(), s);
+  if (!sc8.empty()) d.sc = upload(*w, 1, sc8.data(), sc8.size(), s);
+  if (!zeros.empty()) d.zeros = static_cast<const uint8_t*>(upload(*w, 2, zeros.data(), zeros.size(), s));
+  if (!q4kd.empty()) d.q4k_d = static_cast<const __half2*>(upload(*w, 3, q4kd.data(), q4kd.size(), s));
+  if (!row_scale.empty()) d.row_scale = static_cast<const float*>(upload(*w, 4, row_scale.data(), row_scale.size(), s));
+  QF_CUDA(cudaStreamSynchronize(s));  // the host vectors die here
+  return w;
+}
+
+}  // namespace qforge::cuda
