@@ -25,7 +25,8 @@ class Tensor {
   int64_t dim(int i) const { return shape_.at(i < 0 ? shape_.size() + i : i); }
   int ndim() const { return int(shape_.size()); }
   int64_t numel() const;
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  // Bytes of the elements; 0 for an undefined (default-constructed) tensor.
+  size_t nbytes() const { return data_ ? size_t(numel()) * dtype_size(dtype_) : 0; }
   bool defined() const { return data_ != nullptr || (numel() == 0 && !shape_.empty()); }
   explicit operator bool() const { return data_ != nullptr; }
 

@@ -18,7 +18,7 @@ Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, MemCategory cat, b
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
   for (auto d : t.shape_) QF_CHECK(d >= 0, "negative dimension");
-  auto buf = host_alloc(t.nbytes(), cat, zero);
+  auto buf = host_alloc(size_t(t.numel()) * dtype_size(dtype), cat, zero);
   t.data_ = buf.get();
   t.keep_ = std::move(buf);
   return t;

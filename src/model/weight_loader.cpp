@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <sys/mman.h>
 
 #include "backends/backend.h"
@@ -158,16 +157,22 @@ std::unique_ptr<ModelWeights> random_weights(const ModelConfig& c, const LoadOpt
   auto w = std::make_unique<ModelWeights>();
   w->layers.resize(size_t(c.num_hidden_layers));
   uint64_t counter = seed * 0x9E3779B97F4A7C15ull;
-  // Normal(0, 0.02) from a counter-based generator, filled in parallel chunks.
+  // Approximately Normal(0, 0.02): Irwin-Hall sum of four 16-bit uniforms from a counter-based
+  // hash (splitmix64) of the element index, so filling is parallel, fast and reproducible.
   auto randn = [&](std::vector<int64_t> shape, DType dt) {
     Tensor f = Tensor::empty(dt, std::move(shape), MemCategory::Weights);
-    uint64_t base = (counter += 0x1000003);
+    uint64_t base = (counter += 0x9E3779B97F4A7C15ull);
     int64_t n = f.numel();
     ThreadPool::global().parallel_for(n, 1 << 16, [&](int64_t a, int64_t b) {
-      std::mt19937_64 rng(base ^ uint64_t(a) * 0xD1B54A32D192ED03ull);
-      std::normal_distribution<float> nd(0.0f, 0.02f);
       std::vector<float> tmp(size_t(b - a));
-      for (auto& x : tmp) x = nd(rng);
+      for (int64_t i = a; i < b; ++i) {
+        uint64_t z = base + uint64_t(i) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        float u = float((z & 0xffff) + ((z >> 16) & 0xffff) + ((z >> 32) & 0xffff) + (z >> 48)) / 65536.0f;
+        tmp[size_t(i - a)] = (u - 2.0f) * 1.7320508f * 0.02f;  // mean 2, variance 1/3 -> unit variance
+      }
       convert_floats(tmp.data(), DType::F32, static_cast<char*>(f.raw()) + a * int64_t(dtype_size(dt)), dt,
                      size_t(b - a));
     });
