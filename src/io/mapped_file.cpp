@@ -47,4 +47,12 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void release_mapped_pages(const void* data, size_t n) {
+  if (!data || n == 0) return;
+  const uintptr_t page = 4096;
+  uintptr_t a = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  uintptr_t e = reinterpret_cast<uintptr_t>(data) + n;
+  madvise(reinterpret_cast<void*>(a), e - a, MADV_DONTNEED);
+}
+
 }  // namespace qforge::io

@@ -27,4 +27,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the resident pages of [data, data+n) inside a read-only file mapping from this process
+// (they are re-read from the file if touched again). Used once a tensor has been copied or
+// quantized, so streaming over a checkpoint never holds more than one tensor's pages.
+void release_mapped_pages(const void* data, size_t n);
+
 }  // namespace qforge::io

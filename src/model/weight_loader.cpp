@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <sys/mman.h>
 
 #include "backends/backend.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
+#include "io/mapped_file.h"
 #include "model/weights.h"
 #include "qforge/model.h"
 #include "qforge/status.h"
@@ -56,14 +56,6 @@ bool skipped(const std::string& name, const LoadOptions& opt) {
                      [&](const std::string& s) { return !s.empty() && name.find(s) != std::string::npos; });
 }
 
-// Release the page-cache pages of a mapped tensor from our RSS once it has been copied, so that
-// loading never holds more than the final footprint plus one tensor.
-void release_mapping(const void* data, size_t n) {
-  auto a = reinterpret_cast<uintptr_t>(data) & ~uintptr_t(4095);
-  auto e = reinterpret_cast<uintptr_t>(data) + n;
-  if (e > a) madvise(reinterpret_cast<void*>(a), e - a, MADV_DONTNEED);
-}
-
 Tensor checked(const io::Checkpoint& ck, const std::string& name, std::vector<int64_t> shape) {
   const auto& info = ck.require(name);
   if (info.shape != shape) {
@@ -81,7 +73,7 @@ Tensor checked(const io::Checkpoint& ck, const std::string& name, std::vector<in
 Tensor load_as(const io::Checkpoint& ck, const std::string& name, std::vector<int64_t> shape, DType dt) {
   Tensor src = checked(ck, name, std::move(shape));
   Tensor out = src.to(dt, MemCategory::Weights);
-  release_mapping(src.raw(), src.nbytes());
+  io::release_mapped_pages(src.raw(), src.nbytes());
   return out;
 }
 
@@ -133,7 +125,7 @@ std::unique_ptr<ModelWeights> load_weights(const io::Checkpoint& ck, const Model
     }
     Tensor src = checked(ck, s.name + ".weight", {s.out, s.in});
     fill_linear(l, src, opt, hold, quant && !skipped(s.name, opt));
-    release_mapping(src.raw(), src.nbytes());
+    io::release_mapped_pages(src.raw(), src.nbytes());
   }
   Linear& head = w->lm_head;
   head.name = "lm_head";
@@ -148,7 +140,7 @@ std::unique_ptr<ModelWeights> load_weights(const io::Checkpoint& ck, const Model
   } else {
     Tensor src = checked(ck, "lm_head.weight", {c.vocab_size, c.hidden_size});
     fill_linear(head, src, opt, hold, quant && !skipped("lm_head", opt));
-    release_mapping(src.raw(), src.nbytes());
+    io::release_mapped_pages(src.raw(), src.nbytes());
   }
   return w;
 }
@@ -206,6 +198,30 @@ std::unique_ptr<ModelWeights> random_weights(const ModelConfig& c, const LoadOpt
   if (c.tie_word_embeddings && !qh) w->lm_head.weight = w->embed;
   else fill_linear(w->lm_head, randn({c.vocab_size, c.hidden_size}, qh ? DType::F32 : hold), opt, hold, qh);
   return w;
+}
+
+}  // namespace qforge
+
+namespace qforge {
+
+std::vector<std::pair<std::string, Tensor>> random_checkpoint_tensors(const ModelConfig& c, DType dt, uint64_t seed) {
+  LoadOptions opt;
+  auto w = random_weights(c, opt, dt, seed);
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.emplace_back("model.embed_tokens.weight", w->embed);
+  out.emplace_back("model.norm.weight", w->final_norm.to(dt, MemCategory::Weights));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const auto& l = w->layers[size_t(i)];
+    std::string p = "model.layers." + std::to_string(i) + ".";
+    out.emplace_back(p + "input_layernorm.weight", l.attn_norm.to(dt, MemCategory::Weights));
+    out.emplace_back(p + "post_attention_layernorm.weight", l.ffn_norm.to(dt, MemCategory::Weights));
+    for (const Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      out.emplace_back(lin->name + ".weight", lin->weight);
+      if (lin->bias) out.emplace_back(lin->name + ".bias", lin->bias.to(dt, MemCategory::Weights));
+    }
+  }
+  if (!c.tie_word_embeddings) out.emplace_back("lm_head.weight", w->lm_head.weight);
+  return out;
 }
 
 }  // namespace qforge

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
 #include "quant/quant_formats.h"
@@ -24,7 +25,10 @@ void quantize_bnb4(const float* x, QuantWeight& q) {
   Tensor absmax = Tensor::empty(DType::F32, {nb}, MemCategory::Weights);
   uint8_t* packed = q.data.data<uint8_t>();
   float* am = absmax.data<float>();
-  for (int64_t b = 0; b < nb; ++b) {
+  // Blocks are independent and B is even, so no two blocks share a packed byte: quantize them in
+  // parallel (bit-identical to the sequential order).
+  ThreadPool::global().parallel_for(nb, 256, [&](int64_t b_begin, int64_t b_end) {
+  for (int64_t b = b_begin; b < b_end; ++b) {
     const int64_t e0 = b * B, e1 = std::min(n, e0 + B);
     float a = 0.0f;
     for (int64_t e = e0; e < e1; ++e) a = std::fmax(a, std::fabs(x[e]));  // fmaxf: NaN ignored
@@ -39,6 +43,7 @@ void quantize_bnb4(const float* x, QuantWeight& q) {
       packed[e >> 1] |= (e & 1) ? c : uint8_t(c << 4);
     }
   }
+  });
   if (!q.params.double_quant) {
     q.scales = absmax;
     return;
@@ -53,7 +58,8 @@ void quantize_bnb4(const float* x, QuantWeight& q) {
   q.scales2 = Tensor::empty(DType::F32, {nb2}, MemCategory::Weights);
   uint8_t* codes = q.scales.data<uint8_t>();
   float* nested = q.scales2.data<float>();
-  for (int64_t b2 = 0; b2 < nb2; ++b2) {
+  ThreadPool::global().parallel_for(nb2, 16, [&](int64_t c_begin, int64_t c_end) {
+  for (int64_t b2 = c_begin; b2 < c_end; ++b2) {
     const int64_t i0 = b2 * kNestedBlock, i1 = std::min(nb, i0 + kNestedBlock);
     float a2 = 0.0f;
     for (int64_t i = i0; i < i1; ++i) a2 = std::fmax(a2, std::fabs(am[i] - q.offset));
@@ -61,6 +67,7 @@ void quantize_bnb4(const float* x, QuantWeight& q) {
     const float inv = rcp_approx_ftz(a2);
     for (int64_t i = i0; i < i1; ++i) codes[i] = quantize_dynamic8(ftz(ftz(am[i] - q.offset) * inv));
   }
+  });
 }
 
 float bnb4_absmax(const QuantWeight& q, int64_t b) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "qforge/status.h"
 #include "quant/ckpt_internal.h"
@@ -290,7 +291,9 @@ QuantizeCheckpointSummary write_quantized_checkpoint(const fs::path& model_dir, 
     if (!is_float_dtype(info.dtype))
       throw Error(info.file + ": tensor '" + name + "' has dtype " + std::string(dtype_traits(info.dtype).safetensors_name) +
                   " (expected F32, F16 or BF16)");
-    const QuantWeight q = quantize_weight(ck.tensor(name), opt.format, opt.params);
+    const Tensor src_w = ck.tensor(name);
+    const QuantWeight q = quantize_weight(src_w, opt.format, opt.params);
+    io::release_mapped_pages(src_w.raw(), src_w.nbytes());  // stream: keep one input tensor resident
     TensorSink sink;
     switch (opt.format) {
       case QuantFormat::NF4: case QuantFormat::FP4: emit_bnb4(m.name, q, info.dtype, sink); break;

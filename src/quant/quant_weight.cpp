@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "qforge/quant.h"
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
 #include "quant/quant_formats.h"
@@ -98,7 +99,10 @@ QuantWeight quantize_weight(const Tensor& w, QuantFormat f, const QuantParams& p
   if (q.params.per_channel && f != QuantFormat::FP8_E4M3 && f != QuantFormat::FP8_E5M2)
     throw Error("quantize " + fname + ": per-channel scales apply to fp8 only");
   std::vector<float> x(size_t(w.numel()));
-  convert_floats(w.raw(), w.dtype(), x.data(), DType::F32, x.size());
+  const size_t esz = dtype_size(w.dtype());
+  ThreadPool::global().parallel_for(int64_t(x.size()), 1 << 16, [&](int64_t a, int64_t b) {
+    convert_floats(static_cast<const char*>(w.raw()) + a * int64_t(esz), w.dtype(), x.data() + a, DType::F32, size_t(b - a));
+  });
   switch (f) {
     case QuantFormat::NF4: case QuantFormat::FP4: quantize_bnb4(x.data(), q); break;
     case QuantFormat::INT8: quantize_int8(x.data(), q); break;
