@@ -8,7 +8,8 @@
 # usage: scripts/gpu-test.sh BIN_DIR [SOURCE_DIR] [LOG_DIR]
 #   SOURCE_DIR  repository root holding models/ and benches/ (default: this script's repo)
 #   LOG_DIR     where logs go (default: ./gpu-test-logs)
-#   env SKIP_SANITIZER=1, SKIP_BENCH=1, SKIP_8B=1 to leave parts out.
+#   env SKIP_SANITIZER=1, SKIP_BENCH=1, SKIP_8B=1 to leave parts out; STEP_TIMEOUT (s, default 600)
+#   bounds each step.
 set -u
 BIN=${1:?usage: gpu-test.sh BIN_DIR [SOURCE_DIR] [LOG_DIR]}
 SRC=${2:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -20,7 +21,7 @@ status=0
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG/gpu.txt"
 
 echo "== GPU tests"
-"$BIN/qforge_gpu_tests" --gtest_brief=1 >"$LOG/gpu_tests.log" 2>&1 || status=1
+timeout "${STEP_TIMEOUT:-600}" "$BIN/qforge_gpu_tests" --gtest_brief=1 >"$LOG/gpu_tests.log" 2>&1 || status=1
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED|tests? ran|gpu |_gb_s=|tflops|GPU free" "$LOG/gpu_tests.log" | head -40
 BW=$(sed -n 's/^gpu_copy_bandwidth_gb_s=//p' "$LOG/gpu_tests.log" | head -1)
 TF_TINY=$(sed -n 's/^cublas_bf16_tflops_tinyllama=//p' "$LOG/gpu_tests.log" | head -1)
@@ -29,7 +30,7 @@ TF_8B=$(sed -n 's/^cublas_bf16_tflops_llama3_8b=//p' "$LOG/gpu_tests.log" | head
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [ -z "${SKIP_SANITIZER:-}" ] && [ -x "$SAN" ]; then
   echo "== compute-sanitizer (memcheck) on a subset"
-  QFORGE_NO_CUDA_GRAPHS=0 "$SAN" --tool memcheck --leak-check full --error-exitcode 9 "$BIN/qforge_gpu_tests" \
+  timeout "${STEP_TIMEOUT:-600}" "$SAN" --tool memcheck --leak-check full --error-exitcode 9 "$BIN/qforge_gpu_tests" \
     --gtest_filter='CudaEmbed.*:CudaAttention.*:CudaLinear.MatchesRef/1:CudaLinear.MatchesRef/100:CudaGolden.Float32LogitsPrompt0Within2e3:CudaModel.BadToken*' \
     >"$LOG/sanitizer.log" 2>&1
   rc=$?
@@ -39,14 +40,14 @@ fi
 
 bench() {  # name config extra-args...
   local name=$1 cfg=$2; shift 2
-  "$BIN/qforge" bench --random-weights "$SRC/benches/configs/$cfg" --dtype bf16 --device cuda --no-bandwidth --json "$@" \
+  timeout "${STEP_TIMEOUT:-600}" "$BIN/qforge" bench --random-weights "$SRC/benches/configs/$cfg" --dtype bf16 --device cuda --no-bandwidth --json "$@" \
     >"$LOG/bench_$name.log" 2>&1 || { echo "bench $name failed: $(tail -2 "$LOG/bench_$name.log")"; status=1; return; }
   tail -1 "$LOG/bench_$name.log" >"$LOG/bench_$name.json"
 }
 if [ -z "${SKIP_BENCH:-}" ]; then
   echo "== benchmarks (bf16, random weights)"
   bench tiny_decode tinyllama-1.1b.json --prompt-len 512 --gen 128 --repeats 2
-  bench tiny_prefill tinyllama-1.1b.json --prompt-len 2048 --gen 1
+  bench tiny_prefill tinyllama-1.1b.json --prompt-len 2047 --gen 1  # max_position_embeddings 2048
   if [ -z "${SKIP_8B:-}" ]; then
     bench 8b_decode llama-3-8b.json --prompt-len 512 --gen 128 --repeats 2
     bench 8b_prefill llama-3-8b.json --prompt-len 2048 --gen 1

@@ -163,3 +163,30 @@ TEST(CudaGpuInfo, ListsTheGpuAndMeasuresBandwidth) {
   std::printf("cublas_bf16_tflops_tinyllama=%.1f\n", measure_gpu_gemm_tflops(0, 2048, 5632, 2048));
   std::printf("cublas_bf16_tflops_llama3_8b=%.1f\n", measure_gpu_gemm_tflops(0, 2048, 14336, 4096));
 }
+
+// Large row counts select 2 and 4 rows per warp in the GEMV (the shapes above use 1).
+TEST(CudaLinearRows, TwoAndFourRowsPerWarp) {
+  QF_REQUIRE_GPU();
+  auto gpu = make_backend("cuda");
+  auto ref = make_backend("ref");
+  for (int rows : {4500, 9000})
+    for (int n : {1, 3}) {
+      const int in = 72;
+      Linear l;
+      l.name = "big";
+      l.in = in;
+      l.out = rows;
+      l.weight = tensor_from(randv(size_t(in) * rows, rows), {rows, in}, DType::BF16);
+      l.bias = tensor_from(randv(size_t(rows), 2), {rows}, DType::F32);
+      const auto x = randv(size_t(n * in), 3);
+      auto dx = upload(*gpu, x);
+      std::vector<float> want(size_t(n) * rows);
+      auto dy = gpu->alloc(int64_t(want.size()), MemCategory::Scratch);
+      const Linear* lp[] = {&l};
+      float* yr[] = {want.data()};
+      float* yd[] = {dy.get()};
+      ref->linear(lp, LinearInput{x.data()}, n, yr, false);
+      gpu->linear(lp, LinearInput{dx.get()}, n, yd, false);
+      EXPECT_LT(rel_max_err(download(*gpu, dy.get(), want.size()), want), 2e-5) << "rows=" << rows << " n=" << n;
+    }
+}

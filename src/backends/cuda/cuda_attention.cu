@@ -1,5 +1,5 @@
 // backends/cuda/cuda_attention.cu — attention on the GPU: rope applied to q/k with k/v written into
-// the f32 caches (one kernel); decode as flash-decoding (the cache split into 64-key chunks, one
+// the f32 caches (one kernel); decode as flash-decoding (the cache split into 32-key chunks, one
 // block per kv-head and chunk serving the whole GQA group, then a combine), grids sized for the
 // cache capacity with early exit so a captured graph stays valid as the position advances; prefill
 // as a tiled online-softmax kernel (f32 CUDA cores; K/V tiles in shared memory).
@@ -13,7 +13,7 @@ void init_linear_kernels(int device);
 
 namespace {
 
-constexpr int kChunk = 64;    // keys per decode split
+constexpr int kChunk = 32;    // keys per decode split
 constexpr int kQB = 32;       // queries per prefill block (4 threads each)
 constexpr int kKT = 32;       // keys per prefill tile
 
@@ -98,8 +98,16 @@ __global__ void __launch_bounds__(128) decode_split_kernel(AttnArgs a, int split
   for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
     const int g = idx / hd, d = idx % hd;
     const float* vc = a.v_cache + size_t(k0) * kvd + size_t(kvh) * hd + d;
-    float o = 0.f;
-    for (int j = 0; j < len; ++j) o += sc[g * kChunk + j] * vc[size_t(j) * kvd];
+    float o0 = 0.f, o1 = 0.f, o2 = 0.f, o3 = 0.f;  // independent sums: four V loads in flight
+    int j = 0;
+    for (; j + 4 <= len; j += 4) {
+      o0 += sc[g * kChunk + j] * vc[size_t(j) * kvd];
+      o1 += sc[g * kChunk + j + 1] * vc[size_t(j + 1) * kvd];
+      o2 += sc[g * kChunk + j + 2] * vc[size_t(j + 2) * kvd];
+      o3 += sc[g * kChunk + j + 3] * vc[size_t(j + 3) * kvd];
+    }
+    for (; j < len; ++j) o0 += sc[g * kChunk + j] * vc[size_t(j) * kvd];
+    const float o = (o0 + o1) + (o2 + o3);
     part_o[(size_t(kvh * G + g) * splits + sp) * hd + d] = o;
   }
 }

@@ -76,7 +76,16 @@ struct DevTensor {
   const void* get() const { return mem.get(); }
 };
 
+struct TensorKey {
+  const void* ptr;
+  DType dtype;
+  int64_t numel;
+  bool as_f32;
+  auto operator<=>(const TensorKey&) const = default;
+};
+
 struct DevLinear {
+  TensorKey wkey{}, bkey{};   // the host buffers this copy was made from
   DevTensor w;                // float weights
   std::shared_ptr<void> qw;   // quantized weights (glue object)
   const float* bias = nullptr;
@@ -402,9 +411,10 @@ class CudaBackend final : public Backend {
 
   // Device copy of a host tensor (as held, or as f32 when `as_f32`), uploaded on first use.
   const DevTensor& dev_tensor(const Tensor& t, bool as_f32) {
-    auto key = std::make_pair(t.raw(), as_f32);
-    if (auto it = tensors_.find(key); it != tensors_.end() && it->second.bytes == (as_f32 ? size_t(t.numel()) * 4 : t.nbytes()))
-      return it->second;
+    // Keyed by the host buffer, its dtype and size: a buffer freed and another allocated at the
+    // same address with another dtype or size is not confused with it.
+    const TensorKey key{t.raw(), t.dtype(), t.numel(), as_f32};
+    if (auto it = tensors_.find(key); it != tensors_.end()) return it->second;
     if (capturing_) throw RecordAgain{};
     DevTensor d;
     if (as_f32 && t.dtype() != DType::F32) {
@@ -426,9 +436,16 @@ class CudaBackend final : public Backend {
   }
 
   const DevLinear& dev_linear(const Linear& l) {
-    if (auto it = linears_.find(&l); it != linears_.end()) return it->second;
+    // Keyed by the Linear, checked against its buffers (a Linear may be reused with new weights).
+    const TensorKey wkey{l.quantized() ? static_cast<const void*>(&l.qweight) : l.weight.raw(), l.weight.dtype(),
+                         l.quantized() ? l.in * l.out : l.weight.numel(), l.quantized()};
+    const TensorKey bkey{l.bias.raw(), l.bias.dtype(), l.bias ? l.bias.numel() : 0, true};
+    if (auto it = linears_.find(&l); it != linears_.end() && it->second.wkey == wkey && it->second.bkey == bkey)
+      return it->second;
     if (capturing_) throw RecordAgain{};
     DevLinear d;
+    d.wkey = wkey;
+    d.bkey = bkey;
     if (l.quantized()) {
       d.qw = glue_upload_quant(l, stream_);
     } else {
@@ -531,7 +548,7 @@ class CudaBackend final : public Backend {
   size_t ids_cap_bytes_ = 0;
   int64_t ids_cap_ = 0;
   int64_t vocab_ = 0;
-  std::map<std::pair<const void*, bool>, DevTensor> tensors_;
+  std::map<TensorKey, DevTensor> tensors_;
   std::unordered_map<const Linear*, DevLinear> linears_;
   std::unordered_map<const RopeTable*, DevRope> ropes_;
   std::shared_ptr<std::unordered_map<const float*, int64_t>> sizes_ptr_ =

@@ -75,26 +75,37 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvBatch b, LinearIn
     for (int t = 0; t < NT; ++t) a[r][t] = 0.f;
 
   if constexpr (VEC) {
+    // U batches of 16-byte loads per row are issued before any is used: U*RPW loads in flight.
     constexpr int EPV = WT == WType::F32 ? 4 : 8;
-#pragma unroll 4
-    for (int k = lane * EPV; k < cols; k += 32 * EPV) {
-      uint4 u[RPW];
+    constexpr int U = RPW == 1 ? 4 : RPW == 2 ? 2 : 1;
+    for (int k0 = lane * EPV; k0 < cols; k0 += 32 * EPV * U) {
+      uint4 u[U][RPW];
 #pragma unroll
-      for (int r = 0; r < RPW; ++r)
-        u[r] = valid[r] ? __ldg(reinterpret_cast<const uint4*>(static_cast<const char*>(wp[r]) + size_t(k) * sizeof_w<WT>()))
+      for (int j = 0; j < U; ++j) {
+        const int k = k0 + j * 32 * EPV;
+#pragma unroll
+        for (int r = 0; r < RPW; ++r)
+          u[j][r] = valid[r] && k < cols
+                        ? __ldg(reinterpret_cast<const uint4*>(static_cast<const char*>(wp[r]) + size_t(k) * sizeof_w<WT>()))
                         : make_uint4(0, 0, 0, 0);
+      }
 #pragma unroll
-      for (int r = 0; r < RPW; ++r) {
-        float f[EPV];
-        unpack16<WT>(u[r], f);
+      for (int j = 0; j < U; ++j) {
+        const int k = k0 + j * 32 * EPV;
+        if (k >= cols) break;
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          if (t < n) {
-            const float4* xv = reinterpret_cast<const float4*>(xs + size_t(t) * cols + k);
+        for (int r = 0; r < RPW; ++r) {
+          float f[EPV];
+          unpack16<WT>(u[j][r], f);
 #pragma unroll
-            for (int j = 0; j < EPV / 4; ++j) {
-              float4 x4 = xv[j];
-              a[r][t] += f[4 * j] * x4.x + f[4 * j + 1] * x4.y + f[4 * j + 2] * x4.z + f[4 * j + 3] * x4.w;
+          for (int t = 0; t < NT; ++t) {
+            if (t < n) {
+              const float4* xv = reinterpret_cast<const float4*>(xs + size_t(t) * cols + k);
+#pragma unroll
+              for (int q = 0; q < EPV / 4; ++q) {
+                const float4 x4 = xv[q];
+                a[r][t] += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+              }
             }
           }
         }
@@ -143,10 +154,15 @@ void gemv_typed(const GemvBatch& b, const LinearInputDev& in, int n, int t0, boo
     vec = vec && (reinterpret_cast<uintptr_t>(b.w[i]) % 16 == 0);
   }
   vec = vec && b.cols % epv == 0;
-  const int rpw = total >= kWarps * 2 * g_num_sms * 4 ? 2 : 1;
+  // Every block stages the whole input, so more rows per block amortise that prologue; but keep
+  // at least ~2 blocks per SM so that the weights stream from every SM.
+  const int rpw = total >= kWarps * 4 * g_num_sms * 2 ? 4 : total >= kWarps * 2 * g_num_sms * 2 ? 2 : 1;
   const int blocks = (total + kWarps * rpw - 1) / (kWarps * rpw);
   const size_t smem = (32 + size_t(n) * b.cols) * sizeof(float);
-  if (rpw == 2) {
+  if (rpw == 4) {
+    if (n == 1) launch_gemv<WT, 4, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
+    else launch_gemv<WT, 4, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+  } else if (rpw == 2) {
     if (n == 1) launch_gemv<WT, 2, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
     else launch_gemv<WT, 2, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
   } else {
@@ -165,6 +181,8 @@ void raise_smem_all() {
   raise_smem<WT, 1, 1, true>(); raise_smem<WT, 1, 1, false>(); raise_smem<WT, 2, 1, true>(); raise_smem<WT, 2, 1, false>();
   raise_smem<WT, 1, kMaxGemvTokens, true>(); raise_smem<WT, 1, kMaxGemvTokens, false>();
   raise_smem<WT, 2, kMaxGemvTokens, true>(); raise_smem<WT, 2, kMaxGemvTokens, false>();
+  raise_smem<WT, 4, 1, true>(); raise_smem<WT, 4, 1, false>();
+  raise_smem<WT, 4, kMaxGemvTokens, true>(); raise_smem<WT, 4, kMaxGemvTokens, false>();
 }
 
 template <WType OT>
