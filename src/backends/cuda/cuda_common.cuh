@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <string>
 
 #include "qforge/status.h"
@@ -52,10 +53,21 @@ __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int c
     return;
   }
   float ss = 0.f;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-    float v = x[i];
-    dst[i] = v;
-    ss += v * v;
+  if (cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    // 16-byte loads: fewer, wider requests in this latency-bound prologue of every GEMV block.
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    float4* d4 = reinterpret_cast<float4*>(dst);
+    for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
+      const float4 v = x4[i];
+      d4[i] = v;
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+  } else {
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+      float v = x[i];
+      dst[i] = v;
+      ss += v * v;
+    }
   }
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;

@@ -1,0 +1,588 @@
+// backends/cuda/cuda_backend.cu — the "cuda" backend (and "cuda:N"): weights uploaded once and
+// held as loaded (f32/f16/bf16; quantized through the glue), activations and KV cache in device
+// memory, decode linears as GEMV (n <= 8), prefill linears as cuBLAS GEMMs, attention kernels of
+// cuda_attention.cu, and decode steps recorded into a CUDA graph and replayed (token id and
+// position read from device scalars). Registered at start by a static BackendRegistrar.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_kernels.cuh"
+#include "backends/cuda/cuda_linear_quant_glue.cuh"
+#include "qforge/memory.h"
+
+namespace qforge::cuda {
+namespace {
+
+#define QF_CUBLAS(call)                                                                                   \
+  do {                                                                                                    \
+    cublasStatus_t qf_s_ = (call);                                                                        \
+    if (qf_s_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+      throw Error(std::string("cuBLAS error ") + cublasGetStatusString(qf_s_) + " in " #call " at " __FILE__); \
+  } while (0)
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error so later calls are not confused
+    return 0;
+  }
+  return n;
+}
+
+std::string mib(size_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; }
+
+// cudaMalloc'd bytes, accounted on cuda:0 under `cat`, freed and un-accounted with the last owner.
+std::shared_ptr<void> device_alloc(size_t bytes, MemCategory cat, int device) {
+  void* p = nullptr;
+  if (bytes == 0) bytes = 16;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw Error("cuda:" + std::to_string(device) + ": out of GPU memory allocating " + mib(bytes) + " (" +
+                std::string(mem_category_name(cat)) + "); " + mib(free_b) + " of " + mib(total_b) + " free");
+  }
+  MemoryAccounting::add(MemDevice::Cuda0, cat, int64_t(bytes));
+  return std::shared_ptr<void>(p, [bytes, cat](void* q) {
+    cudaFree(q);
+    MemoryAccounting::add(MemDevice::Cuda0, cat, -int64_t(bytes));
+  });
+}
+
+WType wtype_of(DType d, const std::string& what) {
+  switch (d) {
+    case DType::F32: return WType::F32;
+    case DType::F16: return WType::F16;
+    case DType::BF16: return WType::BF16;
+    default: throw Error("cuda: " + what + " has dtype " + std::string(dtype_name(d)) + ", expected f32, f16 or bf16");
+  }
+}
+
+struct RecordAgain {};  // thrown out of a graph recording that needs an allocation
+
+struct DevTensor {
+  std::shared_ptr<void> mem;
+  WType type = WType::F32;
+  size_t bytes = 0;
+  const void* get() const { return mem.get(); }
+};
+
+struct TensorKey {
+  const void* ptr;
+  DType dtype;
+  int64_t numel;
+  bool as_f32;
+  auto operator<=>(const TensorKey&) const = default;
+};
+
+struct DevLinear {
+  TensorKey wkey{}, bkey{};   // the host buffers this copy was made from
+  DevTensor w;                // float weights
+  std::shared_ptr<void> qw;   // quantized weights (glue object)
+  const float* bias = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    if (device_ >= device_count()) throw Error("device 'cuda:" + std::to_string(device) + "' does not exist");
+    QF_CUDA(cudaSetDevice(device_));
+    QF_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    QF_CUBLAS(cublasCreate(&blas_));
+    QF_CUBLAS(cublasSetStream(blas_, stream_));
+    QF_CUBLAS(cublasLtCreate(&lt_));
+    workspace_ = device_alloc(kWorkspace, MemCategory::Scratch, device_);
+    QF_CUBLAS(cublasSetWorkspace(blas_, workspace_.get(), kWorkspace));
+    QF_CUDA(cudaMallocHost(reinterpret_cast<void**>(&pinned_), kPinnedInts * sizeof(int32_t)));
+    QF_CUDA(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
+    pos_dev_ = device_alloc(sizeof(int32_t), MemCategory::Scratch, device_);
+    {
+      static std::mutex mu;
+      static std::map<int, bool> inited;
+      std::lock_guard lk(mu);
+      if (!inited[device_]) init_kernels(device_);
+      inited[device_] = true;
+    }
+    const char* ng = std::getenv("QFORGE_NO_CUDA_GRAPHS");
+    graphs_ = !(ng && *ng && std::strcmp(ng, "0") != 0);
+    name_ = device_ == 0 ? "cuda" : "cuda:" + std::to_string(device_);
+  }
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    drop_graph();
+    tensors_.clear();
+    linears_.clear();
+    ropes_.clear();
+    bufs_ = {};
+    cudaEventDestroy(staged_);
+    cudaFreeHost(pinned_);
+    cublasLtDestroy(lt_);
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string_view name() const override { return name_; }
+
+  std::shared_ptr<float> alloc(int64_t n, MemCategory cat) override {
+    use_device();
+    auto mem = device_alloc(size_t(n) * sizeof(float), cat, device_);
+    QF_CUDA(cudaMemsetAsync(mem.get(), 0, size_t(n) * sizeof(float), stream_));
+    QF_CUDA(cudaStreamSynchronize(stream_));
+    auto* p = static_cast<float*>(mem.get());
+    sizes_[p] = n;
+    ++gen_;  // buffers moved: a captured graph is stale
+    auto sizes = sizes_ptr_;
+    return std::shared_ptr<float>(p, [mem, sizes, p](float*) mutable {
+      sizes->erase(p);
+      mem.reset();
+    });
+  }
+
+  void to_host(const float* src, float* dst, int64_t n) override {
+    use_device();
+    QF_CUDA(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyDeviceToHost, stream_));
+    QF_CUDA(cudaStreamSynchronize(stream_));
+  }
+  void from_host(const float* src, float* dst, int64_t n) override {
+    use_device();
+    QF_CUDA(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+    QF_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  void prepare(ModelWeights& w, const ModelConfig& c) override {
+    use_device();
+    // Out-of-memory check first, with the estimate (unique host buffers: tied lm_head once).
+    std::map<const void*, size_t> uniq;
+    size_t max_q = 0;
+    auto add_t = [&](const Tensor& t) {
+      if (t) uniq[t.raw()] = t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16
+                                 ? t.nbytes() : size_t(t.numel()) * 4;
+    };
+    auto add_l = [&](const Linear& l) {
+      if (l.quantized()) {
+        uniq[&l.qweight] = l.qweight.storage_bytes();
+        max_q = std::max(max_q, size_t(l.out) * size_t(l.in));
+      } else {
+        add_t(l.weight);
+      }
+      add_t(l.bias);
+    };
+    add_t(w.embed);
+    add_t(w.final_norm);
+    add_l(w.lm_head);
+    for (auto& L : w.layers) {
+      add_t(L.attn_norm);
+      add_t(L.ffn_norm);
+      for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add_l(*p);
+    }
+    size_t need = max_q * 2;
+    for (auto& [k, v] : uniq) need += v;
+    size_t free_b = 0, total_b = 0;
+    QF_CUDA(cudaMemGetInfo(&free_b, &total_b));
+    const size_t margin = 256u << 20;  // activations, cuBLAS, KV cache of a short context
+    if (need + margin > free_b) {
+      cudaDeviceProp p{};
+      cudaGetDeviceProperties(&p, device_);
+      throw Error("cuda:" + std::to_string(device_) + ": the model needs " + mib(need) + " of GPU memory for weights (+" +
+                  mib(margin) + " working space) but only " + mib(free_b) + " of " + mib(total_b) + " is free on " +
+                  p.name + "; use --device cpu or a quantized format");
+    }
+    vocab_ = w.embed.dim(0);
+    if (max_q > 0) dequant_scratch_ = device_alloc(max_q * 2, MemCategory::Scratch, device_);
+    // Upload everything now (nothing is uploaded lazily during a decode step).
+    dev_tensor(w.embed, false);
+    dev_tensor(w.final_norm, true);
+    dev_linear(w.lm_head);
+    for (auto& L : w.layers) {
+      dev_tensor(L.attn_norm, true);
+      dev_tensor(L.ffn_norm, true);
+      for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) dev_linear(*p);
+    }
+    QF_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  void run_step(std::span<const int32_t> tokens, int64_t pos0, const std::function<void()>& ops) override {
+    use_device();
+    const int64_t n = int64_t(tokens.size());
+    for (int32_t t : tokens)
+      if (vocab_ > 0 && (t < 0 || t >= vocab_))
+        throw Error("token id " + std::to_string(t) + " is outside the vocabulary (" + std::to_string(vocab_) + ")");
+    stage_ids(tokens.data(), n, int32_t(pos0));
+    step_tokens_ = tokens.data();
+    in_step_ = true;
+    struct Reset {
+      CudaBackend* b;
+      ~Reset() { b->in_step_ = false, b->step_tokens_ = nullptr, b->capturing_ = false; }
+    } reset{this};
+    if (n != 1 || !graphs_) {
+      ops();
+      return;
+    }
+    if (graph_exec_ && graph_gen_ == gen_) {
+      QF_CUDA(cudaGraphLaunch(graph_exec_, stream_));
+      return;
+    }
+    if (warm_gen_ != gen_) {  // first step with these buffers: run eagerly (lazy uploads, scratch growth)
+      ops();
+      warm_gen_ = gen_;
+      return;
+    }
+    drop_graph();
+    const uint64_t before = gen_;
+    QF_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    auto abandon = [&] {
+      capturing_ = false;
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(stream_, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+    };
+    try {
+      ops();
+    } catch (const RecordAgain&) {
+      abandon();
+      ops();
+      warm_gen_ = gen_;
+      return;
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    capturing_ = false;
+    cudaGraph_t g = nullptr;
+    QF_CUDA(cudaStreamEndCapture(stream_, &g));
+    if (gen_ != before) {  // something was reallocated while recording: do the step eagerly
+      cudaGraphDestroy(g);
+      warm_gen_ = gen_;
+      ops();
+      return;
+    }
+    cudaError_t e = cudaGraphInstantiate(&graph_exec_, g, 0);
+    cudaGraphDestroy(g);
+    QF_CUDA(e);
+    graph_gen_ = gen_;
+    QF_CUDA(cudaGraphLaunch(graph_exec_, stream_));
+  }
+
+  void embed(const Tensor& table, const int32_t* ids, int64_t n, float* out) override {
+    use_device();
+    const int64_t vocab = table.dim(0);
+    for (int64_t i = 0; i < n; ++i)
+      if (ids[i] < 0 || ids[i] >= vocab)
+        throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary (" + std::to_string(vocab) + ")");
+    const DevTensor& t = dev_tensor(table, false);
+    const int32_t* ids_dev = nullptr;
+    if (in_step_ && ids == step_tokens_ && n <= ids_cap_) {
+      ids_dev = static_cast<const int32_t*>(bufs_.ids.get());
+    } else {
+      stage_ids(ids, n, 0);
+      ids_dev = static_cast<const int32_t*>(bufs_.ids.get());
+    }
+    cuda::embed(t.get(), t.type, table.dim(1), ids_dev, n, out, stream_);
+    sync_if_debug();
+  }
+
+  void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,
+              bool accumulate) override {
+    use_device();
+    if (ls.empty() || n == 0) return;
+    const int cols = int(ls[0]->in);
+    for (const Linear* l : ls)
+      if (l->in != cols) throw Error("cuda: linear layers of one call must share the input width (" + l->name + ")");
+    LinearInputDev din;
+    din.x = in.x;
+    din.eps = in.eps;
+    din.up = in.up;
+    if (in.rms_weight) din.rms_w = static_cast<const float*>(dev_tensor(*in.rms_weight, true).get());
+    std::vector<const DevLinear*> dl;
+    for (const Linear* l : ls) dl.push_back(&dev_linear(*l));
+    if (n <= kMaxGemvTokens) {
+      linear_gemv(ls, dl, din, int(n), ys, accumulate);
+    } else {
+      linear_gemm(ls, dl, din, n, cols, ys, accumulate);
+    }
+    sync_if_debug();
+  }
+
+  void attention(float* q, float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,
+                 const AttentionShape& s, const RopeTable& rope, float* out) override {
+    use_device();
+    if (s.heads % s.kv_heads != 0) throw Error("cuda: attention heads must be a multiple of kv_heads");
+    const int64_t kvd = s.kv_heads * s.head_dim;
+    int64_t capacity = pos0 + n;
+    if (auto it = sizes_.find(kc); it != sizes_.end()) capacity = it->second / kvd;
+    if (pos0 + n > capacity) throw Error("cuda: attention past the KV cache capacity");
+    if (pos0 + n > rope.max_pos) throw Error("cuda: position beyond the rope table");
+    const auto& rt = dev_rope(rope);
+    AttnArgs a;
+    a.q = q, a.k = k, a.v = v, a.k_cache = kc, a.v_cache = vc, a.out = out;
+    a.n = int(n), a.heads = int(s.heads), a.kv_heads = int(s.kv_heads), a.hd = int(s.head_dim);
+    a.window = int(s.sliding_window);
+    a.pos0 = int(pos0);
+    a.pos_dev = in_step_ ? static_cast<const int*>(pos_dev_.get()) : nullptr;
+    a.capacity = int(capacity);
+    a.rope_cos = static_cast<const float*>(rt.cos.get());
+    a.rope_sin = static_cast<const float*>(rt.sin.get());
+    a.rope_max_pos = int(rope.max_pos);
+    rope_and_cache(a, stream_);
+    if (n == 1) {
+      float* scratch = grow(bufs_.attn, bufs_.attn_cap, size_t(attention_scratch_floats(a.heads, a.hd, a.capacity)) * 4);
+      attention_decode(a, scratch, stream_);
+    } else {
+      attention_prefill(a, stream_);
+    }
+    sync_if_debug();
+  }
+
+ private:
+  static constexpr size_t kWorkspace = 32u << 20;
+  static constexpr int64_t kPinnedInts = 1 << 16;
+
+  struct Bufs {
+    std::shared_ptr<void> ids, attn, stage, stage_f32, gemm_out;
+    size_t attn_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0;
+  };
+  struct DevRope {
+    std::shared_ptr<void> cos, sin;
+    int64_t max_pos = 0;
+  };
+
+  void use_device() const {
+    if (!capturing_) QF_CUDA(cudaSetDevice(device_));
+  }
+  void sync_if_debug() {
+    static const bool dbg = [] {
+      const char* e = std::getenv("QFORGE_CUDA_SYNC");
+      return e && *e && std::strcmp(e, "0") != 0;
+    }();
+    if (dbg && !capturing_) QF_CUDA(cudaStreamSynchronize(stream_));
+  }
+  void drop_graph() {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
+  }
+
+  // A scratch buffer of at least `bytes` (grown by reallocation; graphs become stale).
+  template <class T = float>
+  T* grow(std::shared_ptr<void>& buf, size_t& cap, size_t bytes) {
+    if (bytes > cap) {
+      if (capturing_) throw RecordAgain{};  // no allocation while recording: run_step redoes the step eagerly
+      QF_CUDA(cudaStreamSynchronize(stream_));
+      buf.reset();
+      buf = device_alloc(bytes, MemCategory::Scratch, device_);
+      cap = bytes;
+      ++gen_;
+    }
+    return static_cast<T*>(buf.get());
+  }
+
+  // Token ids (and the step position) → device through pinned memory.
+  void stage_ids(const int32_t* ids, int64_t n, int32_t pos0) {
+    if (n + 1 > kPinnedInts) {
+      // Long prompts: plain synchronous copy (no pinned staging needed for correctness).
+      grow<int32_t>(bufs_.ids, ids_cap_bytes_, size_t(n) * 4);
+      ids_cap_ = int64_t(ids_cap_bytes_ / 4);
+      QF_CUDA(cudaMemcpyAsync(bufs_.ids.get(), ids, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+      QF_CUDA(cudaMemcpyAsync(pos_dev_.get(), &pos0, 4, cudaMemcpyHostToDevice, stream_));
+      QF_CUDA(cudaStreamSynchronize(stream_));
+      return;
+    }
+    grow<int32_t>(bufs_.ids, ids_cap_bytes_, size_t(std::max<int64_t>(n, 1)) * 4);
+    ids_cap_ = int64_t(ids_cap_bytes_ / 4);
+    QF_CUDA(cudaEventSynchronize(staged_));  // the previous copy out of pinned_ is done
+    std::memcpy(pinned_, ids, size_t(n) * 4);
+    pinned_[n] = pos0;
+    QF_CUDA(cudaMemcpyAsync(bufs_.ids.get(), pinned_, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+    QF_CUDA(cudaMemcpyAsync(pos_dev_.get(), pinned_ + n, 4, cudaMemcpyHostToDevice, stream_));
+    QF_CUDA(cudaEventRecord(staged_, stream_));
+  }
+
+  // Device copy of a host tensor (as held, or as f32 when `as_f32`), uploaded on first use.
+  const DevTensor& dev_tensor(const Tensor& t, bool as_f32) {
+    // Keyed by the host buffer, its dtype and size: a buffer freed and another allocated at the
+    // same address with another dtype or size is not confused with it.
+    const TensorKey key{t.raw(), t.dtype(), t.numel(), as_f32};
+    if (auto it = tensors_.find(key); it != tensors_.end()) return it->second;
+    if (capturing_) throw RecordAgain{};
+    DevTensor d;
+    if (as_f32 && t.dtype() != DType::F32) {
+      wtype_of(t.dtype(), "a norm/bias tensor");
+      std::vector<float> tmp(size_t(t.numel()));
+      for (int64_t i = 0; i < t.numel(); ++i)
+        tmp[size_t(i)] = t.dtype() == DType::F16 ? f16_to_f32(t.data<uint16_t>()[i]) : bf16_to_f32(t.data<uint16_t>()[i]);
+      d.bytes = tmp.size() * 4;
+      d.mem = device_alloc(d.bytes, MemCategory::Weights, device_);
+      QF_CUDA(cudaMemcpy(d.mem.get(), tmp.data(), d.bytes, cudaMemcpyHostToDevice));
+      d.type = WType::F32;
+    } else {
+      d.type = wtype_of(t.dtype(), "a weight tensor");
+      d.bytes = t.nbytes();
+      d.mem = device_alloc(d.bytes, MemCategory::Weights, device_);
+      QF_CUDA(cudaMemcpy(d.mem.get(), t.raw(), d.bytes, cudaMemcpyHostToDevice));
+    }
+    return tensors_[key] = std::move(d);
+  }
+
+  const DevLinear& dev_linear(const Linear& l) {
+    // Keyed by the Linear, checked against its buffers (a Linear may be reused with new weights).
+    const TensorKey wkey{l.quantized() ? static_cast<const void*>(&l.qweight) : l.weight.raw(), l.weight.dtype(),
+                         l.quantized() ? l.in * l.out : l.weight.numel(), l.quantized()};
+    const TensorKey bkey{l.bias.raw(), l.bias.dtype(), l.bias ? l.bias.numel() : 0, true};
+    if (auto it = linears_.find(&l); it != linears_.end() && it->second.wkey == wkey && it->second.bkey == bkey)
+      return it->second;
+    if (capturing_) throw RecordAgain{};
+    DevLinear d;
+    d.wkey = wkey;
+    d.bkey = bkey;
+    if (l.quantized()) {
+      d.qw = glue_upload_quant(l, stream_);
+    } else {
+      if (l.weight.numel() != l.in * l.out) throw Error("cuda: " + l.name + ": weight shape does not match in/out");
+      d.w = dev_tensor(l.weight, false);
+    }
+    if (l.bias) d.bias = static_cast<const float*>(dev_tensor(l.bias, true).get());
+    return linears_[&l] = std::move(d);
+  }
+
+  const DevRope& dev_rope(const RopeTable& r) {
+    auto& d = ropes_[&r];
+    if (d.max_pos == r.max_pos && d.cos) return d;
+    if (capturing_) throw RecordAgain{};
+    const size_t bytes = r.cos.size() * 4;
+    d.cos = device_alloc(bytes, MemCategory::Other, device_);
+    d.sin = device_alloc(bytes, MemCategory::Other, device_);
+    QF_CUDA(cudaMemcpy(d.cos.get(), r.cos.data(), bytes, cudaMemcpyHostToDevice));
+    QF_CUDA(cudaMemcpy(d.sin.get(), r.sin.data(), bytes, cudaMemcpyHostToDevice));
+    d.max_pos = r.max_pos;
+    return d;
+  }
+
+  void linear_gemv(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, const LinearInputDev& din,
+                   int n, std::span<float* const> ys, bool acc) {
+    // Quantized layers go to the quantized GEMV; float layers are batched by weight type.
+    std::vector<const void*> qws;
+    std::vector<float*> qys;
+    for (size_t i = 0; i < ls.size(); ++i)
+      if (dl[i]->qw) {
+        qws.push_back(dl[i]->qw.get());
+        qys.push_back(ys[i]);
+      }
+    if (!qws.empty()) {
+      glue_quant_gemv(qws, din, n, qys, acc, stream_);
+      for (size_t i = 0; i < ls.size(); ++i)
+        if (dl[i]->qw && dl[i]->bias) add_bias(ys[i], dl[i]->bias, n, int(ls[i]->out), stream_);
+    }
+    for (WType t : {WType::BF16, WType::F16, WType::F32}) {
+      GemvBatch b;
+      b.cols = int(ls[0]->in);
+      for (size_t i = 0; i < ls.size(); ++i) {
+        if (dl[i]->qw || dl[i]->w.type != t) continue;
+        if (b.n_layers == kMaxGemvLayers) {
+          gemv(b, t, din, n, acc, stream_);
+          b.n_layers = 0;
+        }
+        b.w[b.n_layers] = dl[i]->w.get();
+        b.bias[b.n_layers] = dl[i]->bias;
+        b.y[b.n_layers] = ys[i];
+        b.rows[b.n_layers] = int(ls[i]->out);
+        ++b.n_layers;
+      }
+      if (b.n_layers) gemv(b, t, din, n, acc, stream_);
+    }
+  }
+
+  void linear_gemm(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl,
+                   const LinearInputDev& din, int64_t n, int cols, std::span<float* const> ys, bool acc) {
+    void* staged[3] = {};
+    auto staged_for = [&](WType t) -> void* {
+      void*& p = staged[int(t)];
+      if (!p) {
+        if (t == WType::F32) p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, size_t(n) * cols * 4);
+        else p = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
+        if (t != WType::F32 && staged[3 - int(t)] == p) staged[3 - int(t)] = nullptr;  // f16/bf16 share one buffer
+        stage_input(din, n, cols, p, t, stream_);
+      }
+      return p;
+    };
+    for (size_t i = 0; i < ls.size(); ++i) {
+      const int rows = int(ls[i]->out);
+      if (dl[i]->qw) {
+        CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace,
+                            static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr, 0, 0};
+        glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
+      } else {
+        const WType t = dl[i]->w.type;
+        const void* x = staged_for(t);
+        const float alpha = 1.f, beta = acc ? 1.f : 0.f;
+        const cudaDataType_t dt = t == WType::F32 ? CUDA_R_32F : t == WType::F16 ? CUDA_R_16F : CUDA_R_16BF;
+        const cublasComputeType_t ct = t == WType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+        // Row-major y[n, rows] = x[n, cols] · W[rows, cols]ᵀ, i.e. column-major yᵀ = W · xᵀ.
+        QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, dl[i]->w.get(), dt, cols, x,
+                               dt, cols, &beta, ys[i], CUDA_R_32F, rows, ct, CUBLAS_GEMM_DEFAULT));
+      }
+      if (dl[i]->bias) add_bias(ys[i], dl[i]->bias, n, rows, stream_);
+    }
+  }
+
+  int device_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  std::shared_ptr<void> workspace_, pos_dev_, dequant_scratch_;
+  int32_t* pinned_ = nullptr;
+  cudaEvent_t staged_ = nullptr;
+  Bufs bufs_;
+  size_t ids_cap_bytes_ = 0;
+  int64_t ids_cap_ = 0;
+  int64_t vocab_ = 0;
+  std::map<TensorKey, DevTensor> tensors_;
+  std::unordered_map<const Linear*, DevLinear> linears_;
+  std::unordered_map<const RopeTable*, DevRope> ropes_;
+  std::shared_ptr<std::unordered_map<const float*, int64_t>> sizes_ptr_ =
+      std::make_shared<std::unordered_map<const float*, int64_t>>();
+  std::unordered_map<const float*, int64_t>& sizes_ = *sizes_ptr_;
+  // Graphs.
+  bool graphs_ = true, in_step_ = false, capturing_ = false;
+  const int32_t* step_tokens_ = nullptr;
+  uint64_t gen_ = 1, warm_gen_ = 0, graph_gen_ = 0;
+  cudaGraphExec_t graph_exec_ = nullptr;
+};
+
+bool cuda_usable() { return device_count() > 0; }
+
+template <int N>
+std::unique_ptr<Backend> make_cuda_n() {
+  return std::make_unique<CudaBackend>(N);
+}
+template <int N>
+bool usable_n() {
+  return device_count() > N;
+}
+
+template <int... N>
+struct RegisterIndexed {
+  RegisterIndexed() {
+    static const std::string names[] = {("cuda:" + std::to_string(N))...};
+    int i = 0;
+    ((void)BackendRegistrar(names[i++].c_str(), &make_cuda_n<N>, &usable_n<N>), ...);
+  }
+};
+
+const BackendRegistrar reg_cuda("cuda", &make_cuda_n<0>, &cuda_usable);
+const RegisterIndexed<0, 1, 2, 3, 4, 5, 6, 7> reg_cuda_n;
+
+}  // namespace
+}  // namespace qforge::cuda

@@ -1,0 +1,61 @@
+// backends/cuda/cuda_kernels.cuh — launchers of the backend's own kernels (float weights): the
+// decode GEMV over a list of layers, input staging for the prefill GEMM, embedding lookup, bias
+// add, and the attention family (rope + KV write, flash-decoding, tiled prefill attention).
+// Every launcher checks the launch (QF_CUDA(cudaGetLastError())).
+#pragma once
+#include <cstdint>
+
+#include "backends/cuda/cuda_common.cuh"
+
+namespace qforge::cuda {
+
+enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
+inline size_t wtype_size(WType t) { return t == WType::F32 ? 4 : 2; }
+
+constexpr int kMaxGemvLayers = 4;
+constexpr int kMaxGemvTokens = 8;
+struct GemvBatch {
+  const void* w[kMaxGemvLayers] = {};    // [rows_i, cols] in one WType
+  const float* bias[kMaxGemvLayers] = {};
+  float* y[kMaxGemvLayers] = {};         // [n, rows_i]
+  int rows[kMaxGemvLayers] = {};
+  int n_layers = 0;
+  int cols = 0;
+};
+
+// ys[i][t, r] (+)= input[t]·W_i[r] (+ b_i[r]) for t < n (n <= 8); input staged per block in shared
+// memory through stage_linear_input. Tokens beyond what shared memory holds run in several launches.
+void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool accumulate, cudaStream_t s);
+// out[n, cols] = the staged input (rmsnorm / swiglu / copy), as f32, f16 or bf16.
+void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType out_type, cudaStream_t s);
+// y[t, r] += bias[r]
+void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s);
+// out[i, :] = table[ids[i], :] as f32.
+void embed(const void* table, WType t, int64_t cols, const int32_t* ids_dev, int64_t n, float* out, cudaStream_t s);
+
+// Positions: pos0 is taken from *pos_dev when it is non-null (graph replay), else from pos0.
+struct AttnArgs {
+  float* q = nullptr;  // [n, heads*hd]
+  float* k = nullptr;  // [n, kv_heads*hd]
+  const float* v = nullptr;
+  float* k_cache = nullptr;  // [capacity, kv_heads*hd]
+  float* v_cache = nullptr;
+  float* out = nullptr;  // [n, heads*hd]
+  int n = 0, heads = 0, kv_heads = 0, hd = 0, window = 0;
+  int pos0 = 0;
+  const int* pos_dev = nullptr;
+  int capacity = 0;  // cache rows; decode grids are sized for it (graph-safe)
+  const float* rope_cos = nullptr;  // [max_pos, hd/2]
+  const float* rope_sin = nullptr;
+  int rope_max_pos = 0;
+};
+// Scratch the decode split-K path needs, in floats, for a given shape and capacity.
+int64_t attention_scratch_floats(int heads, int hd, int capacity);
+void rope_and_cache(const AttnArgs& a, cudaStream_t s);
+void attention_decode(const AttnArgs& a, float* scratch, cudaStream_t s);
+void attention_prefill(const AttnArgs& a, cudaStream_t s);
+
+// One-time per-device setup (shared-memory limits); call once per backend.
+void init_kernels(int device);
+
+}  // namespace qforge::cuda

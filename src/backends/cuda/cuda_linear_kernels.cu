@@ -1,0 +1,291 @@
+// backends/cuda/cuda_linear_kernels.cu — the float-weight linear kernels: the decode GEMV (one
+// launch for a list of layers sharing an input, input staged in shared memory with RMSNorm or
+// SwiGLU folded in, 16-byte weight loads, bias and residual add in the epilogue), the input
+// staging kernel in front of cuBLAS for prefill, bias add and the embedding lookup.
+#include <algorithm>
+
+#include "backends/cuda/cuda_kernels.cuh"
+
+namespace qforge::cuda {
+namespace {
+
+int g_num_sms = 132;
+int g_max_smem = 48 * 1024;  // dynamic shared memory a block may use (raised in init_kernels)
+
+template <WType WT>
+__device__ __forceinline__ float load_w(const void* p, size_t i) {
+  if constexpr (WT == WType::F32) return static_cast<const float*>(p)[i];
+  else if constexpr (WT == WType::F16) return __half2float(static_cast<const __half*>(p)[i]);
+  else return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+
+template <WType WT>
+__host__ __device__ constexpr size_t sizeof_w() { return WT == WType::F32 ? 4 : 2; }
+
+// 16 bytes of weights → EPV floats.
+template <WType WT>
+__device__ __forceinline__ void unpack16(const uint4& u, float* f) {
+  if constexpr (WT == WType::F32) {
+    f[0] = __uint_as_float(u.x); f[1] = __uint_as_float(u.y); f[2] = __uint_as_float(u.z); f[3] = __uint_as_float(u.w);
+  } else {
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (WT == WType::F16) {
+        __half2 h = *reinterpret_cast<const __half2*>(&w[j]);
+        float2 v = __half22float2(h);
+        f[2 * j] = v.x; f[2 * j + 1] = v.y;
+      } else {
+        // bf16 → f32 is a shift: exact and cheap.
+        f[2 * j] = __uint_as_float(w[j] << 16);
+        f[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+      }
+    }
+  }
+}
+
+constexpr int kWarps = 8;
+
+template <WType WT, int RPW, int NT, bool VEC>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvBatch b, LinearInputDev in, int n, int t0, bool acc) {
+  extern __shared__ float smem[];
+  float* red = smem;        // 32 floats
+  float* xs = smem + 32;    // [n, cols]
+  const int cols = b.cols;
+  for (int t = 0; t < n; ++t) stage_linear_input(in, t0 + t, cols, xs + size_t(t) * cols, red);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row0 = (blockIdx.x * kWarps + warp) * RPW;
+  const void* wp[RPW];
+  int layer[RPW], lrow[RPW];
+  bool valid[RPW];
+#pragma unroll
+  for (int r = 0; r < RPW; ++r) {
+    int gr = row0 + r, li = 0;
+    while (li < b.n_layers && gr >= b.rows[li]) gr -= b.rows[li++];
+    valid[r] = li < b.n_layers;
+    layer[r] = valid[r] ? li : 0;
+    lrow[r] = valid[r] ? gr : 0;
+    wp[r] = static_cast<const char*>(b.w[layer[r]]) + size_t(lrow[r]) * cols * sizeof_w<WT>();
+  }
+  float a[RPW][NT];
+#pragma unroll
+  for (int r = 0; r < RPW; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) a[r][t] = 0.f;
+
+  if constexpr (VEC) {
+    // U batches of 16-byte loads per row are issued before any is used: U*RPW loads in flight.
+    constexpr int EPV = WT == WType::F32 ? 4 : 8;
+    constexpr int U = RPW == 1 ? 4 : RPW == 2 ? 2 : 1;
+    for (int k0 = lane * EPV; k0 < cols; k0 += 32 * EPV * U) {
+      uint4 u[U][RPW];
+#pragma unroll
+      for (int j = 0; j < U; ++j) {
+        const int k = k0 + j * 32 * EPV;
+#pragma unroll
+        for (int r = 0; r < RPW; ++r)
+          u[j][r] = valid[r] && k < cols
+                        ? __ldg(reinterpret_cast<const uint4*>(static_cast<const char*>(wp[r]) + size_t(k) * sizeof_w<WT>()))
+                        : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < U; ++j) {
+        const int k = k0 + j * 32 * EPV;
+        if (k >= cols) break;
+#pragma unroll
+        for (int r = 0; r < RPW; ++r) {
+          float f[EPV];
+          unpack16<WT>(u[j][r], f);
+#pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            if (t < n) {
+              const float4* xv = reinterpret_cast<const float4*>(xs + size_t(t) * cols + k);
+#pragma unroll
+              for (int q = 0; q < EPV / 4; ++q) {
+                const float4 x4 = xv[q];
+                a[r][t] += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+              }
+            }
+          }
+        }
+      }
+    }
+  } else {
+    for (int k = lane; k < cols; k += 32) {
+#pragma unroll
+      for (int r = 0; r < RPW; ++r) {
+        float w = valid[r] ? load_w<WT>(wp[r], k) : 0.f;
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+          if (t < n) a[r][t] += w * xs[size_t(t) * cols + k];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < RPW; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = a[r][t];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0 && valid[r] && t < n) {
+        const int rows = b.rows[layer[r]];
+        float* y = b.y[layer[r]] + size_t(t0 + t) * rows + lrow[r];
+        if (b.bias[layer[r]]) v += b.bias[layer[r]][lrow[r]];
+        *y = acc ? *y + v : v;
+      }
+    }
+}
+
+template <WType WT, int RPW, int NT>
+void launch_gemv(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, int blocks, size_t smem,
+                 bool vec, cudaStream_t s) {
+  if (vec) gemv_kernel<WT, RPW, NT, true><<<blocks, kWarps * 32, smem, s>>>(b, in, n, t0, acc);
+  else gemv_kernel<WT, RPW, NT, false><<<blocks, kWarps * 32, smem, s>>>(b, in, n, t0, acc);
+}
+
+template <WType WT>
+void gemv_typed(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, cudaStream_t s) {
+  int total = 0;
+  bool vec = true;
+  constexpr int epv = WT == WType::F32 ? 4 : 8;
+  for (int i = 0; i < b.n_layers; ++i) {
+    total += b.rows[i];
+    vec = vec && (reinterpret_cast<uintptr_t>(b.w[i]) % 16 == 0);
+  }
+  vec = vec && b.cols % epv == 0;
+  // Every block stages the whole input, so more rows per block amortise that prologue; but keep
+  // at least ~2 blocks per SM so that the weights stream from every SM.
+  const int rpw = total >= kWarps * 4 * g_num_sms * 2 ? 4 : total >= kWarps * 2 * g_num_sms * 2 ? 2 : 1;
+  const int blocks = (total + kWarps * rpw - 1) / (kWarps * rpw);
+  const size_t smem = (32 + size_t(n) * b.cols) * sizeof(float);
+  if (rpw == 4) {
+    if (n == 1) launch_gemv<WT, 4, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
+    else launch_gemv<WT, 4, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+  } else if (rpw == 2) {
+    if (n == 1) launch_gemv<WT, 2, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
+    else launch_gemv<WT, 2, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+  } else {
+    if (n == 1) launch_gemv<WT, 1, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
+    else launch_gemv<WT, 1, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+  }
+  QF_CUDA(cudaGetLastError());
+}
+
+template <WType WT, int RPW, int NT, bool VEC>
+void raise_smem() {
+  QF_CUDA(cudaFuncSetAttribute(gemv_kernel<WT, RPW, NT, VEC>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
+}
+template <WType WT>
+void raise_smem_all() {
+  raise_smem<WT, 1, 1, true>(); raise_smem<WT, 1, 1, false>(); raise_smem<WT, 2, 1, true>(); raise_smem<WT, 2, 1, false>();
+  raise_smem<WT, 1, kMaxGemvTokens, true>(); raise_smem<WT, 1, kMaxGemvTokens, false>();
+  raise_smem<WT, 2, kMaxGemvTokens, true>(); raise_smem<WT, 2, kMaxGemvTokens, false>();
+  raise_smem<WT, 4, 1, true>(); raise_smem<WT, 4, 1, false>();
+  raise_smem<WT, 4, kMaxGemvTokens, true>(); raise_smem<WT, 4, kMaxGemvTokens, false>();
+}
+
+template <WType OT>
+__global__ void stage_kernel(LinearInputDev in, int cols, void* out) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const float* x = in.x + size_t(t) * cols;
+  float inv = 1.f;
+  if (in.rms_w) {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += x[i] * x[i];
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (threadIdx.x == 0) red[0] = rsqrtf(v / float(cols) + in.eps);
+    }
+    __syncthreads();
+    inv = red[0];
+  }
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    float v;
+    if (in.up) {
+      float g = x[i];
+      v = g / (1.f + __expf(-g)) * in.up[size_t(t) * cols + i];
+    } else if (in.rms_w) {
+      v = x[i] * inv * in.rms_w[i];
+    } else {
+      v = x[i];
+    }
+    const size_t o = size_t(t) * cols + i;
+    if constexpr (OT == WType::F32) static_cast<float*>(out)[o] = v;
+    else if constexpr (OT == WType::F16) static_cast<__half*>(out)[o] = __float2half_rn(v);
+    else static_cast<__nv_bfloat16*>(out)[o] = __float2bfloat16_rn(v);
+  }
+}
+
+__global__ void bias_kernel(float* y, const float* bias, int64_t total, int rows) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] += bias[i % rows];
+}
+
+template <WType WT>
+__global__ void embed_kernel(const void* table, int64_t cols, const int32_t* ids, float* out) {
+  const int64_t row = ids[blockIdx.x];
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+    out[blockIdx.x * cols + i] = load_w<WT>(table, size_t(row * cols + i));
+}
+
+}  // namespace
+
+void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool accumulate, cudaStream_t s) {
+  const size_t per_token = size_t(b.cols) * sizeof(float);
+  const int chunk = int(std::min<size_t>(kMaxGemvTokens, (size_t(g_max_smem) - 32 * sizeof(float)) / per_token));
+  if (chunk < 1)
+    throw Error("cuda: linear input of " + std::to_string(b.cols) + " columns does not fit in shared memory");
+  for (int t0 = 0; t0 < n; t0 += chunk) {
+    const int nt = std::min(chunk, n - t0);
+    switch (wt) {
+      case WType::F32: gemv_typed<WType::F32>(b, in, nt, t0, accumulate, s); break;
+      case WType::F16: gemv_typed<WType::F16>(b, in, nt, t0, accumulate, s); break;
+      case WType::BF16: gemv_typed<WType::BF16>(b, in, nt, t0, accumulate, s); break;
+    }
+  }
+}
+
+void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType ot, cudaStream_t s) {
+  if (n == 0) return;
+  switch (ot) {
+    case WType::F32: stage_kernel<WType::F32><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
+    case WType::F16: stage_kernel<WType::F16><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
+    case WType::BF16: stage_kernel<WType::BF16><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
+  }
+  QF_CUDA(cudaGetLastError());
+}
+
+void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s) {
+  const int64_t total = n * rows;
+  const int blocks = int(std::min<int64_t>((total + 255) / 256, 4096));
+  bias_kernel<<<blocks, 256, 0, s>>>(y, bias, total, rows);
+  QF_CUDA(cudaGetLastError());
+}
+
+void embed(const void* table, WType t, int64_t cols, const int32_t* ids, int64_t n, float* out, cudaStream_t s) {
+  if (n == 0) return;
+  switch (t) {
+    case WType::F32: embed_kernel<WType::F32><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
+    case WType::F16: embed_kernel<WType::F16><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
+    case WType::BF16: embed_kernel<WType::BF16><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
+  }
+  QF_CUDA(cudaGetLastError());
+}
+
+void init_linear_kernels(int device) {
+  QF_CUDA(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, device));
+  int optin = 0;
+  QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  g_max_smem = std::max(48 * 1024, optin);
+  raise_smem_all<WType::F32>();
+  raise_smem_all<WType::F16>();
+  raise_smem_all<WType::BF16>();
+}
+
+}  // namespace qforge::cuda

@@ -1,0 +1,21 @@
+// backends/cuda/cuda_linear_quant_glue.cuh — the backend's only contact with quantized weights:
+// upload, decode GEMV and prefill GEMM for Linears whose quantized() is true. Defined in
+// cuda_linear_quant_glue.cu (which throws until the quantized kernels land; see there).
+#pragma once
+#include <memory>
+#include <span>
+
+#include "backends/cuda/cuda_quant.cuh"
+#include "model/weights.h"
+
+namespace qforge::cuda {
+
+// Device form of l.qweight (opaque to the backend), or throws for a format not available yet.
+std::shared_ptr<void> glue_upload_quant(const Linear& l, cudaStream_t s);
+size_t glue_quant_device_bytes(const void* w);
+void glue_quant_gemv(std::span<const void* const> ws, const LinearInputDev& in, int n, std::span<float* const> ys,
+                     bool accumulate, cudaStream_t s);
+void glue_quant_gemm(const void* w, const float* x, int64_t n, float* y, bool accumulate, const CudaGemmContext& ctx,
+                     cudaStream_t s);
+
+}  // namespace qforge::cuda
