@@ -26,8 +26,8 @@ BackendRegistrar::BackendRegistrar(const char* name, BackendFactory f, bool (*us
 
 std::vector<std::string> available_backends() {
   std::vector<std::string> v{"cpu", "ref"};
-  for (auto& [n, e] : extra())
-    if (e.usable()) v.push_back(n);
+  for (auto& [n, e] : extra())  // "cuda:N" aliases are accepted by make_backend but not listed
+    if (n.find(':') == std::string::npos && e.usable()) v.push_back(n);
   return v;
 }
 

@@ -27,6 +27,8 @@ double measure_gpu_copy_bandwidth(int device);
 // cuBLAS bf16 × bf16 → f32 GEMM rate (the backend's prefill call) for y[m, n] = x[m, k] · W[n, k]ᵀ,
 // in TFLOP/s (best of a few runs). Throws like measure_gpu_copy_bandwidth.
 double measure_gpu_gemm_tflops(int device, int m, int n, int k);
+// Whether this binary contains the CUDA backend (whether or not a GPU is present).
+bool cuda_backend_built();
 // Free memory of `device` in bytes (0 without the CUDA backend).
 size_t gpu_free_bytes(int device);
 

@@ -25,6 +25,8 @@ double measure_gpu_gemm_tflops(int device, int m, int n, int k) {
   return g_provider.gemm_tflops(device, m, n, k);
 }
 
+bool cuda_backend_built() { return g_provider.list != nullptr; }
+
 size_t gpu_free_bytes(int device) { return g_provider.free_bytes ? g_provider.free_bytes(device) : 0; }
 
 }  // namespace qforge

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backends/backend.h"
+#include "backends/gpu_info.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "model/weights.h"
@@ -56,8 +57,12 @@ void Model::init_backend(const LoadOptions& opt) {
   ThreadPool::set_global_threads(opt.threads);
   std::string dev = opt.device;
   if (dev == "auto") {
+    // Like device_map="auto" for one device: the GPU when it is usable and the weights plus a
+    // working margin fit in its free memory, else the CPU.
     auto av = available_backends();
-    dev = std::find(av.begin(), av.end(), "cuda") != av.end() ? "cuda" : "cpu";
+    const bool has_cuda = std::find(av.begin(), av.end(), "cuda") != av.end();
+    const size_t margin = size_t(1) << 30;
+    dev = has_cuda && w_->total_bytes() + margin <= gpu_free_bytes(0) ? "cuda" : "cpu";
   }
   be_ = make_backend(dev);
   be_->prepare(*w_, cfg_);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 
+#include "backends/gpu_info.h"
 #include "command.h"
 #include "model_options.h"
 #include "qforge/bandwidth.h"
@@ -45,7 +46,10 @@ int run(const BenchArgs& a) {
     best_decode = std::max(best_decode, res.decode_tokens_per_s());
   }
   double bytes_per_token = double(m.decode_bytes_per_token());
-  double bw = a.no_bandwidth ? 0 : measure_host_read_bandwidth();
+  // The bandwidth of the memory the weights live in: device-to-device copy on a GPU (bytes read +
+  // written), multi-threaded read on the host.
+  const bool on_gpu = m.backend_name().rfind("cuda", 0) == 0;
+  double bw = a.no_bandwidth ? 0 : on_gpu ? measure_gpu_copy_bandwidth(0) : measure_host_read_bandwidth();
   double achieved = bytes_per_token * best_decode / 1e9;
   nlohmann::json j{{"device", m.backend_name()},
                    {"dtype", std::string(dtype_name(m.weight_dtype()))},
@@ -61,6 +65,7 @@ int run(const BenchArgs& a) {
                    {"weight_bytes_per_token", bytes_per_token},
                    {"achieved_gb_per_s", achieved},
                    {"bandwidth_gb_per_s", bw},
+                   {"bandwidth_kind", on_gpu ? "gpu device-to-device copy" : "host multi-threaded read"},
                    {"roofline_fraction", bw > 0 ? achieved / bw : 0},
                    {"peak_memory_bytes", process_peak_rss_bytes()}};
   if (a.json) {

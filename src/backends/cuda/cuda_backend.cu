@@ -351,8 +351,8 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kPinnedInts = 1 << 16;
 
   struct Bufs {
-    std::shared_ptr<void> ids, attn, stage, stage_f32, gemm_out;
-    size_t attn_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0;
+    std::shared_ptr<void> ids, attn, stage, stage_f32, gemm_out, qact_bf16;
+    size_t attn_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0, qact_cap = 0;
   };
   struct DevRope {
     std::shared_ptr<void> cos, sin;
@@ -520,7 +520,8 @@ class CudaBackend final : public Backend {
       const int rows = int(ls[i]->out);
       if (dl[i]->qw) {
         CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace,
-                            static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr, 0, 0};
+                            static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr,
+                            grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), 0, 0};
         glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
       } else {
         const WType t = dl[i]->w.type;
