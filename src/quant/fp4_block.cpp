@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
 #include "quant/quant_formats.h"
@@ -37,7 +38,8 @@ void quantize_nvfp4(const float* x, QuantWeight& q) {
   uint8_t* sc = q.scales.data<uint8_t>();
   uint8_t* d = q.data.data<uint8_t>();
   const float six_ws2 = 6.0f * ws2;
-  for (int64_t r = 0; r < N; ++r)
+  ThreadPool::global().parallel_for(N, 16, [&](int64_t r_begin, int64_t r_end) {  // rows are independent
+  for (int64_t r = r_begin; r < r_end; ++r)
     for (int64_t b = 0; b < nbk; ++b) {
       const int64_t k0 = b * 16, k1 = std::min(K, k0 + 16);
       float bmax = 0.0f;
@@ -52,6 +54,7 @@ void quantize_nvfp4(const float* x, QuantWeight& q) {
         d[r * (Kp / 2) + k / 2] |= (k & 1) ? uint8_t(c << 4) : c;
       }
     }
+  });
 }
 
 void dequantize_nvfp4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {
@@ -76,7 +79,8 @@ void quantize_mxfp4(const float* x, QuantWeight& q) {
   q.scales = Tensor::empty(DType::U8, {N, nbk}, MemCategory::Weights);
   uint8_t* sc = q.scales.data<uint8_t>();
   uint8_t* d = q.data.data<uint8_t>();
-  for (int64_t r = 0; r < N; ++r)
+  ThreadPool::global().parallel_for(N, 16, [&](int64_t r_begin, int64_t r_end) {  // rows are independent
+  for (int64_t r = r_begin; r < r_end; ++r)
     for (int64_t b = 0; b < nbk; ++b) {
       const int64_t k0 = b * 32, k1 = std::min(K, k0 + 32);
       float bmax = 0.0f;
@@ -93,6 +97,7 @@ void quantize_mxfp4(const float* x, QuantWeight& q) {
         d[r * (Kp / 2) + k / 2] |= (k & 1) ? uint8_t(c << 4) : c;
       }
     }
+  });
 }
 
 void dequantize_mxfp4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_formats.h"
 
@@ -29,7 +30,9 @@ void quantize_int4(const float* x, QuantWeight& q) {
   uint32_t* qz = q.zeros.data<uint32_t>();
   for (int64_t k = 0; k < K; ++k) q.g_idx.data<int32_t>()[k] = int32_t(k / g);
   const bool sym = q.params.symmetric;
-  for (int64_t n = 0; n < N; ++n)
+  // Parallel over groups of 8 output rows: qzeros packs 8 rows per word, so no word is shared.
+  ThreadPool::global().parallel_for(Nw, 2, [&](int64_t nw_begin, int64_t nw_end) {
+  for (int64_t n = nw_begin * 8; n < std::min(N, nw_end * 8); ++n)
     for (int64_t gi = 0; gi < G; ++gi) {
       const int64_t k0 = gi * g, k1 = std::min(K, k0 + g);
       float xmin = 0.0f, xmax = 0.0f;
@@ -51,6 +54,7 @@ void quantize_int4(const float* x, QuantWeight& q) {
         qw[(k / 8) * N + n] |= uint32_t(v) << (4 * (k % 8));
       }
     }
+  });
 }
 
 void dequantize_int4(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {

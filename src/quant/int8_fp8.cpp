@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
 #include "quant/quant_formats.h"
@@ -19,8 +20,10 @@ void quantize_int8(const float* x, QuantWeight& q) {
   q.scales = Tensor::empty(DType::F32, {N}, MemCategory::Weights);
   int8_t* cb = q.data.data<int8_t>();
   float* scb = q.scales.data<float>();
+  // Rows are independent: quantize them in parallel (bit-identical to the sequential order).
+  ThreadPool::global().parallel_for(N, 16, [&](int64_t r_begin, int64_t r_end) {
   std::vector<float> h(static_cast<size_t>(K));
-  for (int64_t r = 0; r < N; ++r) {
+  for (int64_t r = r_begin; r < r_end; ++r) {
     float amax = 0.0f;
     for (int64_t k = 0; k < K; ++k) {
       h[k] = f16_to_f32(f32_to_f16(x[r * K + k]));  // W.to(float16): bf16/f32 weights round here
@@ -36,6 +39,7 @@ void quantize_int8(const float* x, QuantWeight& q) {
       cb[r * K + k] = std::isnan(v) ? int8_t(0) : int8_t(std::nearbyint(v));  // __float2int_rn; zero row -> 0
     }
   }
+  });
 }
 
 void dequantize_int8(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {
@@ -65,11 +69,13 @@ void quantize_fp8(const float* x, QuantWeight& q) {
   // scale = amax / max_finite; an all-zero tensor/row gets scale 1 (its codes are all 0 anyway).
   auto scale_of = [&](float amax) { return amax > 0.0f ? amax / maxv : 1.0f; };
   if (!pc) sc[0] = scale_of(amax_of(0, N * K));
-  for (int64_t r = 0; r < N; ++r) {
-    if (pc) sc[r] = scale_of(amax_of(r * K, (r + 1) * K));
-    const float s = sc[pc ? r : 0];
-    for (int64_t k = 0; k < K; ++k) d[r * K + k] = f32_to_fp8(x[r * K + k] / s, kind, true);
-  }
+  ThreadPool::global().parallel_for(N, 16, [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      if (pc) sc[r] = scale_of(amax_of(r * K, (r + 1) * K));
+      const float s = sc[pc ? r : 0];
+      for (int64_t k = 0; k < K; ++k) d[r * K + k] = f32_to_fp8(x[r * K + k] / s, kind, true);
+    }
+  });
 }
 
 void dequantize_fp8(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {
