@@ -16,7 +16,10 @@ namespace qforge {
 
 struct LoadOptions {
   std::optional<DType> dtype;          // how float weights are held; default: checkpoint torch_dtype
-  std::string device = "auto";         // auto | cpu | ref | cuda | cuda:N
+  std::string device = "auto";         // auto | cpu | ref | cuda | cuda:N | a list "cuda:0,cpu"
+  // Per-device budgets for placement, "cuda:0=20GiB,cpu=64GiB": with `auto` (or a device list) the
+  // embeddings, layers and lm_head fill the devices in order within these (device_map="auto").
+  std::string max_memory;
   int threads = 0;                     // 0 = all cores
   QuantFormat quant = QuantFormat::None;
   QuantParams quant_params;
@@ -27,6 +30,14 @@ struct LoadOptions {
 struct ModelWeights;
 class Backend;
 struct RopeTable;
+
+// Where a part of the model runs (see Model::placement()).
+struct PlacementInfo {
+  std::string device;
+  int64_t layer_begin = 0, layer_end = 0;  // decoder layers [begin, end)
+  bool embed = false, head = false;         // embeddings / final norm + lm_head
+  int64_t bytes = 0;                        // weights + budgeted KV cache
+};
 
 struct ForwardTimings {
   double seconds = 0;
@@ -43,7 +54,8 @@ class Model {
 
   const ModelConfig& config() const { return cfg_; }
   const std::string& dir() const { return dir_; }
-  std::string backend_name() const;
+  std::string backend_name() const;  // "cpu", "cuda:0", or "cuda:0+cpu" when split
+  std::vector<PlacementInfo> placement() const;
   DType weight_dtype() const { return weight_dtype_; }
   // The format the linear layers are held in (None: plain weight_dtype()) and its parameters.
   QuantFormat quant_format() const { return quant_; }
@@ -73,10 +85,9 @@ class Model {
   QuantFormat quant_ = QuantFormat::None;
   QuantParams qparams_;
   std::unique_ptr<ModelWeights> w_;
-  std::unique_ptr<Backend> be_;
+  struct Segment;
+  std::vector<std::unique_ptr<Segment>> segs_;  // in layer order
   std::unique_ptr<RopeTable> rope_;
-  struct Buffers;
-  std::unique_ptr<Buffers> buf_;
   int64_t kv_capacity_ = 0;
   int64_t load_peak_bytes_ = 0;
 };

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <sstream>
 
 #include "backends/backend.h"
 #include "backends/gpu_info.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
+#include "model/placement.h"
 #include "model/weights.h"
 #include "qforge/memory.h"
 #include "qforge/status.h"
@@ -22,16 +24,32 @@ std::unique_ptr<ModelWeights> load_weights(const io::Checkpoint& ck, const Model
                                            DType hold);
 std::unique_ptr<ModelWeights> random_weights(const ModelConfig& c, const LoadOptions& opt, DType hold, uint64_t seed);
 
-struct Model::Buffers {
+// One device's part of the model: a backend, the layers [begin, end) it runs (and whether it
+// runs the embeddings / the head), its activation buffers and its layers' KV caches.
+struct Model::Segment {
+  PlacementSegment place;
+  std::unique_ptr<Backend> be;
   int64_t n_cap = 0;       // tokens the activation buffers hold
   int64_t logits_cap = 0;  // rows the logits buffer holds
   std::shared_ptr<float> x, q, k, v, att, gate, up, logits;
-  std::vector<std::shared_ptr<float>> k_cache, v_cache;  // per layer [kv_capacity, kv_dim]
+  std::vector<std::shared_ptr<float>> k_cache, v_cache;  // per layer of the segment [kv_capacity, kv_dim]
 };
 
 Model::~Model() = default;
 
-std::string Model::backend_name() const { return std::string(be_->name()); }
+std::string Model::backend_name() const {
+  std::string n;
+  for (const auto& sg : segs_) n += (n.empty() ? "" : "+") + sg->place.device;
+  return n;
+}
+
+std::vector<PlacementInfo> Model::placement() const {
+  std::vector<PlacementInfo> v;
+  for (const auto& sg : segs_)
+    v.push_back({sg->place.device, sg->place.layer_begin, sg->place.layer_end, sg->place.embed, sg->place.head,
+                 sg->place.bytes});
+  return v;
+}
 size_t Model::weight_bytes() const { return w_->total_bytes(); }
 size_t Model::decode_bytes_per_token() const {
   const auto& w = *w_;
@@ -55,19 +73,36 @@ size_t Model::kv_cache_bytes() const {
 
 void Model::init_backend(const LoadOptions& opt) {
   ThreadPool::set_global_threads(opt.threads);
-  std::string dev = opt.device;
-  if (dev == "auto") {
-    // Like device_map="auto" for one device: the GPU when it is usable and the weights plus a
-    // working margin fit in its free memory, else the CPU.
-    auto av = available_backends();
-    const bool has_cuda = std::find(av.begin(), av.end(), "cuda") != av.end();
-    const size_t margin = size_t(1) << 30;
-    dev = has_cuda && w_->total_bytes() + margin <= gpu_free_bytes(0) ? "cuda" : "cpu";
+  // Candidate devices: "auto" = every usable GPU then the CPU; otherwise the given list.
+  std::vector<std::string> devices;
+  if (opt.device == "auto") {
+    for (const auto& g : list_gpus()) devices.push_back("cuda:" + std::to_string(g.index));
+    devices.push_back("cpu");
+  } else {
+    std::stringstream ss(opt.device);
+    for (std::string d; std::getline(ss, d, ',');)
+      if (!d.empty()) devices.push_back(d == "cuda" ? "cuda:0" : d);
   }
-  be_ = make_backend(dev);
-  be_->prepare(*w_, cfg_);
+  auto budgets = parse_max_memory(opt.max_memory);
+  const size_t margin = size_t(1) << 30;  // CUDA context, cuBLAS workspace and activations
+  for (const auto& d : devices)
+    if (d.rfind("cuda:", 0) == 0 && !budgets.count(d)) {
+      size_t free = gpu_free_bytes(std::stoi(d.substr(5)));
+      if (opt.device == "auto" || devices.size() > 1) budgets[d] = free > margin ? int64_t(free - margin) : 0;
+    }
+  // A single explicit device takes everything (its backend reports out-of-memory itself).
+  const int64_t kv_positions = std::min<int64_t>(cfg_.max_position_embeddings, 4096);
+  auto plan = devices.size() == 1 ? std::vector<PlacementSegment>{{devices[0], 0, cfg_.num_hidden_layers, true, true,
+                                                                   int64_t(w_->total_bytes())}}
+                                  : plan_placement(*w_, cfg_, devices, budgets, kv_positions);
+  for (auto& p : plan) {
+    auto sg = std::make_unique<Segment>();
+    sg->place = p;
+    sg->be = make_backend(p.device);
+    sg->be->prepare(*w_, cfg_);
+    segs_.push_back(std::move(sg));
+  }
   rope_ = std::make_unique<RopeTable>(make_rope_table(cfg_, cfg_.max_position_embeddings));
-  buf_ = std::make_unique<Buffers>();
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path_or_repo_id, const LoadOptions& opt) {
@@ -109,21 +144,21 @@ void Model::reserve_context(int64_t n) {
   n = std::min(n, cfg_.max_position_embeddings);
   if (n <= kv_capacity_) return;
   const int64_t kvd = cfg_.kv_dim();
-  auto& b = *buf_;
-  if (b.k_cache.empty()) {
-    b.k_cache.resize(size_t(cfg_.num_hidden_layers));
-    b.v_cache.resize(size_t(cfg_.num_hidden_layers));
-  }
   std::vector<float> tmp;
-  for (size_t l = 0; l < b.k_cache.size(); ++l) {
-    for (auto* cache : {&b.k_cache[l], &b.v_cache[l]}) {
-      auto fresh = be_->alloc(n * kvd, MemCategory::KvCache);
-      if (*cache && kv_capacity_ > 0) {  // keep what is cached (through the host: rare, on growth)
-        tmp.resize(size_t(kv_capacity_ * kvd));
-        be_->to_host(cache->get(), tmp.data(), kv_capacity_ * kvd);
-        be_->from_host(tmp.data(), fresh.get(), kv_capacity_ * kvd);
+  for (auto& sg : segs_) {
+    const size_t layers = size_t(sg->place.layer_end - sg->place.layer_begin);
+    sg->k_cache.resize(layers);
+    sg->v_cache.resize(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      for (auto* cache : {&sg->k_cache[l], &sg->v_cache[l]}) {
+        auto fresh = sg->be->alloc(n * kvd, MemCategory::KvCache);
+        if (*cache && kv_capacity_ > 0) {  // keep what is cached (through the host: rare, on growth)
+          tmp.resize(size_t(kv_capacity_ * kvd));
+          sg->be->to_host(cache->get(), tmp.data(), kv_capacity_ * kvd);
+          sg->be->from_host(tmp.data(), fresh.get(), kv_capacity_ * kvd);
+        }
+        *cache = std::move(fresh);
       }
-      *cache = std::move(fresh);
     }
   }
   kv_capacity_ = n;
@@ -137,53 +172,64 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0,
     throw Error("sequence of " + std::to_string(pos0 + n) + " tokens exceeds max_position_embeddings (" +
                 std::to_string(c.max_position_embeddings) + ")");
   if (pos0 + n > kv_capacity_) reserve_context(std::max(pos0 + n, std::min<int64_t>(2 * kv_capacity_, c.max_position_embeddings)));
-  auto& b = *buf_;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size, V = c.vocab_size;
   const int64_t n_logits = all_logits ? n : 1;
-  if (n > b.n_cap) {
-    b.n_cap = n;
-    b.x = be_->alloc(n * H, MemCategory::Scratch);
-    b.q = be_->alloc(n * Q, MemCategory::Scratch);
-    b.k = be_->alloc(n * KV, MemCategory::Scratch);
-    b.v = be_->alloc(n * KV, MemCategory::Scratch);
-    b.att = be_->alloc(n * Q, MemCategory::Scratch);
-    b.gate = be_->alloc(n * I, MemCategory::Scratch);
-    b.up = be_->alloc(n * I, MemCategory::Scratch);
-  }
-  if (n_logits > b.logits_cap) {
-    b.logits = be_->alloc(n_logits * V, MemCategory::Scratch);
-    b.logits_cap = n_logits;
-  }
-  float* logits = b.logits.get();
   const float eps = float(c.rms_norm_eps);
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window.value_or(0)};
-  Backend& be = *be_;
-  be.run_step(tokens, pos0, [&] {
-    be.embed(w_->embed, tokens.data(), n, b.x.get());
-    for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
-      const LayerWeights& L = w_->layers[size_t(li)];
-      const Linear* qkv[] = {&L.q, &L.k, &L.v};
-      float* qkv_out[] = {b.q.get(), b.k.get(), b.v.get()};
-      be.linear(qkv, {b.x.get(), &L.attn_norm, eps}, n, qkv_out, false);
-      AttentionShape s = shape;
-      if (!c.layer_uses_sliding_window(li)) s.sliding_window = 0;
-      be.attention(b.q.get(), b.k.get(), b.v.get(), b.k_cache[size_t(li)].get(), b.v_cache[size_t(li)].get(), n, pos0, s,
-                   *rope_, b.att.get());
-      const Linear* o[] = {&L.o};
-      float* x_out[] = {b.x.get()};
-      be.linear(o, {b.att.get()}, n, x_out, true);
-      const Linear* gate_up[] = {&L.gate, &L.up};
-      float* gu_out[] = {b.gate.get(), b.up.get()};
-      be.linear(gate_up, {b.x.get(), &L.ffn_norm, eps}, n, gu_out, false);
-      const Linear* down[] = {&L.down};
-      be.linear(down, {b.gate.get(), nullptr, 0, b.up.get()}, n, x_out, true);
-    }
-    const Linear* head[] = {&w_->lm_head};
-    float* logits_out[] = {logits};
-    be.linear(head, {b.x.get() + (n - n_logits) * H, &w_->final_norm, eps}, n_logits, logits_out, false);
-  });
   std::vector<float> out(size_t(n_logits * V));
-  be.to_host(logits, out.data(), n_logits * V);
+  std::vector<float> hidden;  // the residual stream crossing from one device to the next
+  for (size_t si = 0; si < segs_.size(); ++si) {
+    Segment& b = *segs_[si];
+    Backend& be = *b.be;
+    if (n > b.n_cap) {
+      b.n_cap = n;
+      b.x = be.alloc(n * H, MemCategory::Scratch);
+      b.q = be.alloc(n * Q, MemCategory::Scratch);
+      b.k = be.alloc(n * KV, MemCategory::Scratch);
+      b.v = be.alloc(n * KV, MemCategory::Scratch);
+      b.att = be.alloc(n * Q, MemCategory::Scratch);
+      b.gate = be.alloc(n * I, MemCategory::Scratch);
+      b.up = be.alloc(n * I, MemCategory::Scratch);
+    }
+    if (b.place.head && n_logits > b.logits_cap) {
+      b.logits = be.alloc(n_logits * V, MemCategory::Scratch);
+      b.logits_cap = n_logits;
+    }
+    if (!b.place.embed) be.from_host(hidden.data(), b.x.get(), n * H);
+    be.run_step(tokens, pos0, [&] {
+      if (b.place.embed) be.embed(w_->embed, tokens.data(), n, b.x.get());
+      for (int64_t li = b.place.layer_begin; li < b.place.layer_end; ++li) {
+        const LayerWeights& L = w_->layers[size_t(li)];
+        const size_t lc = size_t(li - b.place.layer_begin);
+        const Linear* qkv[] = {&L.q, &L.k, &L.v};
+        float* qkv_out[] = {b.q.get(), b.k.get(), b.v.get()};
+        be.linear(qkv, {b.x.get(), &L.attn_norm, eps}, n, qkv_out, false);
+        AttentionShape s = shape;
+        if (!c.layer_uses_sliding_window(li)) s.sliding_window = 0;
+        be.attention(b.q.get(), b.k.get(), b.v.get(), b.k_cache[lc].get(), b.v_cache[lc].get(), n, pos0, s, *rope_,
+                     b.att.get());
+        const Linear* o[] = {&L.o};
+        float* x_out[] = {b.x.get()};
+        be.linear(o, {b.att.get()}, n, x_out, true);
+        const Linear* gate_up[] = {&L.gate, &L.up};
+        float* gu_out[] = {b.gate.get(), b.up.get()};
+        be.linear(gate_up, {b.x.get(), &L.ffn_norm, eps}, n, gu_out, false);
+        const Linear* down[] = {&L.down};
+        be.linear(down, {b.gate.get(), nullptr, 0, b.up.get()}, n, x_out, true);
+      }
+      if (b.place.head) {
+        const Linear* head[] = {&w_->lm_head};
+        float* logits_out[] = {b.logits.get()};
+        be.linear(head, {b.x.get() + (n - n_logits) * H, &w_->final_norm, eps}, n_logits, logits_out, false);
+      }
+    });
+    if (b.place.head) {
+      be.to_host(b.logits.get(), out.data(), n_logits * V);
+    } else {
+      hidden.resize(size_t(n * H));
+      be.to_host(b.x.get(), hidden.data(), n * H);
+    }
+  }
   return out;
 }
 

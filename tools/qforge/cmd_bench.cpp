@@ -48,10 +48,11 @@ int run(const BenchArgs& a) {
   double bytes_per_token = double(m.decode_bytes_per_token());
   // The bandwidth of the memory the weights live in: device-to-device copy on a GPU (bytes read +
   // written), multi-threaded read on the host.
-  const bool on_gpu = m.backend_name().rfind("cuda", 0) == 0;
+  const bool on_gpu = m.backend_name().rfind("cuda", 0) == 0 && m.placement().size() == 1;
   double bw = a.no_bandwidth ? 0 : on_gpu ? measure_gpu_copy_bandwidth(0) : measure_host_read_bandwidth();
   double achieved = bytes_per_token * best_decode / 1e9;
   nlohmann::json j{{"device", m.backend_name()},
+                   {"placement", placement_json(m)},
                    {"dtype", std::string(dtype_name(m.weight_dtype()))},
                    {"quant", a.m.quant.empty() ? "none" : a.m.quant},
                    {"threads", a.m.threads},

@@ -51,6 +51,7 @@ int run(const RunArgs& a) {
                  r.prompt_ids.size(), r.new_ids.size(), r.stop_reason.c_str(), r.prefill_tokens_per_s(),
                  r.decode_tokens_per_s(), std::string(dtype_name(model.weight_dtype())).c_str(),
                  model.backend_name().c_str());
+    if (model.placement().size() > 1) std::fprintf(stderr, "[placement: %s]\n", placement_text(model).c_str());
     if (a.report_memory) print_memory_report(model, stdout);
     return 0;
   }
@@ -65,6 +66,7 @@ int run(const RunArgs& a) {
                   {"decode_seconds", r.decode_seconds},
                   {"load_seconds", lm.load_seconds}};
   j["device"] = model.backend_name();
+  j["placement"] = placement_json(model);
   j["dtype"] = std::string(dtype_name(model.weight_dtype()));
   if (a.report_memory) {
     print_memory_report(model, stdout);

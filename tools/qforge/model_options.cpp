@@ -15,7 +15,9 @@ void add_model_options(CLI::App& app, ModelOptions& o, bool allow_random, bool w
   if (allow_random)
     app.add_option("--random-weights", o.random_weights, "config.json of a model to build with random weights");
   app.add_option("--dtype", o.dtype, "How weights are held: f32, f16 or bf16 (default: the checkpoint's dtype)");
-  app.add_option("--device", o.device, "auto, cpu, ref (scalar reference) or cuda")->capture_default_str();
+  app.add_option("--device", o.device, "auto, cpu, ref (scalar reference), cuda, cuda:N, or a list to split over (cuda:0,cpu)")
+      ->capture_default_str();
+  app.add_option("--max-memory", o.max_memory, "Per-device budgets for placement, e.g. cuda:0=20GiB,cpu=64GiB");
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)");
   if (with_quant) {
     app.add_option("--quant", o.quant, "Quantize linear layers at load: nf4, fp4, int8, fp8, fp8-e5m2, nvfp4, mxfp4, int4, q4_0, q8_0, q4_k");
@@ -40,6 +42,7 @@ LoadOptions to_load_options(const ModelOptions& o) {
   if (!o.dtype.empty()) L.dtype = parse_float_dtype(o.dtype, "--dtype");
   if (!o.compute_dtype.empty()) L.compute_dtype = parse_float_dtype(o.compute_dtype, "--compute-dtype");
   L.device = o.device;
+  L.max_memory = o.max_memory;
   if (o.threads < 0) throw Error("--threads must be >= 0");
   L.threads = o.threads;
   if (!o.quant.empty()) {
@@ -77,6 +80,28 @@ LoadedModel load_model(const ModelOptions& o, bool need_tokenizer) {
   }
   lm.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return lm;
+}
+
+nlohmann::json placement_json(const Model& m) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& p : m.placement())
+    j.push_back({{"device", p.device}, {"layers", {p.layer_begin, p.layer_end}}, {"embed", p.embed}, {"lm_head", p.head},
+                 {"bytes", p.bytes}});
+  return j;
+}
+
+std::string placement_text(const Model& m) {
+  std::string t;
+  for (const auto& p : m.placement()) {
+    std::string parts;
+    if (p.embed) parts += "embed";
+    if (p.layer_end > p.layer_begin)
+      parts += (parts.empty() ? "" : " + ") + std::string("layers ") + std::to_string(p.layer_begin) + "-" +
+               std::to_string(p.layer_end - 1);
+    if (p.head) parts += (parts.empty() ? "" : " + ") + std::string("lm_head");
+    t += (t.empty() ? "" : "; ") + p.device + ": " + parts;
+  }
+  return t;
 }
 
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& flag) {
