@@ -171,6 +171,13 @@ function report() {
              `${s.l ? ratio(s.q.decode_tok_s, s.l.decode_tok_s) : 'qforge only'} | ${s.q.prefill_tok_s.toFixed(1)} | ` +
              `${s.l ? s.l.prefill_tok_s.toFixed(1) : '–'} | ${s.l ? (s.q.prefill_tok_s / s.l.prefill_tok_s).toFixed(2) + '×' : '–'} | ${s.load_before} → ${s.load_after} |`);
     }
+    const loaded = Object.values(state.speed).some((s) => parseFloat(s.load_before) > os.cpus().length);
+    if (loaded)
+      L.push('', `**Warning: the 1-minute load average exceeded the ${os.cpus().length} cores during these runs** (other ` +
+             'processes were compiling/benchmarking on the shared machine). llama.cpp\'s CPU threadpool spins at its ' +
+             'barriers and degrades far more than qforge\'s when its threads are descheduled, so ratios measured under ' +
+             'load overstate qforge\'s lead; rerun `benches/run_peer_bench.sh speed` on a quiet machine before quoting them. ' +
+             'The same harness on a quiet 2-core machine gave llama.cpp 12.6 (f16), 21.0 (q8_0), 35.3 (q4_0) decode tok/s on TinyLlama-1.1B.');
     L.push('', 'Random-weight models (tinyllama-1.1b, llama-3-8b shapes from benches/configs) are written with ' +
            '`qforge quantize --random-weights`; nf4/nvfp4/fp8 exist only in qforge (quantized on load from the f16 GGUF, lm_head included). ' +
            'See docs/perf-notes.md for where a ratio falls short.', '');
