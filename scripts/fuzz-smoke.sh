@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of tests/fuzz (safetensors header, config.json) with clang and
+# Builds the libFuzzer targets of tests/fuzz (safetensors header, config.json, GGUF) with clang and
 # ASan/UBSan into build-fuzz/, then runs each for FUZZ_SECONDS (default 20) from the seed corpus.
 # Exits non-zero if a target fails to build or finds a crash (reproducer in build-fuzz/artifacts/).
 set -euo pipefail
@@ -32,7 +32,7 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,addre
        -fno-sanitize-recover=undefined -I"$root/include" -I"$root/src" "${extra_inc[@]}")
 # Library sources the targets need (compiled directly; the rest of libqforge is not pulled in).
 lib_sources=(src/core/dtype.cpp src/core/tensor.cpp src/core/memory.cpp src/io/mapped_file.cpp
-             src/io/safetensors.cpp src/model/config.cpp)
+             src/io/safetensors.cpp src/model/config.cpp src/io/gguf.cpp src/io/gguf_tokenizer.cpp)
 
 mkdir -p "$out/obj" "$out/artifacts"
 objs=()
@@ -47,7 +47,7 @@ for s in "${lib_sources[@]}"; do
 done
 
 status=0
-for target in safetensors config; do
+for target in safetensors config gguf; do
   src="tests/fuzz/${target}_fuzz.cpp"
   bin="$out/${target}_fuzz"
   echo "fuzz-smoke: building $bin"

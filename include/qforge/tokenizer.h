@@ -27,6 +27,10 @@ class Tokenizer {
   // `model_dir` may also be a tokenizer.json file. Throws qforge::Error naming the file and problem.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& model_dir);
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& model_dir, const TokenizerLoadOptions& opts);
+  // From the text of tokenizer.json and tokenizer_config.json (may be empty); `name` labels errors
+  // (e.g. the GGUF file the JSON was synthesized from).
+  static std::unique_ptr<Tokenizer> load_from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
+                                                   const std::string& name, const TokenizerLoadOptions& opts = {});
 
   // As transformers' tokenizer(text): add_special -> post-processor / add_bos_token rules.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special = true) const = 0;

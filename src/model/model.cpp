@@ -12,6 +12,7 @@
 #include "backends/gpu_info.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
+#include "model/gguf_model.h"
 #include "model/placement.h"
 #include "model/weights.h"
 #include "qforge/memory.h"
@@ -106,6 +107,25 @@ void Model::init_backend(const LoadOptions& opt) {
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path_or_repo_id, const LoadOptions& opt) {
+  if (is_gguf_path(path_or_repo_id)) {  // a GGUF file (model/gguf_model.cpp)
+    std::unique_ptr<Model> m(new Model());
+    const int64_t base = MemoryAccounting::device_total(MemDevice::Host).current;
+    MemoryAccounting::reset_peaks();
+    auto g = load_gguf_model(path_or_repo_id, opt);
+    m->load_peak_bytes_ = MemoryAccounting::device_total(MemDevice::Host).peak - base;
+    m->cfg_ = std::move(g.cfg);
+    m->dir_ = path_or_repo_id;
+    m->weight_dtype_ = g.hold;
+    m->w_ = std::move(g.weights);
+    m->quant_ = opt.quant;
+    m->qparams_ = opt.quant_params;
+    if (m->w_->layers.size() && m->w_->layers[0].q.quantized()) {
+      m->quant_ = m->w_->layers[0].q.qweight.format;
+      m->qparams_ = m->w_->layers[0].q.qweight.params;
+    }
+    m->init_backend(opt);
+    return m;
+  }
   auto dir = io::resolve_model_dir(path_or_repo_id);
   std::unique_ptr<Model> m(new Model());
   m->cfg_ = load_model_config(dir / "config.json");

@@ -53,8 +53,25 @@ AddedToken added_from_json(const json& e, int32_t id) {
 }  // namespace
 
 HfTokenizer::HfTokenizer(const fs::path& tokenizer_json, const fs::path& config_dir, const TokenizerLoadOptions& opts) {
-  json tj = read_json(tokenizer_json);
-  const std::string where = tokenizer_json.string();
+  fs::path cfg = config_dir / "tokenizer_config.json";
+  std::optional<std::string> jinja;
+  if (fs::path jp = config_dir / "chat_template.jinja"; fs::exists(jp)) {
+    std::ifstream f(jp, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    jinja = ss.str();
+  }
+  init(read_json(tokenizer_json), fs::exists(cfg) ? read_json(cfg) : json::object(), tokenizer_json.string(),
+       cfg.string(), jinja, opts);
+}
+
+HfTokenizer::HfTokenizer(const json& tokenizer_json, const json& tokenizer_config, const std::string& name,
+                         const TokenizerLoadOptions& opts) {
+  init(tokenizer_json, tokenizer_config, name + " (tokenizer.json)", name + " (tokenizer_config.json)", std::nullopt, opts);
+}
+
+void HfTokenizer::init(const json& tj, const json& c, const std::string& where, const std::string& cfg_name,
+                       const std::optional<std::string>& chat_template_jinja, const TokenizerLoadOptions& opts) {
   try {
     if (!tj.contains("model") || !tj["model"].is_object()) throw Error(where + ": no \"model\" object");
     std::string type = tj["model"].value("type", "");
@@ -70,11 +87,9 @@ HfTokenizer::HfTokenizer(const fs::path& tokenizer_json, const fs::path& config_
       auto id = token_to_id(t);
       return id ? *id : -1;
     });
-    if (opts.transformers_compat) load_config(config_dir, tj);
+    if (opts.transformers_compat) load_config(c, cfg_name, tj);
     else {
       // Metadata only (bos/eos/chat template); encode/decode stay exactly as tokenizer.json says.
-      fs::path cfg = config_dir / "tokenizer_config.json";
-      json c = fs::exists(cfg) ? read_json(cfg) : json::object();
       bos_token_ = token_string(c, "bos_token");
       eos_token_ = token_string(c, "eos_token");
       if (c.contains("chat_template") && c["chat_template"].is_string()) chat_template_ = c["chat_template"];
@@ -84,6 +99,7 @@ HfTokenizer::HfTokenizer(const fs::path& tokenizer_json, const fs::path& config_
   } catch (const json::exception& e) {
     throw Error(where + ": malformed tokenizer (" + e.what() + ")");
   }
+  if (opts.transformers_compat && chat_template_jinja) chat_template_ = *chat_template_jinja;
   if (!bos_token_.empty()) bos_id_ = token_to_id(bos_token_);
   if (!eos_token_.empty()) eos_id_ = token_to_id(eos_token_);
   vocab_size_ = model_->size();
@@ -119,10 +135,7 @@ void HfTokenizer::rebuild_matchers() {
   }
 }
 
-void HfTokenizer::load_config(const fs::path& dir, const json& tj) {
-  fs::path cfg_path = dir / "tokenizer_config.json";
-  json c = fs::exists(cfg_path) ? read_json(cfg_path) : json::object();
-  const std::string cfg = cfg_path.string();
+void HfTokenizer::load_config(const json& c, const std::string& cfg, const json& tj) {
   try {
     if (c.contains("added_tokens_decoder") && c["added_tokens_decoder"].is_object()) {
       for (auto& [id, e] : c["added_tokens_decoder"].items()) add_added_token(added_from_json(e, std::stoi(id)));
@@ -186,13 +199,6 @@ void HfTokenizer::load_config(const fs::path& dir, const json& tj) {
     throw Error(cfg + ": malformed tokenizer config (" + e.what() + ")");
   } catch (const std::invalid_argument&) {
     throw Error(cfg + ": added_tokens_decoder has a non-numeric id");
-  }
-  fs::path jinja = dir / "chat_template.jinja";
-  if (fs::exists(jinja)) {
-    std::ifstream f(jinja, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    chat_template_ = ss.str();
   }
 }
 
@@ -300,6 +306,19 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& path, co
     throw Error(path.string() + ": no such tokenizer directory or file");
   }
   return std::make_unique<tok::HfTokenizer>(json_path, dir, opts);
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::load_from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
+                                                     const std::string& name, const TokenizerLoadOptions& opts) {
+  auto parse = [&](std::string_view text, const char* what) {
+    try {
+      return text.empty() ? nlohmann::json::object() : nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(name + ": invalid " + what + " (" + e.what() + ")");
+    }
+  };
+  return std::make_unique<tok::HfTokenizer>(parse(tokenizer_json, "tokenizer.json"),
+                                            parse(tokenizer_config_json, "tokenizer_config.json"), name, opts);
 }
 
 std::vector<std::string> Tokenizer::ids_to_tokens(std::span<const int32_t> ids) const {

@@ -20,6 +20,9 @@ class HfTokenizer final : public Tokenizer {
  public:
   HfTokenizer(const std::filesystem::path& tokenizer_json, const std::filesystem::path& config_dir,
               const TokenizerLoadOptions& opts);
+  // From parsed tokenizer.json / tokenizer_config.json objects; `name` labels errors.
+  HfTokenizer(const nlohmann::json& tokenizer_json, const nlohmann::json& tokenizer_config, const std::string& name,
+              const TokenizerLoadOptions& opts);
 
   std::vector<int32_t> encode(std::string_view text, bool add_special = true) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const override;
@@ -39,7 +42,9 @@ class HfTokenizer final : public Tokenizer {
   bool is_byte_fallback_token(int32_t id) const;
 
  private:
-  void load_config(const std::filesystem::path& dir, const nlohmann::json& tokenizer_json);
+  void init(const nlohmann::json& tj, const nlohmann::json& config, const std::string& where, const std::string& cfg_name,
+            const std::optional<std::string>& chat_template_jinja, const TokenizerLoadOptions& opts);
+  void load_config(const nlohmann::json& config, const std::string& cfg_name, const nlohmann::json& tokenizer_json);
   void encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
   void add_added_token(const AddedToken& t);
   void rebuild_matchers();

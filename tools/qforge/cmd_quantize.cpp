@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "model/gguf_model.h"
 #include "qforge/status.h"
 #include "quant/quant_checkpoint.h"
 
@@ -13,13 +14,40 @@ namespace qforge::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, format, compute_dtype = "bf16", skip_modules = "lm_head", scale, out;
+  std::string model, random_weights, format, compute_dtype = "bf16", skip_modules = "lm_head", scale, out;
   int blocksize = 0;
   bool double_quant = false, symmetric = false, force = false, json = false;
   double max_shard_gb = 5.0;
 };
 
+// --out FILE.gguf: one GGUF file llama.cpp loads (model/gguf_model.h, docs/gguf.md).
+int run_gguf(const QuantizeArgs& a) {
+  if (a.model.empty() == a.random_weights.empty()) throw Error("give either --model or --random-weights");
+  GgufWriteOptions o;
+  o.format = a.format;
+  o.force = a.force;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto s = a.model.empty() ? write_gguf_random(a.random_weights, a.out, o) : write_gguf_from_checkpoint(a.model, a.out, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json j{{"out", a.out},       {"format", a.format},       {"serialization", "gguf"},
+                   {"file_type", s.file_type}, {"tensors", s.tensors}, {"quantized_tensors", s.quantized},
+                   {"fallback_tensors", s.fallback}, {"fallback_type", s.fallback_type},
+                   {"tensor_bytes", s.bytes}, {"seconds", secs}};
+  if (a.json) print_json(j);
+  else
+    std::printf("wrote %s: GGUF %s, %lld tensors, %lld 2-D weights in %s%s, %.1f MB, %.1f s\n", a.out.c_str(),
+                a.format.c_str(), (long long)s.tensors, (long long)s.quantized, s.file_type.c_str(),
+                s.fallback ? (", " + std::to_string(s.fallback) + " in " + s.fallback_type + " (row length)").c_str() : "",
+                double(s.bytes) / 1e6, secs);
+  return 0;
+}
+
 int run(const QuantizeArgs& a) {
+  if (a.out.size() > 5 && is_gguf_path(a.out)) {
+    if (a.format.empty()) throw Error("--format is required (q4_0, q8_0, q4_k, f16, bf16, f32 for a .gguf --out)");
+    return run_gguf(a);
+  }
+  if (!a.random_weights.empty()) throw Error("--random-weights applies to a .gguf --out only");
   if (a.model.empty()) throw Error("--model is required");
   if (a.format.empty()) throw Error("--format is required (nf4, fp4, int8, fp8, nvfp4, int4)");
   if (a.out.empty()) throw Error("--out is required");
@@ -74,8 +102,9 @@ Registrar reg("quantize", "Write a quantized checkpoint (bitsandbytes nf4/fp4/in
               [](CLI::App& app) {
                 auto a = std::make_shared<QuantizeArgs>();
                 app.add_option("--model", a->model, "Model directory or Hugging Face repo id (local hub cache)");
-                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4");
-                app.add_option("--out", a->out, "Output directory (must not exist unless --force)");
+                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4; for a .gguf --out: q4_0, q8_0, q4_k, f16, bf16, f32");
+                app.add_option("--out", a->out, "Output directory (must not exist unless --force), or FILE.gguf");
+                app.add_option("--random-weights", a->random_weights, "With a .gguf --out: random weights for this config.json (benchmarks)");
                 app.add_option("--blocksize", a->blocksize, "nf4/fp4 block (power of two 32..4096, default 64); int4 group (32/64/128, default 128)");
                 app.add_flag("--double-quant", a->double_quant, "nf4/fp4: quantize the absmax values too");
                 app.add_option("--compute-dtype", a->compute_dtype, "dtype of unquantized tensors: bf16, f16 or f32")->capture_default_str();

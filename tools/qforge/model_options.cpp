@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "io/checkpoint.h"
+#include "model/gguf_model.h"
 #include "qforge/status.h"
 
 namespace qforge::cli {
@@ -76,7 +77,8 @@ LoadedModel load_model(const ModelOptions& o, bool need_tokenizer) {
   } else {
     if (o.model.empty()) throw Error("--model is required");
     lm.model = Model::load(o.model, L);
-    if (need_tokenizer) lm.tokenizer = Tokenizer::load(lm.model->dir());
+    if (need_tokenizer)  // a .gguf carries its tokenizer in its metadata (model/gguf_model.h)
+      lm.tokenizer = is_gguf_path(o.model) ? load_gguf_tokenizer(o.model) : Tokenizer::load(lm.model->dir());
   }
   lm.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return lm;
