@@ -25,6 +25,9 @@ std::unique_ptr<ThreadPool>& global_slot() {
 int default_threads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 constexpr uint64_t pack(uint32_t gen, uint64_t chunks, uint64_t next) { return uint64_t(gen) << 32 | chunks << 16 | next; }
 constexpr auto kSpin = std::chrono::microseconds(200);  // idle spin before sleeping
+// True while this thread runs a chunk: a parallel_for issued from inside a chunk (nested
+// parallelism) runs inline instead of waiting on the pool it is part of.
+thread_local bool t_in_chunk = false;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -49,9 +52,12 @@ bool ThreadPool::run_one(uint32_t gen) {
     if (next >= chunks) return false;
     if (ticket_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
       const Job& job = slots_[gen & 1];
+      t_in_chunk = true;
       try {
         (*job.fn)(int64_t(next) * job.chunk, std::min(job.n, int64_t(next + 1) * job.chunk));
+        t_in_chunk = false;
       } catch (...) {
+        t_in_chunk = false;
         std::lock_guard lk(mu_);
         if (!error_) error_ = std::current_exception();
       }
@@ -89,7 +95,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   int64_t chunks = std::min<int64_t>(std::max<int64_t>(1, n / grain), int64_t(size()) * 4);
-  if (workers_.empty() || chunks <= 1) {
+  if (workers_.empty() || chunks <= 1 || t_in_chunk) {
     fn(0, n);
     return;
   }

@@ -24,7 +24,8 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
   // Runs fn(begin, end) over [0, n) split into contiguous chunks of at least `grain`; the calling
   // thread takes part. Returns when all chunks are done. Exceptions are rethrown in the caller.
-  // Not re-entrant: call it from one thread at a time (the engine's thread).
+  // Call it from one thread at a time (the engine's thread); a call nested inside a chunk runs
+  // inline on the calling thread.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   static ThreadPool& global();

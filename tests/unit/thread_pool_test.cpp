@@ -32,3 +32,13 @@ TEST(ThreadPool, ExceptionsReachTheCaller) {
   pool.parallel_for(100, 1, [&](int64_t a, int64_t b) { sum += b - a; });
   EXPECT_EQ(sum.load(), 100);
 }
+
+TEST(ThreadPool, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(8, 1, [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i)
+      pool.parallel_for(100, 1, [&](int64_t c, int64_t d) { sum += d - c; });
+  });
+  EXPECT_EQ(sum.load(), 800);
+}
