@@ -3,7 +3,9 @@
 // prefill quant_gemm TFLOP/s at n = 2048 against a plain cuBLAS bf16 GEMM. Weights are random valid
 // buffers (timing does not depend on values). Build (from the repository root, after building libqforge.a):
 //   nvcc -std=c++20 -O3 -arch=sm_90 --expt-relaxed-constexpr -Isrc -Iinclude benches/gpu/quant_gemv_bench.cu \
-//     src/backends/cuda/cuda_quant_*.cu build/libqforge.a -lcublas -lcublasLt -o quant_gemv_bench
+//     src/backends/cuda/cuda_quant_*.cu src/backends/cuda/cuda_linear_kernels.cu \
+//     src/backends/cuda/cuda_attention*.cu build/libqforge.a -lcublas -lcublasLt -o quant_gemv_bench
+// (the quantized GEMV shares the programmatic-dependent-launch switch of cuda_linear_kernels.cu)
 // Run: ./quant_gemv_bench [--quick]
 #include <algorithm>
 #include <chrono>

@@ -1,8 +1,9 @@
 // backends/cuda/cuda_backend.cu — the "cuda" backend (and "cuda:N"): weights uploaded once and
 // held as loaded (f32/f16/bf16; quantized through the glue), activations and KV cache in device
 // memory, decode linears as GEMV (n <= 8), prefill linears as cuBLAS GEMMs, attention kernels of
-// cuda_attention.cu, and decode steps recorded into a CUDA graph and replayed (token id and
-// position read from device scalars). Registered at start by a static BackendRegistrar.
+// cuda_attention.cu (prefill) and cuda_attention_decode.cu, and decode steps recorded into a CUDA
+// graph and replayed (token id and position read from device scalars; decode kernels chained by
+// programmatic dependent launch). Registered at start by a static BackendRegistrar.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
@@ -127,6 +128,7 @@ class CudaBackend final : public Backend {
     bufs_ = {};
     cudaEventDestroy(staged_);
     cudaFreeHost(pinned_);
+    if (pinned_out_) cudaFreeHost(pinned_out_);
     cublasLtDestroy(lt_);
     cublasDestroy(blas_);
     cudaStreamDestroy(stream_);
@@ -151,7 +153,17 @@ class CudaBackend final : public Backend {
 
   void to_host(const float* src, float* dst, int64_t n) override {
     use_device();
-    QF_CUDA(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyDeviceToHost, stream_));
+    const size_t bytes = size_t(n) * 4;
+    if (bytes <= kPinnedOutBytes) {
+      // Through a pinned buffer (a pageable copy is staged by the driver; this is the per-token
+      // logits copy of decode).
+      if (!pinned_out_) QF_CUDA(cudaMallocHost(&pinned_out_, kPinnedOutBytes));
+      QF_CUDA(cudaMemcpyAsync(pinned_out_, src, bytes, cudaMemcpyDeviceToHost, stream_));
+      QF_CUDA(cudaStreamSynchronize(stream_));
+      std::memcpy(dst, pinned_out_, bytes);
+      return;
+    }
+    QF_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     QF_CUDA(cudaStreamSynchronize(stream_));
   }
   void from_host(const float* src, float* dst, int64_t n) override {
@@ -336,11 +348,17 @@ class CudaBackend final : public Backend {
     a.rope_cos = static_cast<const float*>(rt.cos.get());
     a.rope_sin = static_cast<const float*>(rt.sin.get());
     a.rope_max_pos = int(rope.max_pos);
-    rope_and_cache(a, stream_);
     if (n == 1) {
-      float* scratch = grow(bufs_.attn, bufs_.attn_cap, size_t(attention_scratch_floats(a.heads, a.hd, a.capacity)) * 4);
-      attention_decode(a, scratch, stream_);
+      // One kernel: rope, KV write, split attention, combine. Its scratch starts with counters that
+      // must be zero: cleared when the buffer is (re)allocated, left zero by every launch.
+      const size_t need = size_t(attention_scratch_floats(a.heads, a.kv_heads, a.hd, a.capacity)) * 4;
+      if (need > bufs_.attn_cap) {
+        grow(bufs_.attn, bufs_.attn_cap, need);
+        QF_CUDA(cudaMemsetAsync(bufs_.attn.get(), 0, bufs_.attn_cap, stream_));
+      }
+      attention_decode(a, static_cast<float*>(bufs_.attn.get()), stream_);
     } else {
+      rope_and_cache(a, stream_);
       attention_prefill(a, stream_);
     }
     sync_if_debug();
@@ -349,6 +367,7 @@ class CudaBackend final : public Backend {
  private:
   static constexpr size_t kWorkspace = 32u << 20;
   static constexpr int64_t kPinnedInts = 1 << 16;
+  static constexpr size_t kPinnedOutBytes = 4u << 20;  // logits of up to 1M floats
 
   struct Bufs {
     std::shared_ptr<void> ids, attn, stage, stage_f32, gemm_out, qact_bf16;
@@ -356,7 +375,7 @@ class CudaBackend final : public Backend {
   };
   struct DevRope {
     std::shared_ptr<void> cos, sin;
-    int64_t max_pos = 0;
+    int64_t max_pos = 0, half = 0;
   };
 
   void use_device() const {
@@ -458,7 +477,7 @@ class CudaBackend final : public Backend {
 
   const DevRope& dev_rope(const RopeTable& r) {
     auto& d = ropes_[&r];
-    if (d.max_pos == r.max_pos && d.cos) return d;
+    if (d.max_pos == r.max_pos && d.half == r.half && d.cos) return d;
     if (capturing_) throw RecordAgain{};
     const size_t bytes = r.cos.size() * 4;
     d.cos = device_alloc(bytes, MemCategory::Other, device_);
@@ -466,6 +485,7 @@ class CudaBackend final : public Backend {
     QF_CUDA(cudaMemcpy(d.cos.get(), r.cos.data(), bytes, cudaMemcpyHostToDevice));
     QF_CUDA(cudaMemcpy(d.sin.get(), r.sin.data(), bytes, cudaMemcpyHostToDevice));
     d.max_pos = r.max_pos;
+    d.half = r.half;
     return d;
   }
 
@@ -544,6 +564,7 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   std::shared_ptr<void> workspace_, pos_dev_, dequant_scratch_;
   int32_t* pinned_ = nullptr;
+  void* pinned_out_ = nullptr;
   cudaEvent_t staged_ = nullptr;
   Bufs bufs_;
   size_t ids_cap_bytes_ = 0;

@@ -3,11 +3,44 @@
 // add, and the attention family (rope + KV write, flash-decoding, tiled prefill attention).
 // Every launcher checks the launch (QF_CUDA(cudaGetLastError())).
 #pragma once
+#include <nv/target>
+
 #include <cstdint>
+#include <utility>
 
 #include "backends/cuda/cuda_common.cuh"
 
 namespace qforge::cuda {
+
+// Programmatic dependent launch (sm_90+). A decode kernel launched through launch_pdl may start
+// while the previous kernel of the stream is still running: before pdl_wait() it may only read
+// data no earlier kernel writes (weights, rope tables); pdl_wait() returns once the previous grid
+// has completed and its writes are visible. pdl_launch_dependents() lets the next kernel start its
+// own prologue. Both are no-ops below sm_90 and for a kernel launched without the attribute.
+__device__ __forceinline__ void pdl_wait() {
+  NV_IF_TARGET(NV_PROVIDES_SM_90, (asm volatile("griddepcontrol.wait;" ::: "memory");))
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+  NV_IF_TARGET(NV_PROVIDES_SM_90, (asm volatile("griddepcontrol.launch_dependents;" ::: "memory");))
+}
+// Whether decode kernels are launched with the attribute: on sm_90+ when QFORGE_CUDA_PDL=1.
+// Set by init_kernels (off until then).
+bool pdl_enabled();
+
+template <class... KArgs, class... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  QF_CUDA(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
 
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 inline size_t wtype_size(WType t) { return t == WType::F32 ? 4 : 2; }
@@ -49,13 +82,16 @@ struct AttnArgs {
   const float* rope_sin = nullptr;
   int rope_max_pos = 0;
 };
-// Scratch the decode split-K path needs, in floats, for a given shape and capacity.
-int64_t attention_scratch_floats(int heads, int hd, int capacity);
+// Scratch the decode attention needs, in floats, for a given shape and KV capacity; the last
+// kv_heads words are counters that must be zero before the first call (the kernel leaves them zero).
+int64_t attention_scratch_floats(int heads, int kv_heads, int hd, int capacity);
 void rope_and_cache(const AttnArgs& a, cudaStream_t s);
+// n = 1: rope, KV-cache write, split attention and combine in one kernel (cuda_attention_decode.cu).
 void attention_decode(const AttnArgs& a, float* scratch, cudaStream_t s);
 void attention_prefill(const AttnArgs& a, cudaStream_t s);
 
 // One-time per-device setup (shared-memory limits); call once per backend.
 void init_kernels(int device);
+void init_attention_decode(int device);
 
 }  // namespace qforge::cuda

@@ -1,8 +1,14 @@
 // backends/cuda/cuda_linear_kernels.cu — the float-weight linear kernels: the decode GEMV (one
-// launch for a list of layers sharing an input, input staged in shared memory with RMSNorm or
-// SwiGLU folded in, 16-byte weight loads, bias and residual add in the epilogue), the input
-// staging kernel in front of cuBLAS for prefill, bias add and the embedding lookup.
+// launch for a list of layers sharing an input, one wave of blocks each staging the input once in
+// shared memory with RMSNorm or SwiGLU folded in, rows split evenly over warps, L2 prefetch of the
+// weights before the programmatic-dependent-launch wait, 16-byte weight loads, bias and residual
+// add in the epilogue), the input staging kernel in front of cuBLAS for prefill, bias add and the
+// embedding lookup; also the PDL switch (pdl_enabled).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
 
 #include "backends/cuda/cuda_kernels.cuh"
 
@@ -10,6 +16,7 @@ namespace qforge::cuda {
 namespace {
 
 int g_num_sms = 132;
+bool g_pdl = false;      // programmatic dependent launch for decode kernels (init_linear_kernels)
 int g_max_smem = 48 * 1024;  // dynamic shared memory a block may use (raised in init_kernels)
 
 template <WType WT>
@@ -46,102 +53,150 @@ __device__ __forceinline__ void unpack16(const uint4& u, float* f) {
 
 constexpr int kWarps = 8;
 
+// Warp w of W takes the contiguous rows [w*total/W, (w+1)*total/W) of all layers together (at most
+// one row more than any other warp), in groups of RPW rows. Before waiting for the previous kernel
+// (programmatic dependent launch) each warp asks L2 for its first rows: weights never depend on an
+// earlier kernel, so their fetch overlaps the previous kernel's tail and this kernel's staging.
 template <WType WT, int RPW, int NT, bool VEC>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvBatch b, LinearInputDev in, int n, int t0, bool acc) {
-  extern __shared__ float smem[];
-  float* red = smem;        // 32 floats
-  float* xs = smem + 32;    // [n, cols]
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const __grid_constant__ GemvBatch b, LinearInputDev in, int n, int t0, bool acc,
+                                                           int total) {
+  extern __shared__ float4 smem4[];
+  float* red = reinterpret_cast<float*>(smem4);  // 32 floats
+  float* xs = red + 32;                          // [n, cols]
   const int cols = b.cols;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t nw = int64_t(gridDim.x) * kWarps, gw = int64_t(blockIdx.x) * kWarps + warp;
+  const int r_begin = int(gw * total / nw), r_end = int((gw + 1) * total / nw);
+  {
+    const size_t row_bytes = size_t(cols) * sizeof_w<WT>();
+    const size_t span = size_t(r_end - r_begin) * row_bytes, want = span < 32768 ? span : 32768;
+    int li = 0, lr = r_begin;
+    while (li < b.n_layers && lr >= b.rows[li]) lr -= b.rows[li++];
+    if (li < b.n_layers) {
+      // Rows of one layer are contiguous; stop at the layer's end.
+      const size_t avail = size_t(b.rows[li] - lr) * row_bytes;
+      const char* p = static_cast<const char*>(b.w[li]) + size_t(lr) * row_bytes;
+      const size_t bytes = want < avail ? want : avail;
+      for (size_t o = size_t(lane) * 128; o < bytes; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
   for (int t = 0; t < n; ++t) stage_linear_input(in, t0 + t, cols, xs + size_t(t) * cols, red);
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kWarps + warp) * RPW;
-  const void* wp[RPW];
-  int layer[RPW], lrow[RPW];
-  bool valid[RPW];
+  for (int row0 = r_begin; row0 < r_end; row0 += RPW) {
+    const void* wp[RPW];
+    int layer[RPW], lrow[RPW];
+    bool valid[RPW];
 #pragma unroll
-  for (int r = 0; r < RPW; ++r) {
-    int gr = row0 + r, li = 0;
-    while (li < b.n_layers && gr >= b.rows[li]) gr -= b.rows[li++];
-    valid[r] = li < b.n_layers;
-    layer[r] = valid[r] ? li : 0;
-    lrow[r] = valid[r] ? gr : 0;
-    wp[r] = static_cast<const char*>(b.w[layer[r]]) + size_t(lrow[r]) * cols * sizeof_w<WT>();
-  }
-  float a[RPW][NT];
+    for (int r = 0; r < RPW; ++r) {
+      int gr = row0 + r, li = 0;
+      while (li < b.n_layers && gr >= b.rows[li]) gr -= b.rows[li++];
+      valid[r] = li < b.n_layers && row0 + r < r_end;
+      layer[r] = li < b.n_layers ? li : 0;
+      lrow[r] = li < b.n_layers ? gr : 0;
+      wp[r] = static_cast<const char*>(b.w[layer[r]]) + size_t(lrow[r]) * cols * sizeof_w<WT>();
+    }
+    float a[RPW][NT];
 #pragma unroll
-  for (int r = 0; r < RPW; ++r)
+    for (int r = 0; r < RPW; ++r)
 #pragma unroll
-    for (int t = 0; t < NT; ++t) a[r][t] = 0.f;
+      for (int t = 0; t < NT; ++t) a[r][t] = 0.f;
 
-  if constexpr (VEC) {
-    // U batches of 16-byte loads per row are issued before any is used: U*RPW loads in flight.
-    constexpr int EPV = WT == WType::F32 ? 4 : 8;
-    constexpr int U = RPW == 1 ? 4 : RPW == 2 ? 2 : 1;
-    for (int k0 = lane * EPV; k0 < cols; k0 += 32 * EPV * U) {
-      uint4 u[U][RPW];
+    if constexpr (VEC) {
+      // U batches of 16-byte loads per row are issued before any is used: U*RPW loads in flight.
+      constexpr int EPV = WT == WType::F32 ? 4 : 8;
+      constexpr int U = RPW == 1 ? 8 : RPW == 2 ? 4 : 2;
+      for (int k0 = lane * EPV; k0 < cols; k0 += 32 * EPV * U) {
+        uint4 u[U][RPW];
 #pragma unroll
-      for (int j = 0; j < U; ++j) {
-        const int k = k0 + j * 32 * EPV;
+        for (int j = 0; j < U; ++j) {
+          const int k = k0 + j * 32 * EPV;
 #pragma unroll
-        for (int r = 0; r < RPW; ++r)
-          u[j][r] = valid[r] && k < cols
-                        ? __ldg(reinterpret_cast<const uint4*>(static_cast<const char*>(wp[r]) + size_t(k) * sizeof_w<WT>()))
-                        : make_uint4(0, 0, 0, 0);
-      }
+          for (int r = 0; r < RPW; ++r)
+            u[j][r] = valid[r] && k < cols
+                          ? __ldg(reinterpret_cast<const uint4*>(static_cast<const char*>(wp[r]) + size_t(k) * sizeof_w<WT>()))
+                          : make_uint4(0, 0, 0, 0);
+        }
 #pragma unroll
-      for (int j = 0; j < U; ++j) {
-        const int k = k0 + j * 32 * EPV;
-        if (k >= cols) break;
+        for (int j = 0; j < U; ++j) {
+          const int k = k0 + j * 32 * EPV;
+          if (k >= cols) break;
 #pragma unroll
-        for (int r = 0; r < RPW; ++r) {
-          float f[EPV];
-          unpack16<WT>(u[j][r], f);
+          for (int r = 0; r < RPW; ++r) {
+            float f[EPV];
+            unpack16<WT>(u[j][r], f);
 #pragma unroll
-          for (int t = 0; t < NT; ++t) {
-            if (t < n) {
-              const float4* xv = reinterpret_cast<const float4*>(xs + size_t(t) * cols + k);
+            for (int t = 0; t < NT; ++t) {
+              if (t < n) {
+                const float4* xv = reinterpret_cast<const float4*>(xs + size_t(t) * cols + k);
 #pragma unroll
-              for (int q = 0; q < EPV / 4; ++q) {
-                const float4 x4 = xv[q];
-                a[r][t] += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+                for (int q = 0; q < EPV / 4; ++q) {
+                  const float4 x4 = xv[q];
+                  a[r][t] += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+                }
               }
             }
           }
         }
       }
-    }
-  } else {
-    for (int k = lane; k < cols; k += 32) {
+    } else {
+      for (int k = lane; k < cols; k += 32) {
 #pragma unroll
-      for (int r = 0; r < RPW; ++r) {
-        float w = valid[r] ? load_w<WT>(wp[r], k) : 0.f;
+        for (int r = 0; r < RPW; ++r) {
+          float w = valid[r] ? load_w<WT>(wp[r], k) : 0.f;
 #pragma unroll
-        for (int t = 0; t < NT; ++t)
-          if (t < n) a[r][t] += w * xs[size_t(t) * cols + k];
+          for (int t = 0; t < NT; ++t)
+            if (t < n) a[r][t] += w * xs[size_t(t) * cols + k];
+        }
       }
     }
+#pragma unroll
+    for (int r = 0; r < RPW; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        float v = a[r][t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0 && valid[r] && t < n) {
+          const int rows = b.rows[layer[r]];
+          float* y = b.y[layer[r]] + size_t(t0 + t) * rows + lrow[r];
+          if (b.bias[layer[r]]) v += b.bias[layer[r]][lrow[r]];
+          *y = acc ? *y + v : v;
+        }
+      }
   }
-#pragma unroll
-  for (int r = 0; r < RPW; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      float v = a[r][t];
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0 && valid[r] && t < n) {
-        const int rows = b.rows[layer[r]];
-        float* y = b.y[layer[r]] + size_t(t0 + t) * rows + lrow[r];
-        if (b.bias[layer[r]]) v += b.bias[layer[r]][lrow[r]];
-        *y = acc ? *y + v : v;
-      }
-    }
 }
 
-template <WType WT, int RPW, int NT>
-void launch_gemv(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, int blocks, size_t smem,
-                 bool vec, cudaStream_t s) {
-  if (vec) gemv_kernel<WT, RPW, NT, true><<<blocks, kWarps * 32, smem, s>>>(b, in, n, t0, acc);
-  else gemv_kernel<WT, RPW, NT, false><<<blocks, kWarps * 32, smem, s>>>(b, in, n, t0, acc);
+// Resident blocks per SM of a kernel at a dynamic shared-memory size (cached: off the decode path).
+int occupancy(const void* kernel, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, size_t>, int> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({kernel, smem});
+  if (it != cache.end()) return it->second;
+  int per_sm = 0;
+  QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
+  return cache[{kernel, smem}] = std::max(1, per_sm);
+}
+
+template <WType WT, int RPW, int NT, bool VEC>
+void launch_gemv_k(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, int total, int blocks,
+                   size_t smem, cudaStream_t s) {
+  launch_pdl(gemv_kernel<WT, RPW, NT, VEC>, dim3(unsigned(blocks)), dim3(kWarps * 32), smem, s, b, in, n, t0, acc, total);
+}
+
+template <WType WT, int NT, bool VEC>
+void launch_gemv(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, int total, size_t smem,
+                 cudaStream_t s) {
+  // One wave: as many blocks as fit (every block stages the input once), but at least one row per warp;
+  // rows per warp then pick how many rows a warp streams at a time.
+  const int per_sm = std::min(occupancy(reinterpret_cast<const void*>(gemv_kernel<WT, 1, NT, VEC>), smem),
+                              occupancy(reinterpret_cast<const void*>(gemv_kernel<WT, 4, NT, VEC>), smem));
+  const int blocks = std::max(1, std::min((total + kWarps - 1) / kWarps, per_sm * g_num_sms));
+  const int per_warp = (total + blocks * kWarps - 1) / (blocks * kWarps);
+  if (per_warp >= 4) launch_gemv_k<WT, 4, NT, VEC>(b, in, n, t0, acc, total, blocks, smem, s);
+  else if (per_warp >= 2) launch_gemv_k<WT, 2, NT, VEC>(b, in, n, t0, acc, total, blocks, smem, s);
+  else launch_gemv_k<WT, 1, NT, VEC>(b, in, n, t0, acc, total, blocks, smem, s);
 }
 
 template <WType WT>
@@ -154,22 +209,14 @@ void gemv_typed(const GemvBatch& b, const LinearInputDev& in, int n, int t0, boo
     vec = vec && (reinterpret_cast<uintptr_t>(b.w[i]) % 16 == 0);
   }
   vec = vec && b.cols % epv == 0;
-  // Every block stages the whole input, so more rows per block amortise that prologue; but keep
-  // at least ~2 blocks per SM so that the weights stream from every SM.
-  const int rpw = total >= kWarps * 4 * g_num_sms * 2 ? 4 : total >= kWarps * 2 * g_num_sms * 2 ? 2 : 1;
-  const int blocks = (total + kWarps * rpw - 1) / (kWarps * rpw);
   const size_t smem = (32 + size_t(n) * b.cols) * sizeof(float);
-  if (rpw == 4) {
-    if (n == 1) launch_gemv<WT, 4, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
-    else launch_gemv<WT, 4, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
-  } else if (rpw == 2) {
-    if (n == 1) launch_gemv<WT, 2, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
-    else launch_gemv<WT, 2, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+  if (n == 1) {
+    if (vec) launch_gemv<WT, 1, true>(b, in, n, t0, acc, total, smem, s);
+    else launch_gemv<WT, 1, false>(b, in, n, t0, acc, total, smem, s);
   } else {
-    if (n == 1) launch_gemv<WT, 1, 1>(b, in, n, t0, acc, blocks, smem, vec, s);
-    else launch_gemv<WT, 1, kMaxGemvTokens>(b, in, n, t0, acc, blocks, smem, vec, s);
+    if (vec) launch_gemv<WT, kMaxGemvTokens, true>(b, in, n, t0, acc, total, smem, s);
+    else launch_gemv<WT, kMaxGemvTokens, false>(b, in, n, t0, acc, total, smem, s);
   }
-  QF_CUDA(cudaGetLastError());
 }
 
 template <WType WT, int RPW, int NT, bool VEC>
@@ -229,6 +276,8 @@ __global__ void bias_kernel(float* y, const float* bias, int64_t total, int rows
 
 template <WType WT>
 __global__ void embed_kernel(const void* table, int64_t cols, const int32_t* ids, float* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t row = ids[blockIdx.x];
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
     out[blockIdx.x * cols + i] = load_w<WT>(table, size_t(row * cols + i));
@@ -271,15 +320,22 @@ void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s) 
 void embed(const void* table, WType t, int64_t cols, const int32_t* ids, int64_t n, float* out, cudaStream_t s) {
   if (n == 0) return;
   switch (t) {
-    case WType::F32: embed_kernel<WType::F32><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
-    case WType::F16: embed_kernel<WType::F16><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
-    case WType::BF16: embed_kernel<WType::BF16><<<unsigned(n), 256, 0, s>>>(table, cols, ids, out); break;
+    case WType::F32: launch_pdl(embed_kernel<WType::F32>, dim3(unsigned(n)), dim3(256), 0, s, table, cols, ids, out); break;
+    case WType::F16: launch_pdl(embed_kernel<WType::F16>, dim3(unsigned(n)), dim3(256), 0, s, table, cols, ids, out); break;
+    case WType::BF16: launch_pdl(embed_kernel<WType::BF16>, dim3(unsigned(n)), dim3(256), 0, s, table, cols, ids, out); break;
   }
-  QF_CUDA(cudaGetLastError());
 }
+
+bool pdl_enabled() { return g_pdl; }
 
 void init_linear_kernels(int device) {
   QF_CUDA(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, device));
+  int major = 0;
+  QF_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  const char* e = std::getenv("QFORGE_CUDA_PDL");
+  // Off by default: measured slower on the H100 (TinyLlama bf16 decode 493 vs 508 tok/s, round 2).
+  g_pdl = major >= 9 && e && std::strcmp(e, "1") == 0;
+  init_attention_decode(device);
   int optin = 0;
   QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   g_max_smem = std::max(48 * 1024, optin);

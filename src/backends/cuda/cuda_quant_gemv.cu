@@ -2,12 +2,14 @@
 // folded in by stage_linear_input) is staged once per block in shared memory (or, when n_tokens*K is
 // too large, once per launch in a global scratch buffer), then each warp streams R=4 rows of the
 // interleaved code layout with 16-byte loads, decodes quads in registers (16-entry LUT in shared
-// memory for 4-bit codes, byte tricks / hardware cvt for 8-bit) and accumulates in f32.
+// memory for 4-bit codes, byte tricks / hardware cvt for 8-bit) and accumulates in f32. Launched with
+// programmatic dependent launch: the first codes are requested before waiting for the previous kernel.
 #include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
 
+#include "backends/cuda/cuda_kernels.cuh"
 #include "backends/cuda/cuda_quant_impl.cuh"
 #include "qforge/memory.h"
 
@@ -156,6 +158,8 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
     int i = wk;
     if (i < nfull) load_span<QMAX, BITS>(d, rr, i * SPAN, lane, cur);
     if (!staged) {  // block-uniform
+      pdl_wait();  // the input comes from the previous kernel; the codes above do not
+      pdl_launch_dependents();
       if (!a.xg) stage_all(a, reinterpret_cast<float*>(smem4), red);
       __syncthreads();
       staged = true;
@@ -213,6 +217,8 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
   __shared__ float lut[16];
   __shared__ float red[32];
   if (threadIdx.x < 16) lut[threadIdx.x] = a.lut[threadIdx.x];
+  pdl_wait();
+  pdl_launch_dependents();
   const float* xs = a.xg;
   if (!xs) {
     stage_all(a, reinterpret_cast<float*>(smem4), red);
@@ -275,8 +281,7 @@ void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t
   const int per_sm = blocks_per_sm(reinterpret_cast<const void*>(kernel), smem);
   const int need = warp_tasks ? (tasks + kWarps - 1) / kWarps : tasks;
   const int blocks = std::max(1, std::min(need, per_sm * sm_count()));
-  kernel<<<blocks, kThreads, smem, s>>>(a);
-  QF_CUDA(cudaGetLastError());
+  launch_pdl(kernel, dim3(unsigned(blocks)), dim3(kThreads), smem, s, a);
 }
 
 template <int BITS, ElemKind E, ScaleKind S, bool Z>

@@ -1,0 +1,300 @@
+// backends/cuda/cuda_attention_decode.cu — decode attention (one query token) as ONE kernel: every
+// block applies rope to its GQA group's queries, the block whose key range holds the new position
+// ropes k and writes k/v into the f32 caches, each block runs online softmax over its slice of the
+// cache (K/V tiles staged in shared memory with 16-byte loads), and the last block of each kv head
+// to finish (atomic counter) combines the partial results. Graph-safe: the split count is fixed at
+// launch and each block's key range is computed from the device position.
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cuda/cuda_kernels.cuh"
+
+namespace qforge::cuda {
+namespace {
+
+constexpr int kKT = 32;        // keys per shared-memory tile
+constexpr int kThreads = 128;
+int g_attn_smem_limit = 48 * 1024;
+int g_attn_sms = 132;
+
+__device__ __forceinline__ int cur_pos(const AttnArgs& a) { return a.pos_dev ? *a.pos_dev : a.pos0; }
+
+// Shared-memory layout, in floats (every part 16-byte aligned).
+struct DecodeSmem {
+  int qs, ks, vs, sc, acc, stat, total;
+  __host__ __device__ DecodeSmem(int G, int hd) {
+    const int kst = hd + 4;  // padded K row: conflict-free 16-byte reads by consecutive keys
+    qs = 0;
+    ks = qs + G * hd;
+    vs = ks + kKT * kst;
+    sc = vs + kKT * hd;
+    acc = sc + G * kKT;
+    stat = acc + G * hd;     // [G] running max, [G] running sum, [G] correction
+    total = stat + ((3 * G + 3) / 4) * 4;
+  }
+};
+
+// grid (kv_heads, splits), kThreads threads. part_o [heads, splits, hd], part_ml [heads, splits, 2],
+// counters [kv_heads] (zero between launches: the combining block resets its counter). The kernel
+// reads q/k/v only after pdl_wait and writes nothing before it.
+__global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, int splits, float* part_o,
+                                                                    float* part_ml, unsigned* counters) {
+  extern __shared__ float4 smem4[];
+  float* sm = reinterpret_cast<float*>(smem4);
+  const int G = a.heads / a.kv_heads, hd = a.hd, half = hd / 2, kvd = a.kv_heads * hd, kst = hd + 4;
+  const DecodeSmem L(G, hd);
+  float* qs = sm + L.qs;
+  float* ks = sm + L.ks;
+  float* vs = sm + L.vs;
+  float* sc = sm + L.sc;
+  float* acc = sm + L.acc;
+  float* m_run = sm + L.stat;
+  float* l_run = m_run + G;
+  float* corr = l_run + G;
+  __shared__ bool last_block;
+  const int kvh = blockIdx.x, sp = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+
+  pdl_wait();  // q/k/v come from the previous kernel
+  pdl_launch_dependents();
+  const int pos = cur_pos(a), npos = pos + 1;
+  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int span = npos - first, chunk = (span + splits - 1) / splits;
+  const int k0 = first + sp * chunk, k1 = min(k0 + chunk, npos);
+  const float* cs = a.rope_cos + size_t(pos) * half;
+  const float* sn = a.rope_sin + size_t(pos) * half;
+  const float scale = rsqrtf(float(hd));
+  const float* qg = a.q + size_t(kvh) * G * hd;
+
+  if (k0 < k1) {
+    for (int i = tid; i < G * half; i += kThreads) {
+      const int g = i / half, j = i % half;
+      const float x0 = qg[g * hd + j], x1 = qg[g * hd + j + half];
+      qs[g * hd + j] = (x0 * cs[j] - x1 * sn[j]) * scale;
+      qs[g * hd + j + half] = (x1 * cs[j] + x0 * sn[j]) * scale;
+    }
+    for (int i = tid; i < G * hd; i += kThreads) acc[i] = 0.f;
+    for (int g = tid; g < G; g += kThreads) m_run[g] = -INFINITY, l_run[g] = 0.f;
+    const bool vec = (hd & 3) == 0;
+    for (int t0 = k0; t0 < k1; t0 += kKT) {
+      const int len = min(kKT, k1 - t0);
+      // Stage the K/V tile (the new position from k/v, roped here, and written to the caches).
+      if (vec) {
+        // Four 16-byte K and V loads per thread in flight before any is stored.
+        const int hq = hd >> 2, nq = len * hq;
+        for (int i0 = tid; i0 < nq; i0 += 4 * kThreads) {
+          float4 kv[4], vv[4];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            const int i = i0 + u * kThreads, r = i / hq, c = (i % hq) * 4;
+            if (i < nq && t0 + r != pos) {
+              const size_t off = size_t(t0 + r) * kvd + size_t(kvh) * hd + c;
+              kv[u] = __ldg(reinterpret_cast<const float4*>(a.k_cache + off));
+              vv[u] = __ldg(reinterpret_cast<const float4*>(a.v_cache + off));
+            }
+          }
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            const int i = i0 + u * kThreads, r = i / hq, c = (i % hq) * 4;
+            if (i < nq && t0 + r != pos) {
+              *reinterpret_cast<float4*>(ks + r * kst + c) = kv[u];
+              *reinterpret_cast<float4*>(vs + r * hd + c) = vv[u];
+            }
+          }
+        }
+      } else {
+        for (int i = tid; i < len * hd; i += kThreads) {
+          const int r = i / hd, c = i % hd, p = t0 + r;
+          if (p == pos) continue;
+          const size_t off = size_t(p) * kvd + size_t(kvh) * hd + c;
+          ks[r * kst + c] = a.k_cache[off];
+          vs[r * hd + c] = a.v_cache[off];
+        }
+      }
+      if (pos >= t0 && pos < t0 + len) {
+        const int r = pos - t0;
+        float* kn = a.k + size_t(kvh) * hd;
+        const float* vn = a.v + size_t(kvh) * hd;
+        float* kc = a.k_cache + size_t(pos) * kvd + size_t(kvh) * hd;
+        float* vc = a.v_cache + size_t(pos) * kvd + size_t(kvh) * hd;
+        for (int j = tid; j < half; j += kThreads) {
+          const float x0 = kn[j], x1 = kn[j + half];
+          const float r0 = x0 * cs[j] - x1 * sn[j], r1 = x1 * cs[j] + x0 * sn[j];
+          ks[r * kst + j] = r0;
+          ks[r * kst + j + half] = r1;
+          kc[j] = r0;
+          kc[j + half] = r1;
+        }
+        for (int j = tid; j < hd; j += kThreads) {
+          const float v = vn[j];
+          vs[r * hd + j] = v;
+          vc[j] = v;
+        }
+        __syncthreads();  // every thread has read its part of k before it is overwritten in place
+        for (int j = tid; j < hd; j += kThreads) kn[j] = ks[r * kst + j];
+      }
+      __syncthreads();
+      // Scores: one (head, key) pair per thread and step.
+      for (int i = tid; i < G * len; i += kThreads) {
+        const int g = i / len, j = i % len;
+        const float* qr = qs + g * hd;
+        const float* kr = ks + j * kst;
+        float d0 = 0.f, d1 = 0.f;
+        if (vec) {
+          for (int c = 0; c < hd; c += 8) {
+            const float4 q0 = *reinterpret_cast<const float4*>(qr + c), k0v = *reinterpret_cast<const float4*>(kr + c);
+            d0 += q0.x * k0v.x + q0.y * k0v.y + q0.z * k0v.z + q0.w * k0v.w;
+            if (c + 4 < hd) {
+              const float4 q1 = *reinterpret_cast<const float4*>(qr + c + 4), k1v = *reinterpret_cast<const float4*>(kr + c + 4);
+              d1 += q1.x * k1v.x + q1.y * k1v.y + q1.z * k1v.z + q1.w * k1v.w;
+            }
+          }
+        } else {
+          for (int c = 0; c < hd; ++c) d0 += qr[c] * kr[c];
+        }
+        sc[g * kKT + j] = d0 + d1;
+      }
+      __syncthreads();
+      // Online softmax statistics: one warp per head (a tile has at most 32 keys).
+      for (int g = warp; g < G; g += kThreads / 32) {
+        const float s = lane < len ? sc[g * kKT + lane] : -INFINITY;
+        float mt = s;
+        for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
+        const float m_old = m_run[g], m_new = fmaxf(m_old, mt);
+        const float e = lane < len ? expf(s - m_new) : 0.f;
+        float se = e;
+        for (int o = 16; o > 0; o >>= 1) se += __shfl_xor_sync(0xffffffffu, se, o);
+        if (lane < len) sc[g * kKT + lane] = e;
+        if (lane == 0) {
+          const float c = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+          corr[g] = c;
+          m_run[g] = m_new;
+          l_run[g] = l_run[g] * c + se;
+        }
+      }
+      __syncthreads();
+      for (int i = tid; i < G * hd; i += kThreads) {
+        const int g = i / hd, d = i % hd;
+        const float* p = sc + g * kKT;
+        float o0 = 0.f, o1 = 0.f;
+        int j = 0;
+        for (; j + 2 <= len; j += 2) {
+          o0 += p[j] * vs[j * hd + d];
+          o1 += p[j + 1] * vs[(j + 1) * hd + d];
+        }
+        if (j < len) o0 += p[j] * vs[j * hd + d];
+        acc[i] = acc[i] * corr[g] + (o0 + o1);
+      }
+      __syncthreads();
+    }
+    for (int i = tid; i < G * hd; i += kThreads) {
+      const int g = i / hd, d = i % hd;
+      part_o[(size_t(kvh * G + g) * splits + sp) * hd + d] = acc[i];
+    }
+    for (int g = tid; g < G; g += kThreads) {
+      const size_t pi = size_t(kvh * G + g) * splits + sp;
+      part_ml[2 * pi] = m_run[g];
+      part_ml[2 * pi + 1] = l_run[g];
+    }
+  } else {
+    for (int g = tid; g < G; g += kThreads) {
+      const size_t pi = size_t(kvh * G + g) * splits + sp;
+      part_ml[2 * pi] = -INFINITY;
+      part_ml[2 * pi + 1] = 0.f;
+    }
+  }
+  // Last block of this kv head combines (threadFenceReduction pattern).
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    const unsigned done = atomicAdd(counters + kvh, 1u);
+    last_block = done == unsigned(splits - 1);
+  }
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  float* w = sc;  // [G, splits] combine weights (splits <= kKT)
+  for (int g = warp; g < G; g += kThreads / 32) {
+    float M = -INFINITY;
+    for (int s = lane; s < splits; s += 32) M = fmaxf(M, __ldcg(part_ml + 2 * (size_t(kvh * G + g) * splits + s)));
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    float Ls = 0.f;
+    for (int s = lane; s < splits; s += 32) {
+      const size_t pi = size_t(kvh * G + g) * splits + s;
+      const float m = __ldcg(part_ml + 2 * pi);
+      const float e = m == -INFINITY ? 0.f : __ldcg(part_ml + 2 * pi + 1) * expf(m - M);
+      Ls += e;
+    }
+    for (int o = 16; o > 0; o >>= 1) Ls += __shfl_xor_sync(0xffffffffu, Ls, o);
+    for (int s = lane; s < splits; s += 32) {
+      const float m = __ldcg(part_ml + 2 * (size_t(kvh * G + g) * splits + s));
+      w[g * splits + s] = m == -INFINITY ? 0.f : expf(m - M) / Ls;
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < G * hd; i += kThreads) {
+    const int g = i / hd, d = i % hd;
+    const float* po = part_o + size_t(kvh * G + g) * splits * hd + d;
+    float o0 = 0.f, o1 = 0.f;
+    int s = 0;
+    for (; s + 2 <= splits; s += 2) {
+      const float w0 = w[g * splits + s], w1 = w[g * splits + s + 1];
+      if (w0 != 0.f) o0 += w0 * __ldcg(po + size_t(s) * hd);
+      if (w1 != 0.f) o1 += w1 * __ldcg(po + size_t(s + 1) * hd);
+    }
+    if (s < splits && w[g * splits + s] != 0.f) o0 += w[g * splits + s] * __ldcg(po + size_t(s) * hd);
+    a.out[size_t(kvh * G + g) * hd + d] = o0 + o1;
+  }
+  // The queries roped in place (the contract of attention()): every block has read q by now.
+  for (int i = tid; i < G * half; i += kThreads) {
+    const int g = i / half, j = i % half;
+    float* qr = a.q + (size_t(kvh) * G + g) * hd;
+    const float x0 = qr[j], x1 = qr[j + half];
+    qr[j] = x0 * cs[j] - x1 * sn[j];
+    qr[j + half] = x1 * cs[j] + x0 * sn[j];
+  }
+  if (tid == 0) counters[kvh] = 0u;
+}
+
+constexpr int kMaxCounters = 256;  // kv heads; the counters sit first in the scratch (fixed place)
+
+// Blocks per kv head: about one block per SM in all, at most kKT (the combine keeps one weight per
+// split and head in the scores buffer), and no more than the capacity has tiles.
+int decode_splits(int kv_heads, int capacity) {
+  const int want = std::max(1, (g_attn_sms + kv_heads - 1) / kv_heads);
+  return std::max(1, std::min({want, kKT, (capacity + kKT - 1) / kKT}));
+}
+
+}  // namespace
+
+int64_t attention_scratch_floats(int heads, int kv_heads, int hd, int capacity) {
+  const int64_t splits = decode_splits(kv_heads, capacity);
+  return kMaxCounters + int64_t(heads) * splits * (hd + 2);
+}
+
+void attention_decode(const AttnArgs& a, float* scratch, cudaStream_t s) {
+  if (a.n != 1) throw Error("cuda: attention_decode takes one token");
+  if (a.hd > 256 || a.hd % 2 != 0) throw Error("cuda: attention head_dim " + std::to_string(a.hd) + " is not supported");
+  const int splits = decode_splits(a.kv_heads, a.capacity);
+  const int G = a.heads / a.kv_heads;
+  const DecodeSmem L(G, a.hd);
+  if (a.kv_heads > kMaxCounters) throw Error("cuda: decode attention supports at most 256 kv heads");
+  const size_t smem = size_t(L.total) * sizeof(float);
+  if (smem > size_t(g_attn_smem_limit))
+    throw Error("cuda: attention group of " + std::to_string(G) + " heads with head_dim " + std::to_string(a.hd) +
+                " does not fit in shared memory");
+  unsigned* counters = reinterpret_cast<unsigned*>(scratch);
+  float* part_o = scratch + kMaxCounters;
+  float* part_ml = part_o + size_t(a.heads) * splits * a.hd;
+  launch_pdl(decode_attention_kernel, dim3(unsigned(a.kv_heads), unsigned(splits)), dim3(kThreads), smem, s, a, splits,
+             part_o, part_ml, counters);
+}
+
+void init_attention_decode(int device) {
+  int optin = 0;
+  QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  QF_CUDA(cudaDeviceGetAttribute(&g_attn_sms, cudaDevAttrMultiProcessorCount, device));
+  g_attn_smem_limit = std::max(48 * 1024, optin - 1024);
+  QF_CUDA(cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, g_attn_smem_limit));
+}
+
+}  // namespace qforge::cuda
