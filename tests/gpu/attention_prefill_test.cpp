@@ -232,7 +232,8 @@ TEST(CudaFp8Prefill, MatchesRef) {
             }
           }
         RecordProperty("worst_err_over_tol", std::to_string(worst));
-        std::printf("fp8_prefill %s%s [%dx%d] n=%d acc=%d: fp8=%d worst err/tol %.3f\n", quant_traits(fc.f).name,
+        std::printf("fp8_prefill %s%s [%dx%d] n=%d acc=%d: fp8=%d worst err/tol %.3f\n",
+                    std::string(quant_traits(fc.f).name).c_str(),
                     fc.per_channel ? " per-channel" : "", fc.rows, fc.cols, n, int(acc), int(used_fp8), worst);
       }
   }
