@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_attention_prefill.cuh"
 #include "backends/cuda/cuda_kernels.cuh"
 #include "backends/cuda/cuda_linear_quant_glue.cuh"
 #include "qforge/memory.h"
@@ -211,6 +212,8 @@ class CudaBackend final : public Backend {
                   p.name + "; use --device cpu or a quantized format");
     }
     vocab_ = w.embed.dim(0);
+    // bf16 tensor-core prefill attention unless the projections are f32 (keeps the f32 golden exact).
+    prefill_tc_ = !w.layers.empty() && (w.layers[0].q.quantized() || w.layers[0].q.weight.dtype() != DType::F32);
     if (max_q > 0) dequant_scratch_ = device_alloc(max_q * 2, MemCategory::Scratch, device_);
     // Upload everything now (nothing is uploaded lazily during a decode step).
     dev_tensor(w.embed, false);
@@ -357,6 +360,10 @@ class CudaBackend final : public Backend {
         QF_CUDA(cudaMemsetAsync(bufs_.attn.get(), 0, bufs_.attn_cap, stream_));
       }
       attention_decode(a, static_cast<float*>(bufs_.attn.get()), stream_);
+    } else if (prefill_tc_ && attention_prefill_tc_supported(a)) {
+      // Its own scratch (bf16 K/V copies): the decode scratch's counters must stay zero.
+      attention_prefill_tc(a, grow<char>(bufs_.attn_tc, bufs_.attn_tc_cap, size_t(attention_prefill_tc_scratch_bytes(a))),
+                           stream_);
     } else {
       rope_and_cache(a, stream_);
       attention_prefill(a, stream_);
@@ -370,8 +377,8 @@ class CudaBackend final : public Backend {
   static constexpr size_t kPinnedOutBytes = 4u << 20;  // logits of up to 1M floats
 
   struct Bufs {
-    std::shared_ptr<void> ids, attn, stage, stage_f32, gemm_out, qact_bf16;
-    size_t attn_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0, qact_cap = 0;
+    std::shared_ptr<void> ids, attn, attn_tc, stage, stage_f32, gemm_out, qact_bf16;
+    size_t attn_cap = 0, attn_tc_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0, qact_cap = 0;
   };
   struct DevRope {
     std::shared_ptr<void> cos, sin;
@@ -577,7 +584,7 @@ class CudaBackend final : public Backend {
       std::make_shared<std::unordered_map<const float*, int64_t>>();
   std::unordered_map<const float*, int64_t>& sizes_ = *sizes_ptr_;
   // Graphs.
-  bool graphs_ = true, in_step_ = false, capturing_ = false;
+  bool graphs_ = true, in_step_ = false, capturing_ = false, prefill_tc_ = false;
   const int32_t* step_tokens_ = nullptr;
   uint64_t gen_ = 1, warm_gen_ = 0, graph_gen_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -1,8 +1,15 @@
-// backends/cuda/cuda_quant_gemm.cu — prefill path for quantized weights: a dequantize kernel that
-// writes the weight as bf16 (the element values are bit-identical to the reference dequantizer before
-// the bf16 rounding: same operation order, no FMA contraction), an f32 -> bf16 conversion of the
-// activations, and one cuBLAS bf16 tensor-core GEMM with f32 accumulation and output.
+// backends/cuda/cuda_quant_gemm.cu — prefill path for quantized weights. FP8 weights with one
+// per-tensor scale on sm_89+: cuBLASLt FP8 GEMM ("TN": the codes de-interleaved to row-major [N, K],
+// activations quantized to e4m3 with a per-tensor scale from an on-device amax, f32 output). Every
+// other case: a dequantize kernel writing the weight as bf16 (bit-identical to the reference
+// dequantizer before the bf16 rounding), f32 -> bf16 activations, one cuBLAS bf16 GEMM (f32 out).
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
+
+#include "backends/cuda/cuda_prefill_api.h"
 
 #include "backends/cuda/cuda_quant_impl.cuh"
 
@@ -72,6 +79,192 @@ void check_blas(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS error ") + std::to_string(int(st)) + " in " + what);
 }
 
+// ---- FP8 tensor-core path ----
+
+std::atomic<int64_t> g_fp8_gemms{0};
+
+// The fast-layout fp8 codes of every row, de-interleaved into row-major [rows, cols] bytes (cols % 4 == 0).
+__global__ void fp8_rowmajor_kernel(const DevQuant d, uint8_t* out) {
+  const int qpr = d.cols / 4;
+  const int64_t total = int64_t(d.rows) * qpr;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / qpr), k = int(i % qpr) * 4;
+    const uint32_t w =
+        *reinterpret_cast<const uint32_t*>(d.codes + int64_t(r) * d.code_row_bytes + quad_byte_offset(k, d.kp, 8));
+    *reinterpret_cast<uint32_t*>(out + int64_t(r) * d.cols + k) = w;
+  }
+}
+
+// amax |x| over n4 float4s into *amax (bits of a non-negative float; zeroed before).
+__global__ void amax_kernel(const float4* x, int64_t n4, unsigned* amax) {
+  float m = 0.f;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if ((threadIdx.x & 31) == 0) atomicMax(amax, __float_as_uint(m));
+}
+
+// xq = sat_rne(x / s_b) as e4m3 with s_b = amax / 448 (1 when amax is 0); writes s_b and the weight's
+// per-tensor scale s_a for cuBLASLt's scale pointers.
+__global__ void quant_act_kernel(const float4* x, int64_t n4, const unsigned* amax, float a_scale, float* a_scale_out,
+                                 float* b_scale_out, uint32_t* xq) {
+  const float am = __uint_as_float(*amax);
+  const float sb = am > 0.f ? am / 448.f : 1.f, inv = 1.f / sb;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    *a_scale_out = a_scale;
+    *b_scale_out = sb;
+  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v.x * inv, v.y * inv), __NV_SATFINITE, __NV_E4M3);
+    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v.z * inv, v.w * inv), __NV_SATFINITE, __NV_E4M3);
+    xq[i] = lo | (hi << 16);
+  }
+}
+
+int sm_version() {
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  static std::mutex mu;
+  static std::map<int, int> cache;
+  std::lock_guard lk(mu);
+  if (auto it = cache.find(dev); it != cache.end()) return it->second;
+  int major = 0, minor = 0;
+  QF_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  QF_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return cache[dev] = major * 10 + minor;
+}
+
+bool fp8_eligible(const CudaQuantWeight& w, const CudaGemmContext& ctx) {
+  return ctx.lt && ctx.workspace && (w.format == QuantFormat::FP8_E4M3 || w.format == QuantFormat::FP8_E5M2) &&
+         !w.generic && !w.dev.row_scale && w.cols % 16 == 0 && w.rows % 4 == 0 && sm_version() >= 89;
+}
+
+struct LtKey {
+  int dev;
+  int64_t m, n, k;
+  bool e5m2, beta;
+  size_t ws;
+  auto operator<=>(const LtKey&) const = default;
+};
+struct LtPlan {
+  bool known = false, ok = false;  // known: an algorithm was tried (ok: it ran)
+  cublasLtMatmulAlgo_t algo{};
+};
+std::mutex g_fp8_mu;
+std::string g_fp8_error;  // why the last FP8 attempt fell back (empty: none did)
+
+// Row-major y[n, N] (+)= x[n, K] W[N, K]^T as column-major D[N, n] = op_T(A[K, N]) B[K, n]; false when
+// cuBLASLt has no FP8 algorithm for the shape (the caller then takes the bf16 path).
+bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
+              const CudaGemmContext& ctx, cudaStream_t s) {
+  const int64_t N = w.rows, K = w.cols;
+  const cudaDataType_t at = w.format == QuantFormat::FP8_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  const LtKey key{dev, N, n, K, at == CUDA_R_8F_E5M2, accumulate, ctx.workspace_bytes};
+  static std::mutex mu;
+  static std::map<LtKey, LtPlan> plans;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  struct Free {
+    cublasLtMatmulDesc_t& op;
+    cublasLtMatrixLayout_t &la, &lb, &lc;
+    ~Free() {
+      if (op) cublasLtMatmulDescDestroy(op);
+      if (la) cublasLtMatrixLayoutDestroy(la);
+      if (lb) cublasLtMatrixLayoutDestroy(lb);
+      if (lc) cublasLtMatrixLayoutDestroy(lc);
+    }
+  } release{op, la, lb, lc};
+  // Scratch: weight codes row-major in dequant_scratch (N*K bytes of its N*K*2); activation codes, then
+  // the amax word and the two scales in act_bf16_scratch (n*K bytes + 768 of its n*K*2).
+  auto* wq = reinterpret_cast<uint8_t*>(ctx.dequant_scratch);
+  auto* xq = reinterpret_cast<uint8_t*>(ctx.act_bf16_scratch);
+  // amax, a_scale and b_scale each on its own 256-byte boundary (cuBLASLt's default pointer alignment).
+  const int64_t xal = (n * K + 255) / 256 * 256;
+  if (xal + 3 * 256 > n * K * 2) return false;
+  auto* amax = reinterpret_cast<unsigned*>(xq + xal);
+  auto* a_scale_p = reinterpret_cast<float*>(xq + xal + 256);
+  auto* b_scale_p = reinterpret_cast<float*>(xq + xal + 512);
+  const cublasOperation_t tn[2] = {CUBLAS_OP_T, CUBLAS_OP_N};
+  check_blas(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tn[0], sizeof(tn[0])), "TRANSA");
+  check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tn[1], sizeof(tn[1])), "TRANSB");
+  const float* a_scale = a_scale_p;
+  const float* b_scale = b_scale_p;
+  check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)),
+             "A_SCALE_POINTER");
+  check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)),
+             "B_SCALE_POINTER");
+  check_blas(cublasLtMatrixLayoutCreate(&la, at, uint64_t(K), uint64_t(N), K), "layout A");
+  check_blas(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(n), K), "layout B");
+  check_blas(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, uint64_t(N), uint64_t(n), N), "layout C/D");
+  LtPlan plan;
+  {
+    std::lock_guard lk(mu);
+    if (auto it = plans.find(key); it != plans.end()) plan = it->second;
+  }
+  if (plan.known && !plan.ok) return false;
+  // Candidate algorithms: the cached one, else up to 8 from the heuristic, tried in order below.
+  constexpr int kMaxAlgos = 8;
+  cublasLtMatmulHeuristicResult_t res[kMaxAlgos] = {};
+  int found = 0;
+  if (!plan.known) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    check_blas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    const size_t ws = ctx.workspace_bytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt, op, la, lb, lc, lc, pref, kMaxAlgos, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      std::lock_guard lk(g_fp8_mu);
+      g_fp8_error = "no cuBLASLt FP8 algorithm (status " + std::to_string(int(st)) + ")";
+      std::lock_guard lk2(mu);
+      plans[key] = LtPlan{true, false, {}};
+      return false;
+    }
+  }
+  const int threads = 256;
+  fp8_rowmajor_kernel<<<grid_for(N * K / 4), threads, 0, s>>>(w.dev, wq);
+  QF_CUDA(cudaGetLastError());
+  QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), s));
+  const int64_t n4 = n * K / 4;
+  amax_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, amax);
+  QF_CUDA(cudaGetLastError());
+  quant_act_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, amax, w.dev.gscale,
+                                                     a_scale_p, b_scale_p, reinterpret_cast<uint32_t*>(xq));
+  QF_CUDA(cudaGetLastError());
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(ctx.lt, op, &alpha, wq, la, xq, lb, &beta, y, lc, y, lc, &algo, ctx.workspace,
+                          ctx.workspace_bytes, s);
+  };
+  cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
+  if (plan.known) {
+    st = matmul(plan.algo);
+  } else {
+    // A rejected algorithm launches nothing; y is untouched until one runs.
+    for (int i = 0; i < found && st != CUBLAS_STATUS_SUCCESS; ++i) {
+      st = matmul(res[i].algo);
+      if (st == CUBLAS_STATUS_SUCCESS) plan = LtPlan{true, true, res[i].algo};
+    }
+    if (st != CUBLAS_STATUS_SUCCESS) plan = LtPlan{true, false, {}};
+    std::lock_guard lk(mu);
+    plans[key] = plan;
+  }
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    std::lock_guard lk(g_fp8_mu);
+    g_fp8_error = std::string("cublasLtMatmul (fp8): ") + cublasGetStatusString(st) + " for " + std::to_string(found) +
+                  " algorithm(s), N=" + std::to_string(N) + " K=" + std::to_string(K) + " n=" + std::to_string(n);
+    return false;  // the kernels above only wrote scratch: the bf16 path redoes the product
+  }
+  g_fp8_gemms.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace
 
 void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream_t s) {
@@ -105,6 +298,8 @@ void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, b
   if (!ctx.blas || !ctx.dequant_scratch || !ctx.act_bf16_scratch)
     throw Error("quant_gemm: CudaGemmContext lacks a cuBLAS handle, dequant_scratch or act_bf16_scratch");
   if (n <= 0) return;
+  if (fp8_eligible(w, ctx) && reinterpret_cast<uintptr_t>(x) % 16 == 0 && fp8_gemm(w, x, n, y, accumulate, ctx, s))
+    return;
   dequantize_to_bf16(w, ctx.dequant_scratch, s);
   to_bf16_kernel<<<grid_for(n * w.cols), 256, 0, s>>>(x, n * w.cols, ctx.act_bf16_scratch);
   QF_CUDA(cudaGetLastError());
@@ -115,6 +310,13 @@ void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, b
                           ctx.dequant_scratch, CUDA_R_16BF, int(w.cols), ctx.act_bf16_scratch, CUDA_R_16BF,
                           int(w.cols), &beta, y, CUDA_R_32F, int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "cublasGemmEx (quant_gemm)");
+}
+
+int64_t fp8_prefill_gemm_count() { return g_fp8_gemms.load(std::memory_order_relaxed); }
+
+std::string fp8_prefill_last_error() {
+  std::lock_guard lk(g_fp8_mu);
+  return g_fp8_error;
 }
 
 }  // namespace qforge::cuda

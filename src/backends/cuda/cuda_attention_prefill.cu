@@ -1,0 +1,439 @@
+// backends/cuda/cuda_attention_prefill.cu — prefill attention (n > 1 new tokens over the KV cache,
+// after rope_and_cache): the exact f32 CUDA-core tiled kernel (f32 models, short prompts, head dims
+// the tensor cores do not take) and a flash-attention-2 style tensor-core kernel: mma.sync m16n8k16
+// bf16 with f32 accumulators, online softmax in f32, K/V tiles read by cp.async from a bf16 shadow of
+// the f32 cache (one conversion pass per call), causal + sliding-window masks, GQA, pos0 > 0.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "backends/cuda/cuda_attention_prefill.cuh"
+#include "backends/cuda/cuda_prefill_api.h"
+
+namespace qforge::cuda {
+namespace {
+
+constexpr int kQB = 32;  // f32 kernel: queries per block (4 threads each)
+constexpr int kKT = 32;  // f32 kernel: keys per tile
+constexpr int kTcRows = 64;      // tensor-core kernel: query rows per block (4 warps x 16)
+constexpr int kTcThreads = 128;
+
+__device__ __forceinline__ int cur_pos0(const AttnArgs& a) { return a.pos_dev ? *a.pos_dev : a.pos0; }
+
+// ---------------------------------------------------------------------------------------------
+// f32 kernel. grid (ceil(n/32), heads), 128 threads: 4 threads per query, each holding dims
+// sub, sub+4, ...
+template <int S>
+__global__ void __launch_bounds__(128) prefill_kernel(AttnArgs a) {
+  extern __shared__ float smem[];
+  const int hd = a.hd, G = a.heads / a.kv_heads, kvd = a.kv_heads * hd;
+  float* ks = smem;              // [kKT, hd]
+  float* vs = smem + kKT * hd;   // [kKT, hd]
+  const int h = blockIdx.y, kvh = h / G, sub = threadIdx.x & 3;
+  const int qi = blockIdx.x * kQB + (threadIdx.x >> 2);
+  const int pos0 = cur_pos0(a);
+  const bool valid = qi < a.n;
+  const int pos = pos0 + qi;
+  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const float scale = rsqrtf(float(hd));
+  float q[S], acc[S];
+#pragma unroll
+  for (int j = 0; j < S; ++j) {
+    const int d = sub + 4 * j;
+    q[j] = valid && d < hd ? a.q[(size_t(qi) * a.heads + h) * hd + d] * scale : 0.f;
+    acc[j] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  const int q_first = blockIdx.x * kQB, q_last = min(a.n, q_first + kQB) - 1;
+  const int kbeg = a.window > 0 ? max(0, pos0 + q_first - a.window + 1) : 0;
+  const int kend = pos0 + q_last + 1;
+  for (int kt = kbeg; kt < kend; kt += kKT) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < kKT * hd; idx += blockDim.x) {
+      const int r = idx / hd, d = idx % hd, p = kt + r;
+      const bool in = p < kend;
+      ks[idx] = in ? a.k_cache[size_t(p) * kvd + size_t(kvh) * hd + d] : 0.f;
+      vs[idx] = in ? a.v_cache[size_t(p) * kvd + size_t(kvh) * hd + d] : 0.f;
+    }
+    __syncthreads();
+    const int jmax = min(kKT, kend - kt);
+    for (int r = 0; r < jmax; ++r) {
+      const float* kr = ks + r * hd;
+      float part = 0.f;
+#pragma unroll
+      for (int j = 0; j < S; ++j)
+        if (sub + 4 * j < hd) part += q[j] * kr[sub + 4 * j];
+      part += __shfl_xor_sync(0xffffffffu, part, 1);
+      part += __shfl_xor_sync(0xffffffffu, part, 2);
+      const int p = kt + r;
+      if (valid && p <= pos && p >= first) {
+        if (part > m) {
+          const float corr = expf(m - part);
+          l *= corr;
+#pragma unroll
+          for (int j = 0; j < S; ++j) acc[j] *= corr;
+          m = part;
+        }
+        const float e = expf(part - m);
+        l += e;
+        const float* vr = vs + r * hd;
+#pragma unroll
+        for (int j = 0; j < S; ++j)
+          if (sub + 4 * j < hd) acc[j] += e * vr[sub + 4 * j];
+      }
+    }
+  }
+  if (!valid) return;
+  const float inv = 1.f / l;
+#pragma unroll
+  for (int j = 0; j < S; ++j) {
+    const int d = sub + 4 * j;
+    if (d < hd) a.out[(size_t(qi) * a.heads + h) * hd + d] = acc[j] * inv;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core kernel helpers (PTX: mma.sync / ldmatrix / cp.async, sm_80+).
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+__device__ __forceinline__ float2 unpack_bf16(uint32_t u) {
+  __nv_bfloat162 v;
+  *reinterpret_cast<uint32_t*>(&v) = u;
+  return __bfloat1622float2(v);
+}
+// c (16x8 f32) += a (16x16 bf16, row) * b (16x8 bf16, col).
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* p) {
+  const uint32_t s = uint32_t(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* p) {
+  const uint32_t s = uint32_t(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+// 16 bytes global -> shared, zero-filled when !valid (nothing is read then).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const uint32_t s = uint32_t(__cvta_generic_to_shared(dst));
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// bf16 shadow of cache rows [r0, r1): dst[p*kvd + c] = bf16(src[p*kvd + c]) for K and V (kvd % 4 == 0).
+__global__ void shadow_kv_kernel(const float* kc, const float* vc, int64_t e0, int64_t e1, __nv_bfloat16* kb,
+                                 __nv_bfloat16* vb) {
+  for (int64_t i = e0 / 4 + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < e1 / 4;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 k = reinterpret_cast<const float4*>(kc)[i];
+    const float4 v = reinterpret_cast<const float4*>(vc)[i];
+    reinterpret_cast<uint2*>(kb)[i] = make_uint2(pack_bf16(k.x, k.y), pack_bf16(k.z, k.w));
+    reinterpret_cast<uint2*>(vb)[i] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+  }
+}
+
+// grid (ceil(n/64), heads), 128 threads (4 warps x 16 query rows). HD: head_dim rounded up to
+// 64/128/256 (register/shared tiles); the runtime hd (a multiple of 16) bounds every loop over dims.
+// Thread roles follow the m16n8k16 fragment layout: g = lane/4 owns rows g and g+8 of the warp's 16,
+// t = lane%4 owns columns 2t, 2t+1 of every 8-wide tile.
+template <int HD, int BN>
+__global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, const __nv_bfloat16* kb,
+                                                                const __nv_bfloat16* vb) {
+  constexpr int LD = HD + 8;  // shared row stride in bf16: 16 extra bytes make ldmatrix conflict-free
+  constexpr int KS = HD / 16, NT = BN / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [2][BN][LD]
+  __nv_bfloat16* vs = ks + 2 * BN * LD;                              // [2][BN][LD]
+  const int hd = a.hd, G = a.heads / a.kv_heads, kvd = a.kv_heads * hd;
+  const int n_qt = (a.n + kTcRows - 1) / kTcRows;
+  const int qt = n_qt - 1 - int(blockIdx.x);  // the longest (last) query tiles start first
+  const int h = blockIdx.y, kvh = h / G;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int pos0 = a.pos0, q0 = qt * kTcRows, q_last = min(a.n, q0 + kTcRows) - 1;
+  const int kend = pos0 + q_last + 1;
+  const int kbeg = a.window > 0 ? max(0, pos0 + q0 - a.window + 1) : 0;
+  const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
+  const int p0 = pos0 + r0, p1 = pos0 + r1;
+  const int f0 = a.window > 0 ? p0 - a.window + 1 : 0, f1 = a.window > 0 ? p1 - a.window + 1 : 0;
+  const float qscale = rsqrtf(float(hd)) * 1.4426950408889634f;  // softmax in base 2
+
+  // Q fragments straight from global f32 (scaled, rounded to bf16).
+  uint32_t qf[KS][4];
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    float2 x00 = make_float2(0.f, 0.f), x10 = x00, x01 = x00, x11 = x00;
+    if (kk * 16 < hd) {
+      const int d = kk * 16 + 2 * t4;
+      if (r0 < a.n) {
+        const float* q = a.q + (size_t(r0) * a.heads + h) * hd + d;
+        x00 = *reinterpret_cast<const float2*>(q);
+        x01 = *reinterpret_cast<const float2*>(q + 8);
+      }
+      if (r1 < a.n) {
+        const float* q = a.q + (size_t(r1) * a.heads + h) * hd + d;
+        x10 = *reinterpret_cast<const float2*>(q);
+        x11 = *reinterpret_cast<const float2*>(q + 8);
+      }
+    }
+    qf[kk][0] = pack_bf16(x00.x * qscale, x00.y * qscale);
+    qf[kk][1] = pack_bf16(x10.x * qscale, x10.y * qscale);
+    qf[kk][2] = pack_bf16(x01.x * qscale, x01.y * qscale);
+    qf[kk][3] = pack_bf16(x11.x * qscale, x11.y * qscale);
+  }
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+  const int chunks = hd / 8;  // 16-byte chunks per row
+  auto load_tile = [&](int kt, int st) {
+    for (int idx = threadIdx.x; idx < BN * chunks; idx += kTcThreads) {
+      const int r = idx / chunks, c = idx - r * chunks, p = kt + r;
+      const bool in = p < kend;
+      const size_t off = size_t(in ? p : 0) * kvd + size_t(kvh) * hd + size_t(c) * 8;
+      cp_async16(ks + (st * BN + r) * LD + c * 8, kb + off, in);
+      cp_async16(vs + (st * BN + r) * LD + c * 8, vb + off, in);
+    }
+    cp_async_commit();
+  };
+
+  const int ntiles = (kend - kbeg + BN - 1) / BN;
+  load_tile(kbeg, 0);
+  for (int it = 0; it < ntiles; ++it) {
+    const int st = it & 1, kt = kbeg + it * BN;
+    if (it + 1 < ntiles) {
+      load_tile(kt + BN, st ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const __nv_bfloat16* kt_s = ks + st * BN * LD;
+    const __nv_bfloat16* vt_s = vs + st * BN * LD;
+
+    // S = Q K^T (log2 units).
+    float s[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) {
+      if (kk * 16 >= hd) break;
+#pragma unroll
+      for (int j2 = 0; j2 < NT / 2; ++j2) {
+        uint32_t b[4];
+        const int mi = lane >> 3, key = j2 * 16 + (lane & 7) + (mi >> 1) * 8, dim = kk * 16 + (mi & 1) * 8;
+        ldmatrix_x4(b, kt_s + key * LD + dim);
+        mma_bf16(s[2 * j2], qf[kk], b[0], b[1]);
+        mma_bf16(s[2 * j2 + 1], qf[kk], b[2], b[3]);
+      }
+    }
+    // Mask only the tiles that cross the diagonal, the window edge or the end.
+    const bool full = kt + BN <= kend && kt + BN - 1 <= pos0 + q0 &&
+                      (a.window <= 0 || kt >= pos0 + q_last - a.window + 1);
+    if (!full) {
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int p = kt + j * 8 + 2 * t4 + e;
+          if (p >= kend || p > p0 || p < f0) s[j][e] = -INFINITY;
+          if (p >= kend || p > p1 || p < f1) s[j][2 + e] = -INFINITY;
+        }
+    }
+    // Online softmax (rows r0: elements 0,1; r1: elements 2,3; a row spans the 4 lanes of a quad).
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;  // fully masked so far
+    const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+    m0 = mn0;
+    m1 = mn1;
+    l0 *= c0;
+    l1 *= c1;
+#pragma unroll
+    for (int j = 0; j < HD / 8; ++j) {
+      o[j][0] *= c0;
+      o[j][1] *= c0;
+      o[j][2] *= c1;
+      o[j][3] *= c1;
+    }
+    // P (bf16, as the A operand) and O += P V. The row sums use the rounded P that enters the MMA.
+#pragma unroll
+    for (int k2 = 0; k2 < NT / 2; ++k2) {
+      uint32_t pf[4];
+      pf[0] = pack_bf16(exp2f(s[2 * k2][0] - b0), exp2f(s[2 * k2][1] - b0));
+      pf[1] = pack_bf16(exp2f(s[2 * k2][2] - b1), exp2f(s[2 * k2][3] - b1));
+      pf[2] = pack_bf16(exp2f(s[2 * k2 + 1][0] - b0), exp2f(s[2 * k2 + 1][1] - b0));
+      pf[3] = pack_bf16(exp2f(s[2 * k2 + 1][2] - b1), exp2f(s[2 * k2 + 1][3] - b1));
+      const float2 u0 = unpack_bf16(pf[0]), u1 = unpack_bf16(pf[1]), u2 = unpack_bf16(pf[2]), u3 = unpack_bf16(pf[3]);
+      l0 += (u0.x + u0.y) + (u2.x + u2.y);
+      l1 += (u1.x + u1.y) + (u3.x + u3.y);
+#pragma unroll
+      for (int d2 = 0; d2 < HD / 16; ++d2) {
+        if (d2 * 16 >= hd) break;
+        uint32_t b[4];
+        const int mi = lane >> 3, key = k2 * 16 + (lane & 7) + (mi & 1) * 8, dim = d2 * 16 + (mi >> 1) * 8;
+        ldmatrix_x4_trans(b, vt_s + key * LD + dim);
+        mma_bf16(o[2 * d2], pf, b[0], b[1]);
+        mma_bf16(o[2 * d2 + 1], pf, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // this stage is reloaded two iterations later
+  }
+
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float i0 = 1.f / l0, i1 = 1.f / l1;
+#pragma unroll
+  for (int j = 0; j < HD / 8; ++j) {
+    if (j * 8 >= hd) break;
+    const int d = j * 8 + 2 * t4;
+    if (r0 < a.n)
+      *reinterpret_cast<float2*>(a.out + (size_t(r0) * a.heads + h) * hd + d) = make_float2(o[j][0] * i0, o[j][1] * i0);
+    if (r1 < a.n)
+      *reinterpret_cast<float2*>(a.out + (size_t(r1) * a.heads + h) * hd + d) = make_float2(o[j][2] * i1, o[j][3] * i1);
+  }
+}
+
+template <int HD, int BN>
+constexpr size_t tc_smem_bytes() {
+  return size_t(4) * BN * (HD + 8) * sizeof(__nv_bfloat16);
+}
+
+template <int HD, int BN>
+void launch_tc(const AttnArgs& a, const __nv_bfloat16* kb, const __nv_bfloat16* vb, cudaStream_t s) {
+  const dim3 grid(unsigned((a.n + kTcRows - 1) / kTcRows), unsigned(a.heads));
+  prefill_tc_kernel<HD, BN><<<grid, kTcThreads, tc_smem_bytes<HD, BN>(), s>>>(a, kb, vb);
+}
+
+int shadow_rows_begin(const AttnArgs& a) { return a.window > 0 ? std::max(0, a.pos0 - a.window + 1) : 0; }
+
+}  // namespace
+
+void attention_prefill(const AttnArgs& a, cudaStream_t s) {
+  const dim3 grid(unsigned((a.n + kQB - 1) / kQB), unsigned(a.heads));
+  const size_t smem = size_t(2) * kKT * a.hd * sizeof(float);
+  if (a.hd <= 64) prefill_kernel<16><<<grid, 128, smem, s>>>(a);
+  else if (a.hd <= 128) prefill_kernel<32><<<grid, 128, smem, s>>>(a);
+  else if (a.hd <= 256) prefill_kernel<64><<<grid, 128, smem, s>>>(a);
+  else throw Error("cuda: attention head_dim " + std::to_string(a.hd) + " > 256 is not supported");
+  QF_CUDA(cudaGetLastError());
+}
+
+bool attention_prefill_tc_supported(const AttnArgs& a) {
+  return a.n >= kMinTcPrefillTokens && a.hd % 16 == 0 && a.hd >= 16 && a.hd <= 256;
+}
+
+int64_t attention_prefill_tc_scratch_bytes(const AttnArgs& a) {
+  return 2 * int64_t(a.pos0 + a.n) * a.kv_heads * a.hd * int64_t(sizeof(__nv_bfloat16));
+}
+
+void attention_prefill_tc(const AttnArgs& a, void* scratch, cudaStream_t s) {
+  if (!attention_prefill_tc_supported(a))
+    throw Error("cuda: tensor-core prefill attention does not take n=" + std::to_string(a.n) +
+                " head_dim=" + std::to_string(a.hd));
+  const int64_t kvd = int64_t(a.kv_heads) * a.hd, rows = a.pos0 + a.n;
+  auto* kb = static_cast<__nv_bfloat16*>(scratch);
+  auto* vb = kb + rows * kvd;
+  const int64_t e0 = int64_t(shadow_rows_begin(a)) * kvd, e1 = rows * kvd;
+  const int blocks = int(std::min<int64_t>((e1 - e0) / 4 / 256 + 1, 132 * 8));
+  shadow_kv_kernel<<<blocks, 256, 0, s>>>(a.k_cache, a.v_cache, e0, e1, kb, vb);
+  QF_CUDA(cudaGetLastError());
+  if (a.hd <= 64) launch_tc<64, 64>(a, kb, vb, s);
+  else if (a.hd <= 128) launch_tc<128, 64>(a, kb, vb, s);
+  else launch_tc<256, 32>(a, kb, vb, s);
+  QF_CUDA(cudaGetLastError());
+}
+
+void init_prefill_kernels(int device) {
+  int optin = 0;
+  QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const int max_smem = std::max(48 * 1024, optin);
+  QF_CUDA(cudaFuncSetAttribute(prefill_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
+  QF_CUDA(cudaFuncSetAttribute(prefill_kernel<32>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
+  QF_CUDA(cudaFuncSetAttribute(prefill_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<64, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<64, 64>())));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<128, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<128, 64>())));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<256, 32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<256, 32>())));
+}
+
+// ---- CUDA-free probe (cuda_prefill_api.h) ----
+
+bool prefill_attention_tc_supported(int n, int head_dim) {
+  AttnArgs a;
+  a.n = n;
+  a.hd = head_dim;
+  return attention_prefill_tc_supported(a);
+}
+
+double run_prefill_attention(const PrefillAttentionProbe& p, bool tensor_cores, int repeats) {
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  static bool inited[64] = {};
+  if (dev < 64 && !inited[dev]) {
+    init_prefill_kernels(dev);
+    inited[dev] = true;
+  }
+  AttnArgs a;
+  a.q = const_cast<float*>(p.q);
+  a.k_cache = const_cast<float*>(p.k_cache);
+  a.v_cache = const_cast<float*>(p.v_cache);
+  a.out = p.out;
+  a.n = p.n, a.heads = p.heads, a.kv_heads = p.kv_heads, a.hd = p.head_dim, a.window = p.window;
+  a.pos0 = p.pos0, a.capacity = p.capacity;
+  if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.pos0 + a.n > a.capacity)
+    throw Error("run_prefill_attention: bad shape");
+  void* scratch = nullptr;
+  if (tensor_cores) QF_CUDA(cudaMalloc(&scratch, size_t(attention_prefill_tc_scratch_bytes(a))));
+  std::unique_ptr<void, decltype(&cudaFree)> keep(scratch, &cudaFree);
+  cudaEvent_t e0, e1;
+  QF_CUDA(cudaEventCreate(&e0));
+  QF_CUDA(cudaEventCreate(&e1));
+  auto run = [&] {
+    if (tensor_cores) attention_prefill_tc(a, scratch, nullptr);
+    else attention_prefill(a, nullptr);
+  };
+  run();  // warm (module load)
+  QF_CUDA(cudaEventRecord(e0, nullptr));
+  for (int i = 0; i < std::max(1, repeats); ++i) run();
+  QF_CUDA(cudaEventRecord(e1, nullptr));
+  QF_CUDA(cudaEventSynchronize(e1));
+  float ms = 0;
+  QF_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return double(ms) / std::max(1, repeats);
+}
+
+}  // namespace qforge::cuda

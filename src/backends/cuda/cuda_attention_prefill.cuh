@@ -1,0 +1,28 @@
+// backends/cuda/cuda_attention_prefill.cuh — prefill attention launchers (cuda_attention_prefill.cu):
+// the exact f32 tiled kernel (attention_prefill, declared in cuda_kernels.cuh) and the tensor-core
+// flash-attention kernel (bf16 Q/K/V/P, f32 accumulation and softmax) with the checks and scratch it
+// needs. Both run after rope_and_cache (q/k rotated, K/V already in the f32 caches).
+#pragma once
+#include <cstdint>
+
+#include "backends/cuda/cuda_kernels.cuh"
+
+namespace qforge::cuda {
+
+// Fewer new tokens than this stay on the f32 kernel (too little work for a 64-row query tile).
+constexpr int kMinTcPrefillTokens = 16;
+
+// True when the tensor-core kernel takes this call: n >= kMinTcPrefillTokens, head_dim a multiple of
+// 16 and <= 256.
+bool attention_prefill_tc_supported(const AttnArgs& a);
+// Scratch bytes attention_prefill_tc needs: a bf16 shadow of the K and V cache rows [0, pos0 + n).
+int64_t attention_prefill_tc_scratch_bytes(const AttnArgs& a);
+// Tensor-core prefill attention; `scratch` holds attention_prefill_tc_scratch_bytes(a) bytes.
+// Throws qforge::Error when !attention_prefill_tc_supported(a). Uses a.pos0 (prefill is never
+// recorded into a graph).
+void attention_prefill_tc(const AttnArgs& a, void* scratch, cudaStream_t s);
+
+// One-time per-device setup of the prefill kernels (dynamic shared memory limits).
+void init_prefill_kernels(int device);
+
+}  // namespace qforge::cuda
