@@ -58,7 +58,7 @@ std::vector<int32_t> long_prompt(size_t n) {
 TEST(CudaGolden, Float32GreedyTokensExact) {
   QF_REQUIRE_GPU();
   auto m = load_demo("cuda", DType::F32);
-  EXPECT_EQ(m->backend_name(), "cuda");
+  EXPECT_EQ(m->backend_name(), "cuda:0");
   for (const auto& c : golden()["float32"]["generate"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto want = c["greedy_new_ids"].get<std::vector<int32_t>>();
@@ -168,6 +168,6 @@ TEST(CudaModel, NoGpuMemoryGrowthOver1000Generates) {
 TEST(CudaModel, AutoPicksCudaAndMemoryIsAccounted) {
   QF_REQUIRE_GPU();
   auto m = load_demo("auto", DType::F32);
-  EXPECT_EQ(m->backend_name(), "cuda");
+  EXPECT_EQ(m->backend_name(), "cuda:0");
   EXPECT_GE(MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current, int64_t(m->weight_bytes() / 2));
 }
