@@ -218,6 +218,7 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   a.double_quant = w.params.double_quant;
   a.per_channel = w.params.per_channel;
   a.data = static_cast<const uint8_t*>(w.data.raw());
+  a.data_bytes_per_weight = double(w.data.nbytes()) / double(std::max<int64_t>(1, w.rows * w.cols));
   a.scales = w.scales.defined() ? static_cast<const uint8_t*>(w.scales.raw()) : nullptr;
   a.scales2 = w.scales2.defined() ? w.scales2.data<float>() : nullptr;
   a.zeros = w.zeros.defined() ? static_cast<const uint32_t*>(w.zeros.raw()) : nullptr;

@@ -25,6 +25,7 @@ struct KernelArgs {
   int block = 0;                 // nf4/fp4 absmax block, int4 group
   bool double_quant = false, per_channel = false;
   const uint8_t* data = nullptr;
+  double data_bytes_per_weight = 0;  // bytes of `data` per weight (for software prefetch)
   const uint8_t* scales = nullptr;   // raw bytes of QuantWeight::scales
   const float* scales2 = nullptr;
   const uint32_t* zeros = nullptr;   // int4 qzeros
