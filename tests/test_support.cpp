@@ -39,6 +39,13 @@ CmdResult run_qforge_stdin(const std::string& args, const std::string& input) {
   return {code, read_file(out), read_file(err)};
 }
 
+nlohmann::json last_json_line(const std::string& out) {
+  std::string s = out;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  const size_t nl = s.rfind('\n');
+  return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
+}
+
 namespace {
 std::vector<std::filesystem::path>& all_temp_dirs() {
   static std::vector<std::filesystem::path> v;

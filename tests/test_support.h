@@ -2,6 +2,7 @@
 // helper that runs the CLI and captures its output (e2e tests).
 #pragma once
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace qforge::test {
@@ -20,6 +21,8 @@ struct CmdResult {
 CmdResult run_qforge(const std::string& args);
 // Same, with `input` on its standard input.
 CmdResult run_qforge_stdin(const std::string& args, const std::string& input);
+// The JSON object on the last non-empty line of a command's stdout (the --json contract).
+nlohmann::json last_json_line(const std::string& out);
 // A fresh empty temporary directory, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);
 

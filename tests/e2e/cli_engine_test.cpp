@@ -14,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-json last_json_line(const std::string& out) {
-  auto end = out.find_last_not_of('\n');
-  auto start = out.rfind('\n', end);
-  return json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1));
-}
-
 std::string model() { return "'" + test::demo_model_dir().string() + "'"; }
 
 // A copy of the demo model in a temp dir, to corrupt.
@@ -44,7 +38,7 @@ TEST(CliRun, JsonContractAndGoldenGreedy) {
   auto r = test::run_qforge("run --model " + model() + " --prompt '" + c["prompt"].get<std::string>() +
                             "' --max-new-tokens 48 --greedy --ignore-eos --dtype f32 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  json j = last_json_line(r.out);
+  json j = test::last_json_line(r.out);
   EXPECT_EQ(j["prompt_ids"], c["prompt_ids"]);
   EXPECT_EQ(j["new_ids"], c["greedy_new_ids"]);
   EXPECT_EQ(j["text"], c["greedy_text"]);
@@ -65,7 +59,7 @@ TEST(CliRun, StopsAtEosUnlessIgnored) {
   setenv("QFORGE_TEST_PROMPT", prompt.c_str(), 1);
   auto r = test::run_qforge("run --model " + model() + " --prompt \"$QFORGE_TEST_PROMPT\" --max-new-tokens 48 --greedy --dtype f32 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  json j = last_json_line(r.out);
+  json j = test::last_json_line(r.out);
   EXPECT_EQ(j["prompt_ids"], c["prompt_ids"]);
   EXPECT_EQ(j["stop_reason"], "eos");
   EXPECT_EQ(j["new_ids"].size(), eos_at + 1);
@@ -75,8 +69,8 @@ TEST(CliRun, SameSeedSameSample) {
   std::string cmd = "run --model " + model() + " --prompt 'Ge1:1' --max-new-tokens 24 --temperature 0.9 --top-p 0.95 --json";
   auto a = test::run_qforge(cmd + " --seed 7"), b = test::run_qforge(cmd + " --seed 7"), c = test::run_qforge(cmd + " --seed 8");
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  EXPECT_EQ(last_json_line(a.out)["new_ids"], last_json_line(b.out)["new_ids"]);
-  EXPECT_NE(last_json_line(a.out)["new_ids"], last_json_line(c.out)["new_ids"]);
+  EXPECT_EQ(test::last_json_line(a.out)["new_ids"], test::last_json_line(b.out)["new_ids"]);
+  EXPECT_NE(test::last_json_line(a.out)["new_ids"], test::last_json_line(c.out)["new_ids"]);
 }
 
 TEST(CliLogits, WritesFloat32MatchingGolden) {
@@ -140,7 +134,7 @@ TEST(CliErrors, UnwritableLogitsLeaveNothing) {
 TEST(CliInfo, ReportsCpuAndBackends) {
   auto r = test::run_qforge("info --json");
   ASSERT_EQ(r.exit_code, 0);
-  json j = last_json_line(r.out);
+  json j = test::last_json_line(r.out);
   EXPECT_TRUE(j.contains("version"));
   EXPECT_TRUE(j["cpu"]["features"].contains("avx2"));
   EXPECT_GE(j["cpu"]["threads"].get<int>(), 1);

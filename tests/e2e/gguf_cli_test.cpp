@@ -13,13 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json last_line_json(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const size_t nl = s.rfind('\n');
-  return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
-}
-
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 TEST(GgufCli, QuantizeAndRunEveryFormat) {
@@ -27,17 +20,17 @@ TEST(GgufCli, QuantizeAndRunEveryFormat) {
   const std::string model = q(qforge::test::demo_model_dir());
   auto ref = run_qforge("run --model " + model + " --prompt Ge1:1 --max-new-tokens 24 --greedy --dtype f32 --json");
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
-  const auto rj = last_line_json(ref.out);
+  const auto rj = qforge::test::last_json_line(ref.out);
   for (const char* fmt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"}) {
     const fs::path out = dir / (std::string(fmt) + ".gguf");
     auto r = run_qforge("quantize --model " + model + " --format " + fmt + " --out " + q(out) + " --json");
     ASSERT_EQ(r.exit_code, 0) << fmt << ": " << r.err;
-    const auto j = last_line_json(r.out);
+    const auto j = qforge::test::last_json_line(r.out);
     EXPECT_EQ(j["serialization"], "gguf");
     EXPECT_EQ(j["tensors"], 56);  // embed + norm + 6 x (2 norms + 7 linears); tied lm_head
     auto g = run_qforge("run --model " + q(out) + " --prompt Ge1:1 --max-new-tokens 24 --greedy --json");
     ASSERT_EQ(g.exit_code, 0) << fmt << ": " << g.err;
-    const auto gj = last_line_json(g.out);
+    const auto gj = qforge::test::last_json_line(g.out);
     EXPECT_EQ(gj["prompt_ids"], rj["prompt_ids"]) << fmt;
     if (std::string(fmt) == "f32" || std::string(fmt) == "f16" || std::string(fmt) == "bf16")
       EXPECT_EQ(gj["new_ids"], rj["new_ids"]) << fmt;  // the demo weights are bf16: exact in all three

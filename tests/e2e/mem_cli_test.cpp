@@ -12,13 +12,6 @@ using qforge::test::run_qforge;
 
 namespace {
 
-nlohmann::json last_line_json(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const size_t nl = s.rfind('\n');
-  return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
-}
-
 const nlohmann::json& find_device(const nlohmann::json& j, const std::string& name) {
   for (const auto& d : j.at("devices"))
     if (d.at("name") == name) return d;
@@ -30,7 +23,7 @@ const nlohmann::json& find_device(const nlohmann::json& j, const std::string& na
 TEST(MemCli, JsonContractLlama2_70B) {
   auto r = run_qforge("mem --preset Llama-2-70B --format nf4 --context 4096 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   for (const char* k : {"params", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes", "breakdown", "devices"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["params"].get<int64_t>(), 68'976'648'192);
@@ -53,7 +46,7 @@ TEST(MemCli, JsonContractLlama2_70B) {
 TEST(MemCli, Fp16Llama2_70BDoesNotFitDgxSpark) {
   auto r = run_qforge("mem --preset Llama-2-70B --format fp16 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   EXPECT_EQ(j["weights_bytes"].get<int64_t>(), 2 * 68'976'648'192);
   const auto& spark = find_device(j, "DGX Spark 128GB");
   EXPECT_FALSE(spark["fits"].get<bool>());
@@ -65,14 +58,14 @@ TEST(MemCli, Fp16Llama2_70BDoesNotFitDgxSpark) {
 TEST(MemCli, DemoModelFromDirectory) {
   auto r = run_qforge("mem --model '" + qforge::test::demo_model_dir().string() + "' --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   EXPECT_EQ(j["params"].get<int64_t>(), 14'528'160);
   EXPECT_EQ(j["weights_bytes"].get<int64_t>(), 29'056'320);  // bf16 default
   EXPECT_EQ(j["breakdown"]["lm_head"].get<int64_t>(), 0);     // tied
   EXPECT_EQ(j["context"].get<int64_t>(), 2048);                // min(4096, max_position_embeddings)
   auto c = run_qforge("mem --config '" + (qforge::test::demo_model_dir() / "config.json").string() + "' --json");
   ASSERT_EQ(c.exit_code, 0) << c.err;
-  EXPECT_EQ(last_line_json(c.out)["params"].get<int64_t>(), 14'528'160);
+  EXPECT_EQ(qforge::test::last_json_line(c.out)["params"].get<int64_t>(), 14'528'160);
 }
 
 TEST(MemCli, Qwen2ConfigJsonMatchesPreset) {
@@ -92,7 +85,7 @@ TEST(MemCli, Qwen2ConfigJsonMatchesPreset) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto p = run_qforge("mem --preset Qwen2.5-0.5B --format nf4-dq --json");
   ASSERT_EQ(p.exit_code, 0) << p.err;
-  const auto a = last_line_json(r.out), b = last_line_json(p.out);
+  const auto a = qforge::test::last_json_line(r.out), b = qforge::test::last_json_line(p.out);
   EXPECT_EQ(a["params"].get<int64_t>(), 494'032'768);
   EXPECT_EQ(a["params_breakdown"]["attention_biases"].get<int64_t>(), 24 * (896 + 128 + 128));
   EXPECT_EQ(a["weights_bytes"], b["weights_bytes"]);
@@ -102,11 +95,11 @@ TEST(MemCli, Qwen2ConfigJsonMatchesPreset) {
 TEST(MemCli, OptionsChangeTheNumbers) {
   auto r = run_qforge("mem --preset Llama-3.1-8B --context 32768 --batch 2 --kv-dtype fp8 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   EXPECT_EQ(j["kv_cache_bytes"].get<int64_t>(), 2LL * 32 * 8 * 128 * 32768 * 2 * 1);
   auto d = run_qforge("mem --preset Llama-3.1-8B --format nf4 --device-memory 8GiB --json");
   ASSERT_EQ(d.exit_code, 0) << d.err;
-  const auto dj = last_line_json(d.out);
+  const auto dj = qforge::test::last_json_line(d.out);
   const auto& custom = find_device(dj, "--device-memory 8GiB");
   EXPECT_EQ(custom["memory_bytes"].get<int64_t>(), 8LL << 30);
   EXPECT_TRUE(custom["fits"].get<bool>());
@@ -117,7 +110,7 @@ TEST(MemCli, OptionsChangeTheNumbers) {
 TEST(MemCli, QuickParams) {
   auto r = run_qforge("mem --params 70B --format bf16 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   EXPECT_EQ(j["params"].get<int64_t>(), 70'000'000'000);
   EXPECT_EQ(j["weights_bytes"].get<int64_t>(), 140'000'000'000);
   EXPECT_TRUE(j["quick"].get<bool>());

@@ -11,19 +11,13 @@
 using qforge::test::run_qforge;
 
 namespace {
-nlohmann::json last_line_json(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const size_t nl = s.rfind('\n');
-  return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
-}
 std::string model() { return qforge::test::demo_model_dir().string(); }
 }  // namespace
 
 TEST(QuantErrorCli, JsonTotalsMatchEvalReference) {
   auto r = run_qforge("quant-error --model " + model() + " --formats nf4,int8,fp8,nvfp4,mxfp4,q4_0,int4 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = last_line_json(r.out);
+  const auto j = qforge::test::last_json_line(r.out);
   const auto ref = nlohmann::json::parse(qforge::test::read_file(qforge::test::source_dir() /
                                                                  "eval/kjv_quant_reference.json"))["simulated_weight_quantization"];
   ASSERT_EQ(j["formats"].size(), 7u);
@@ -49,9 +43,9 @@ TEST(QuantErrorCli, JsonTotalsMatchEvalReference) {
 }
 
 TEST(QuantErrorCli, BlocksizeAndDoubleQuant) {
-  auto a = last_line_json(run_qforge("quant-error --model " + model() + " --formats nf4 --blocksize 32 --json").out);
-  auto b = last_line_json(run_qforge("quant-error --model " + model() + " --formats nf4 --blocksize 256 --json").out);
-  auto c = last_line_json(run_qforge("quant-error --model " + model() + " --formats nf4 --double-quant --json").out);
+  auto a = qforge::test::last_json_line(run_qforge("quant-error --model " + model() + " --formats nf4 --blocksize 32 --json").out);
+  auto b = qforge::test::last_json_line(run_qforge("quant-error --model " + model() + " --formats nf4 --blocksize 256 --json").out);
+  auto c = qforge::test::last_json_line(run_qforge("quant-error --model " + model() + " --formats nf4 --double-quant --json").out);
   EXPECT_LT(a["total"]["nf4"]["rel_mse"].get<double>(), b["total"]["nf4"]["rel_mse"].get<double>());
   EXPECT_GT(a["total"]["nf4"]["bytes_per_weight"].get<double>(), b["total"]["nf4"]["bytes_per_weight"].get<double>());
   EXPECT_LT(c["total"]["nf4"]["bytes_per_weight"].get<double>(), 0.5625);

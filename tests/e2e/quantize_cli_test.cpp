@@ -14,13 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json last_line_json(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const size_t nl = s.rfind('\n');
-  return nlohmann::json::parse(nl == std::string::npos ? s : s.substr(nl + 1));
-}
-
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 std::vector<std::string> listing(const fs::path& d) {
@@ -44,7 +37,7 @@ TEST(QuantizeCli, ReloadedPerplexityEqualsQuantizeAtLoad) {
     const fs::path out = dir / fmt;
     auto r = run_qforge("quantize --model " + model + " --format " + fmt + " --out " + q(out) + " --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto j = last_line_json(r.out);
+    const auto j = qforge::test::last_json_line(r.out);
     EXPECT_EQ(j["quantized_modules"], 42) << fmt;
     EXPECT_EQ(j["kept_modules"], 0) << fmt;
     EXPECT_EQ(j["shards"], 1) << fmt;
@@ -52,7 +45,7 @@ TEST(QuantizeCli, ReloadedPerplexityEqualsQuantizeAtLoad) {
     ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err;
     auto at_load = run_qforge(ppl_cmd(model, "--quant " + fmt));
     ASSERT_EQ(at_load.exit_code, 0) << at_load.err;
-    const auto a = last_line_json(reloaded.out), b = last_line_json(at_load.out);
+    const auto a = qforge::test::last_json_line(reloaded.out), b = qforge::test::last_json_line(at_load.out);
     EXPECT_EQ(a["tokens_scored"], b["tokens_scored"]) << fmt;
     EXPECT_EQ(a["windows"], 3) << fmt;
     EXPECT_EQ(a["ppl"].get<double>(), b["ppl"].get<double>()) << fmt;  // same bytes, same kernels: exact
