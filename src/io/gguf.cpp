@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "io/mapped_file.h"
+#include "io/printable.h"
 #include "qforge/status.h"
 
 namespace qforge::io {
@@ -47,22 +48,7 @@ size_t scalar_size(GgufType t) {
   }
 }
 
-std::string printable(std::string_view s, size_t max_len = 120) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += char(c);
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (s.size() > max_len) out += "...";
-  return out;
-}
+std::string printable(std::string_view s, size_t max_len = 120) { return escape_for_message(s, max_len); }
 
 // Bounds-checked little-endian cursor over the header.
 class Cursor {

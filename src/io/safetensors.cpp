@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "io/mapped_file.h"
+#include "io/printable.h"
 #include "qforge/status.h"
 
 namespace qforge::io {
@@ -29,22 +30,7 @@ constexpr int kMaxHeaderDepth = 3;
 struct DepthExceeded {};
 
 // A tensor name or JSON value quoted for a one-line message: control and non-ASCII bytes escaped.
-std::string printable(std::string_view s, size_t max_len = 200) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += char(c);
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (s.size() > max_len) out += "...";
-  return out;
-}
+std::string printable(std::string_view s, size_t max_len = 200) { return escape_for_message(s, max_len); }
 
 std::string json_type(const json& j) { return j.type_name(); }
 
