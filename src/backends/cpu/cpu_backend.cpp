@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/host_backend.h"
 #include "backends/ref/ref_ops.h"
 #include "core/thread_pool.h"
 
@@ -17,15 +17,9 @@ void attention(const float* q, const float* k, const float* v, float* k_cache, f
 
 namespace {
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
-  std::shared_ptr<float> alloc(int64_t n, MemCategory cat) override {
-    auto p = host_alloc(size_t(n) * sizeof(float), cat, true);
-    return std::shared_ptr<float>(p, reinterpret_cast<float*>(p.get()));
-  }
-  void to_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
-  void from_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
   void embed(const Tensor& t, const int32_t* ids, int64_t n, float* out) override { ref::embed(t, ids, n, out); }
 
   void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backends/host_backend.h"
 #include "backends/ref/ref_ops.h"
 
 namespace qforge {
@@ -21,15 +22,9 @@ std::vector<float> form_linear_input(const LinearInput& in, int64_t n, int64_t d
 
 namespace {
 
-class RefBackend final : public Backend {
+class RefBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "ref"; }
-  std::shared_ptr<float> alloc(int64_t n, MemCategory cat) override {
-    auto p = host_alloc(size_t(n) * sizeof(float), cat, true);
-    return std::shared_ptr<float>(p, reinterpret_cast<float*>(p.get()));
-  }
-  void to_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
-  void from_host(const float* s, float* d, int64_t n) override { std::memcpy(d, s, size_t(n) * 4); }
   void embed(const Tensor& t, const int32_t* ids, int64_t n, float* out) override { ref::embed(t, ids, n, out); }
   void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,
               bool accumulate) override {
