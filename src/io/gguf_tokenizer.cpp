@@ -13,7 +13,6 @@
 #include <unordered_map>
 
 #include "qforge/status.h"
-#include "tokenizer/hf_tokenizer.h"
 
 namespace qforge::io {
 
@@ -29,6 +28,25 @@ constexpr const char* kQwen2Regex =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 constexpr const char* kGpt2Regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+json read_json_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw Error(p.string() + ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::exception& e) {
+    throw Error(p.string() + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+std::string token_string(const json& c, const char* key) {
+  if (!c.contains(key)) return "";
+  const json& v = c[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
 
 bool is_byte_token(const std::string& t) {
   return t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(uint8_t(t[3])) &&
@@ -59,9 +77,9 @@ std::string merge_string(const json& m) {
 std::vector<std::pair<std::string, GgufValue>> tokenizer_to_gguf(const fs::path& dir) {
   const fs::path tj_path = dir / "tokenizer.json";
   if (!fs::exists(tj_path)) throw Error(dir.string() + ": no tokenizer.json (needed for the GGUF vocabulary)");
-  json tj = tok::read_json(tj_path);
+  json tj = read_json_file(tj_path);
   const fs::path cfg_path = dir / "tokenizer_config.json";
-  json c = fs::exists(cfg_path) ? tok::read_json(cfg_path) : json::object();
+  json c = fs::exists(cfg_path) ? read_json_file(cfg_path) : json::object();
   const std::string where = tj_path.string();
   std::vector<std::pair<std::string, GgufValue>> kv;
   try {
@@ -104,7 +122,7 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_to_gguf(const fs::path&
     for (auto& [id, special] : added_special)
       types[size_t(id)] = double(special ? GgufTokenType::Control : GgufTokenType::UserDefined);
     for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"})
-      if (auto t = tok::token_string(c, key); !t.empty())
+      if (auto t = token_string(c, key); !t.empty())
         if (auto it = id_of.find(t); it != id_of.end() && types[size_t(it->second)] == double(GgufTokenType::Normal))
           types[size_t(it->second)] = double(GgufTokenType::Control);
     std::vector<std::string> merges;
@@ -146,7 +164,7 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_to_gguf(const fs::path&
     kv.emplace_back("tokenizer.ggml.token_type", GgufValue::num_array(GgufType::I32, std::move(types)));
     if (byte_level) kv.emplace_back("tokenizer.ggml.merges", GgufValue::str_array(std::move(merges)));
     auto put_id = [&](const char* key, const char* cfg_key) {
-      std::string t = tok::token_string(c, cfg_key);
+      std::string t = token_string(c, cfg_key);
       if (t.empty() && std::string(cfg_key) == "unk_token") t = unk;
       if (auto it = id_of.find(t); !t.empty() && it != id_of.end())
         kv.emplace_back(key, GgufValue::u32(uint32_t(it->second)));
@@ -157,7 +175,7 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_to_gguf(const fs::path&
     put_id("tokenizer.ggml.padding_token_id", "pad_token");
     // add_bos: tokenizer_config's flag, else whether the post-processor inserts the bos token.
     bool add_bos = false, add_eos = false;
-    const std::string bos = tok::token_string(c, "bos_token"), eos = tok::token_string(c, "eos_token");
+    const std::string bos = token_string(c, "bos_token"), eos = token_string(c, "eos_token");
     const std::string pp = tj.value("post_processor", json()).dump();
     if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) add_bos = c["add_bos_token"].get<bool>();
     else if (!bos.empty()) add_bos = pp.find(json(bos).dump()) != std::string::npos;

@@ -13,6 +13,8 @@ namespace qforge::tok {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+
 json read_json(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   if (!f) throw Error(p.string() + ": cannot open");
@@ -33,8 +35,6 @@ std::string token_string(const json& c, const char* key) {
   if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
   return "";
 }
-
-namespace {
 
 bool mentions_byte_level(const json& j) { return !j.is_null() && j.dump().find("\"ByteLevel\"") != std::string::npos; }
 

@@ -4,7 +4,6 @@
 #pragma once
 #include <filesystem>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -16,11 +15,6 @@
 #include "tokenizer/pipeline.h"
 
 namespace qforge::tok {
-
-// A JSON file (tokenizer.json, tokenizer_config.json); throws "<path>: cannot open / invalid JSON".
-nlohmann::json read_json(const std::filesystem::path& p);
-// A special-token entry of tokenizer_config.json: "text" or {"content": "text", ...}; "" otherwise.
-std::string token_string(const nlohmann::json& c, const char* key);
 
 class HfTokenizer final : public Tokenizer {
  public:
