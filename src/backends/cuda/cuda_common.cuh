@@ -36,38 +36,63 @@ struct LinearInputDev {
 // Block-cooperative: writes the staged input of token t (cols floats) into shared memory `dst`.
 // Every thread of the block must call it; ends with __syncthreads(). `red` is >= 32 floats of
 // shared scratch. The RMS reduction is in f32 (reference: double; documented tolerance).
+// The 16-byte path issues all of a thread's loads (x and up / rms_w, UNROLL float4 each) before
+// using any: this prologue sits in front of every GEMV block's first weight use, and a loop of
+// dependent global loads here cost more than the weights of a small layer (measured, perf-notes).
+__device__ inline float silu_times(float g, float u) { return g / (1.f + __expf(-g)) * u; }
+
+template <int UNROLL = 4>  // float4 loads per operand a thread has in flight (registers: 8 per unit)
 __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int cols, float* dst, float* red) {
   const float* x = in.x + size_t(t) * cols;
-  if (in.up) {
-    const float* u = in.up + size_t(t) * cols;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-      float g = x[i];
-      dst[i] = g / (1.f + __expf(-g)) * u[i];
-    }
-    __syncthreads();
-    return;
-  }
-  if (!in.rms_w) {
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = x[i];
-    __syncthreads();
-    return;
-  }
+  const float* u = in.up ? in.up + size_t(t) * cols : nullptr;
+  const float* w = in.rms_w;
+  auto al16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   float ss = 0.f;
-  if (cols % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
-    // 16-byte loads: fewer, wider requests in this latency-bound prologue of every GEMV block.
+  if (cols % 4 == 0 && al16(x) && al16(dst) && (!u || al16(u)) && (!w || al16(w))) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
+    const float4* o4 = reinterpret_cast<const float4*>(u ? u : w);  // the other operand, if any
     float4* d4 = reinterpret_cast<float4*>(dst);
-    for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
-      const float4 v = x4[i];
-      d4[i] = v;
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    const int n4 = cols / 4, step = int(blockDim.x);
+    for (int base = int(threadIdx.x); base < n4; base += UNROLL * step) {
+      float4 a[UNROLL], b[UNROLL];
+#pragma unroll
+      for (int j = 0; j < UNROLL; ++j) {
+        const int i = base + j * step;
+        if (i < n4) {
+          a[j] = x4[i];
+          if (o4) b[j] = o4[i];
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < UNROLL; ++j) {
+        const int i = base + j * step;
+        if (i >= n4) continue;
+        float4 v = a[j];
+        if (u) {
+          v = make_float4(silu_times(v.x, b[j].x), silu_times(v.y, b[j].y), silu_times(v.z, b[j].z), silu_times(v.w, b[j].w));
+        } else if (w) {
+          ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+          v = make_float4(v.x * b[j].x, v.y * b[j].y, v.z * b[j].z, v.w * b[j].w);  // times rms_w; 1/rms below
+        }
+        d4[i] = v;
+      }
     }
   } else {
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-      float v = x[i];
-      dst[i] = v;
-      ss += v * v;
+      const float v = x[i];
+      if (u) {
+        dst[i] = silu_times(v, u[i]);
+      } else if (w) {
+        ss += v * v;
+        dst[i] = v * w[i];
+      } else {
+        dst[i] = v;
+      }
     }
+  }
+  if (u || !w) {
+    __syncthreads();
+    return;
   }
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;
@@ -80,7 +105,7 @@ __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int c
   }
   __syncthreads();
   const float inv = red[0];
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = dst[i] * inv * in.rms_w[i];
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] *= inv;
   __syncthreads();
 }
 

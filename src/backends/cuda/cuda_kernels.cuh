@@ -23,7 +23,7 @@ __device__ __forceinline__ void pdl_wait() {
 __device__ __forceinline__ void pdl_launch_dependents() {
   NV_IF_TARGET(NV_PROVIDES_SM_90, (asm volatile("griddepcontrol.launch_dependents;" ::: "memory");))
 }
-// Whether decode kernels are launched with the attribute: on sm_90+ when QFORGE_CUDA_PDL=1.
+// Whether decode kernels are launched with the attribute: on sm_90+ unless QFORGE_CUDA_PDL=0.
 // Set by init_kernels (off until then).
 bool pdl_enabled();
 

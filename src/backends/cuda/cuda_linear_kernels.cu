@@ -18,6 +18,7 @@ namespace {
 int g_num_sms = 132;
 bool g_pdl = false;      // programmatic dependent launch for decode kernels (init_linear_kernels)
 int g_max_smem = 48 * 1024;  // dynamic shared memory a block may use (raised in init_kernels)
+bool g_gemv1 = true;         // the one-token kernel (QFORGE_CUDA_GEMV1=0 turns it off, for A/B runs)
 
 template <WType WT>
 __device__ __forceinline__ float load_w(const void* p, size_t i) {
@@ -167,6 +168,126 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const __grid_constant
   }
 }
 
+// One token (decode): the rows of all layers are cut into units of one row x kChunk<WT> columns;
+// block b takes an even share of the rows and its warps an even share of those units, so short
+// rows (down projection) and few rows (q/k/v) still keep every warp streaming. Each warp requests
+// its first two units before the block stages the input (the weights depend on no earlier kernel),
+// then keeps one unit in flight while it multiplies the other. A unit's warp-reduced sum goes to
+// shared memory; after a barrier each row adds its units in order (deterministic, no atomics),
+// then bias and residual.
+// Block shapes: 512 threads x 2 blocks per SM (default) or 1024 x 1 (QFORGE_CUDA_GEMV1_THREADS=1024);
+// both hold 64 registers per thread, so the staging keeps only 2 float4 per operand in flight.
+// QFORGE_CUDA_GEMV1_PER_SM sets the blocks per SM of the grid (tuning runs).
+int g_gemv1_threads = 512;
+int g_gemv1_per_sm = 2;
+constexpr int kG1Loads = 4;  // 16-byte loads per lane per unit
+template <WType WT>
+constexpr int kEpv = WT == WType::F32 ? 4 : 8;  // weights per 16 bytes
+template <WType WT>
+constexpr int kChunk = 32 * kEpv<WT> * kG1Loads;
+
+template <WType WT>
+__device__ __forceinline__ void g1_load(const GemvBatch& b, int row, int c, int lane, uint4 (&u)[kG1Loads]) {
+  int li = 0;
+  while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
+  const char* p = static_cast<const char*>(b.w[li]) + size_t(row) * b.cols * sizeof_w<WT>();
+#pragma unroll
+  for (int j = 0; j < kG1Loads; ++j) {
+    const int k = c * kChunk<WT> + (j * 32 + lane) * kEpv<WT>;
+    u[j] = k < b.cols ? __ldg(reinterpret_cast<const uint4*>(p + size_t(k) * sizeof_w<WT>())) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+template <WType WT>
+__device__ __forceinline__ float g1_dot(const uint4 (&u)[kG1Loads], const float* xs, int cols, int c, int lane) {
+  float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+  for (int j = 0; j < kG1Loads; ++j) {
+    const int k = c * kChunk<WT> + (j * 32 + lane) * kEpv<WT>;
+    if (k < cols) {
+      float f[kEpv<WT>];
+      unpack16<WT>(u[j], f);
+      const float4* xv = reinterpret_cast<const float4*>(xs + k);
+#pragma unroll
+      for (int q = 0; q < kEpv<WT> / 4; ++q) {
+        const float4 x4 = xv[q];
+        (q & 1 ? s1 : s0) += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+      }
+    }
+  }
+  float s = s0 + s1;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  return s;
+}
+
+template <WType WT, int THREADS>
+__global__ void __launch_bounds__(THREADS, 1024 / THREADS) gemv1_kernel(const __grid_constant__ GemvBatch b, LinearInputDev in, bool acc,
+                                                              int total, int nch) {
+  extern __shared__ float4 smem4[];
+  float* red = reinterpret_cast<float*>(smem4);
+  float* xs = red + 32;
+  float* part = xs + ((b.cols + 3) & ~3);
+  const int rb0 = int(int64_t(blockIdx.x) * total / gridDim.x), rb1 = int(int64_t(blockIdx.x + 1) * total / gridDim.x);
+  const int units = (rb1 - rb0) * nch, warps = blockDim.x >> 5;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int u0 = warp * units / warps, u1 = (warp + 1) * units / warps;
+  uint4 A[kG1Loads], B[kG1Loads];
+  if (u0 < u1) g1_load<WT>(b, rb0 + u0 / nch, u0 % nch, lane, A);
+  if (u0 + 1 < u1) g1_load<WT>(b, rb0 + (u0 + 1) / nch, (u0 + 1) % nch, lane, B);
+  pdl_wait();
+  pdl_launch_dependents();
+  stage_linear_input<2>(in, 0, b.cols, xs, red);
+  for (int u = u0; u < u1; u += 2) {
+    float s = g1_dot<WT>(A, xs, b.cols, u % nch, lane);
+    if (lane == 0) part[u] = s;
+    if (u + 2 < u1) g1_load<WT>(b, rb0 + (u + 2) / nch, (u + 2) % nch, lane, A);
+    if (u + 1 < u1) {
+      s = g1_dot<WT>(B, xs, b.cols, (u + 1) % nch, lane);
+      if (lane == 0) part[u + 1] = s;
+      if (u + 3 < u1) g1_load<WT>(b, rb0 + (u + 3) / nch, (u + 3) % nch, lane, B);
+    }
+  }
+  __syncthreads();
+  for (int r = threadIdx.x; r < rb1 - rb0; r += blockDim.x) {
+    float v = 0.f;
+    for (int c = 0; c < nch; ++c) v += part[r * nch + c];
+    int li = 0, row = rb0 + r;
+    while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
+    if (b.bias[li]) v += b.bias[li][row];
+    float* y = b.y[li] + row;
+    *y = acc ? *y + v : v;
+  }
+}
+
+// Launches gemv1_kernel when the layout allows it (16-byte aligned rows, input and unit sums fit in
+// shared memory); returns false otherwise (the caller takes the general kernel).
+template <WType WT>
+bool try_gemv1(const GemvBatch& b, const LinearInputDev& in, bool acc, cudaStream_t s) {
+  int total = 0;
+  for (int i = 0; i < b.n_layers; ++i) {
+    total += b.rows[i];
+    if (reinterpret_cast<uintptr_t>(b.w[i]) % 16 != 0) return false;
+  }
+  if (b.cols % kEpv<WT> != 0 || total == 0) return false;
+  const int nch = (b.cols + kChunk<WT> - 1) / kChunk<WT>;
+  const int64_t units = int64_t(total) * nch;
+  // One wave (two blocks per SM), each block with at least ~2 units per warp; more blocks when the
+  // unit sums would not fit (huge vocabularies).
+  const int per_sm = g_gemv1_per_sm;
+  int blocks = int(std::min<int64_t>(int64_t(g_num_sms) * per_sm, (units + 31) / 32));
+  const int64_t max_units = 8192;
+  blocks = int(std::max<int64_t>(blocks, (units + max_units - 1) / max_units));
+  blocks = std::max(1, std::min(blocks, total));
+  const int64_t rows_per_block = (total + blocks - 1) / blocks;
+  const size_t smem = (32 + size_t((b.cols + 3) & ~3) + size_t(rows_per_block * nch)) * sizeof(float);
+  if (smem > size_t(g_max_smem)) return false;
+  if (g_gemv1_threads == 512)
+    launch_pdl(gemv1_kernel<WT, 512>, dim3(unsigned(blocks)), dim3(512), smem, s, b, in, acc, total, nch);
+  else
+    launch_pdl(gemv1_kernel<WT, 1024>, dim3(unsigned(blocks)), dim3(1024), smem, s, b, in, acc, total, nch);
+  return true;
+}
+
 // Resident blocks per SM of a kernel at a dynamic shared-memory size (cached: off the decode path).
 int occupancy(const void* kernel, size_t smem) {
   static std::mutex mu;
@@ -290,6 +411,15 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
   const int chunk = int(std::min<size_t>(kMaxGemvTokens, (size_t(g_max_smem) - 32 * sizeof(float)) / per_token));
   if (chunk < 1)
     throw Error("cuda: linear input of " + std::to_string(b.cols) + " columns does not fit in shared memory");
+  if (n == 1 && g_gemv1) {
+    bool done = false;
+    switch (wt) {
+      case WType::F32: done = try_gemv1<WType::F32>(b, in, accumulate, s); break;
+      case WType::F16: done = try_gemv1<WType::F16>(b, in, accumulate, s); break;
+      case WType::BF16: done = try_gemv1<WType::BF16>(b, in, accumulate, s); break;
+    }
+    if (done) return;
+  }
   for (int t0 = 0; t0 < n; t0 += chunk) {
     const int nt = std::min(chunk, n - t0);
     switch (wt) {
@@ -332,13 +462,28 @@ void init_linear_kernels(int device) {
   QF_CUDA(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, device));
   int major = 0;
   QF_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  const char* g1 = std::getenv("QFORGE_CUDA_GEMV1");
+  g_gemv1 = !(g1 && std::strcmp(g1, "0") == 0);
   const char* e = std::getenv("QFORGE_CUDA_PDL");
-  // Off by default: measured slower on the H100 (TinyLlama bf16 decode 493 vs 508 tok/s, round 2).
-  g_pdl = major >= 9 && e && std::strcmp(e, "1") == 0;
+  // On by default on sm_90+ (QFORGE_CUDA_PDL=0 turns it off): with the one-token GEMV in 512-thread
+  // blocks, the next kernel's blocks start as this one's retire and request their weights early
+  // (H100, TinyLlama bf16 decode 649 -> 760 tok/s, Llama-3-8B 147 -> 156; perf-notes round 3).
+  g_pdl = major >= 9 && !(e && std::strcmp(e, "0") == 0);
   init_attention_decode(device);
   int optin = 0;
   QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   g_max_smem = std::max(48 * 1024, optin);
+  const char* g1t = std::getenv("QFORGE_CUDA_GEMV1_THREADS");
+  g_gemv1_threads = g1t && std::strcmp(g1t, "1024") == 0 ? 1024 : 512;
+  const char* g1b = std::getenv("QFORGE_CUDA_GEMV1_PER_SM");
+  g_gemv1_per_sm = g1b ? std::max(1, std::min(4, std::atoi(g1b))) : 1024 / g_gemv1_threads;
+  const int g1_smem = g_max_smem;  // two 512-thread blocks share an SM only when both fit (occupancy)
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F32, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F16, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::BF16, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F32, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F16, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::BF16, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
   raise_smem_all<WType::F32>();
   raise_smem_all<WType::F16>();
   raise_smem_all<WType::BF16>();
