@@ -68,6 +68,19 @@ class Model {
   // Runs `tokens` at positions [pos0, pos0+n). The KV cache must hold positions [0, pos0).
   // Returns logits f32: [vocab] for the last token, or [n, vocab] when all_logits.
   std::vector<float> forward(std::span<const int32_t> tokens, int64_t pos0, bool all_logits = false);
+  // For sampling where the logits are (engine/generate.cpp): runs `tokens` like forward() but
+  // keeps the last token's logits row in the backend, applies the repetition penalty there to the
+  // distinct ids `penalize` and returns the row's k best (value, id) pairs, best first
+  // (Backend::select_top_k: NaN first, ties to the lower id). Only those pairs reach the host on a
+  // backend that implements the selection (cuda); others copy the row and select on the host.
+  struct TopK {
+    std::vector<float> values;
+    std::vector<int32_t> ids;
+  };
+  TopK forward_top_k(std::span<const int32_t> tokens, int64_t pos0, int k, std::span<const int32_t> penalize = {},
+                     float penalty = 1.0f);
+  // The last token's logits row of the last forward_top_k(), as the backend holds it (penalised).
+  std::vector<float> last_logits();
   int64_t kv_capacity() const { return kv_capacity_; }
   void reserve_context(int64_t n_positions);  // grow the KV cache ahead of time
   size_t kv_cache_bytes() const;
@@ -79,13 +92,15 @@ class Model {
  private:
   Model() = default;
   void init_backend(const LoadOptions& opt);
+  struct Segment;
+  // Runs the layers; the logits of the last n_logits tokens stay in the returned head segment.
+  Segment& run_forward(std::span<const int32_t> tokens, int64_t pos0, int64_t n_logits);
   ModelConfig cfg_;
   std::string dir_;
   DType weight_dtype_ = DType::F32;
   QuantFormat quant_ = QuantFormat::None;
   QuantParams qparams_;
   std::unique_ptr<ModelWeights> w_;
-  struct Segment;
   std::vector<std::unique_ptr<Segment>> segs_;  // in layer order
   std::unique_ptr<RopeTable> rope_;
   int64_t kv_capacity_ = 0;

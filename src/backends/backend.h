@@ -53,6 +53,13 @@ class Backend {
   virtual void from_host(const float* src, float* dst, int64_t n) = 0;
   // Called once after loading; may repack or upload weights (Linear::backend_data).
   virtual void prepare(ModelWeights& w, const ModelConfig& c) {}
+  // The part of the model this backend runs when the model is split over devices (set before
+  // prepare): a backend that uploads weights in prepare uploads (and budgets) only these.
+  struct ModelPart {
+    int64_t layer_begin = 0, layer_end = INT64_MAX;  // decoder layers [begin, end)
+    bool embed = true, head = true;                  // embeddings; final norm + lm_head
+  };
+  virtual void set_model_part(const ModelPart& part) {}
 
   // One forward step over `tokens` at positions [pos0, pos0+n): `ops` issues the step's ops.
   // A backend may record them once and replay them (CUDA graphs for decode); it then takes
@@ -70,6 +77,16 @@ class Backend {
   // positions [0, pos0+n) → out [n, heads*hd].
   virtual void attention(float* q, float* k, const float* v, float* k_cache, float* v_cache, int64_t n, int64_t pos0,
                          const AttentionShape& s, const RopeTable& rope, float* out) = 0;
+
+  // Optional capability, for sampling where the logits are (engine/generate.cpp). `logits` is one
+  // row [n] in this backend's memory. First applies the repetition penalty in place to the ids
+  // `penalize` (distinct, in [0, n); s < 0 ? s * penalty : s / penalty, exactly as Sampler), then
+  // writes the row's k best entries (1 <= k <= n) to the host arrays values[k] / ids[k]: largest
+  // first, NaN above everything, ties (+0 == -0) to the lower id (sampling/candidates.h).
+  // Default (sampling/candidates.cpp): the whole row goes to the host and is selected there. The
+  // CUDA backend selects on the GPU, so that only the k (value, id) pairs travel.
+  virtual void select_top_k(float* logits, int64_t n, std::span<const int32_t> penalize, float penalty, int k,
+                            float* values, int32_t* ids);
 };
 
 // "ref" (scalar ground truth), "cpu" (threads + SIMD), "cuda" when built and a GPU is present.

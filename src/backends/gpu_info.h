@@ -31,6 +31,12 @@ double measure_gpu_gemm_tflops(int device, int m, int n, int k);
 bool cuda_backend_built();
 // Free memory of `device` in bytes (0 without the CUDA backend).
 size_t gpu_free_bytes(int device);
+// What the driver says of `device` now (cudaMemGetInfo): free and total bytes, for every process
+// together. False (both 0) without the CUDA backend or for a bad device index.
+struct GpuMemoryInfo {
+  size_t free_bytes = 0, total_bytes = 0;
+};
+bool gpu_memory_info(int device, GpuMemoryInfo& out);
 
 // The CUDA library fills this in at start-up; nothing else should call it.
 struct GpuInfoProvider {
@@ -38,6 +44,7 @@ struct GpuInfoProvider {
   double (*copy_bandwidth)(int) = nullptr;
   size_t (*free_bytes)(int) = nullptr;
   double (*gemm_tflops)(int, int, int, int) = nullptr;
+  bool (*memory_info)(int, GpuMemoryInfo&) = nullptr;
 };
 void set_gpu_info_provider(const GpuInfoProvider& p);
 

@@ -29,4 +29,9 @@ bool cuda_backend_built() { return g_provider.list != nullptr; }
 
 size_t gpu_free_bytes(int device) { return g_provider.free_bytes ? g_provider.free_bytes(device) : 0; }
 
+bool gpu_memory_info(int device, GpuMemoryInfo& out) {
+  out = {};
+  return g_provider.memory_info && g_provider.memory_info(device, out);
+}
+
 }  // namespace qforge

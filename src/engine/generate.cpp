@@ -1,5 +1,6 @@
 // engine/generate.cpp — generation defaults from generation_config.json and the generation
-// loop (prefill, then one forward per new token; streamed through StreamingDecoder).
+// loop (prefill, then one forward per new token; streamed through StreamingDecoder). Greedy and
+// top-k decoding take only the best candidates from the backend (Model::forward_top_k).
 #include "qforge/generate.h"
 
 #include <chrono>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qforge/status.h"
+#include "sampling/candidates.h"
 
 namespace qforge {
 
@@ -59,14 +61,39 @@ GenerateResult generate(Model& model, const Tokenizer* tok, std::span<const int3
   std::optional<StreamingDecoder> stream;
   if (tok) stream.emplace(*tok, true);
 
+  // Greedy and top-k draws need only a few candidates: the backend selects them where the logits
+  // are (after the repetition penalty) and only those travel; the sampler declines the rare case
+  // the candidates cannot decide exactly (then the whole penalised row is fetched). Without top-k
+  // the whole row goes to the host sampler as before.
+  const int64_t V = model.config().vocab_size;
+  const int need = sampler.candidates_needed(V);
+  const float penalty = opt.sampling.repetition_penalty;
+  std::vector<float> logits;
+  Model::TopK cand;
+  auto step_forward = [&](std::span<const int32_t> toks, int64_t p) {
+    if (need == 0) {
+      logits = model.forward(toks, p);
+      return;
+    }
+    std::vector<int32_t> pen;
+    if (penalty != 1.0f) pen = penalized_ids(hist, V);
+    cand = model.forward_top_k(toks, p, need, pen, penalty);
+  };
+  auto next_token = [&]() -> int32_t {
+    if (need == 0) return sampler.sample(logits, hist);
+    if (auto id = sampler.sample_candidates(cand.values, cand.ids)) return *id;
+    logits = model.last_logits();
+    return sampler.sample_penalized(logits);
+  };
+
   auto t0 = clock::now();
-  std::vector<float> logits = opt.max_new_tokens > 0 ? model.forward(prompt_ids, pos0) : std::vector<float>{};
+  if (opt.max_new_tokens > 0) step_forward(prompt_ids, pos0);
   auto t1 = clock::now();
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   int64_t pos = pos0 + int64_t(prompt_ids.size());
   r.stop_reason = "length";
   for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-    int32_t id = sampler.sample(logits, hist);
+    int32_t id = next_token();
     r.new_ids.push_back(id);
     hist.push_back(id);
     bool is_eos = std::find(opt.eos_ids.begin(), opt.eos_ids.end(), id) != opt.eos_ids.end();
@@ -81,7 +108,7 @@ GenerateResult generate(Model& model, const Tokenizer* tok, std::span<const int3
       break;
     }
     auto a = clock::now();
-    logits = model.forward(std::span<const int32_t>(&id, 1), pos);
+    step_forward(std::span<const int32_t>(&id, 1), pos);
     r.decode_seconds += std::chrono::duration<double>(clock::now() - a).count();
     ++r.decode_steps;
     ++pos;

@@ -100,6 +100,7 @@ void Model::init_backend(const LoadOptions& opt) {
     auto sg = std::make_unique<Segment>();
     sg->place = p;
     sg->be = make_backend(p.device);
+    sg->be->set_model_part({p.layer_begin, p.layer_end, p.embed, p.head});
     sg->be->prepare(*w_, cfg_);
     segs_.push_back(std::move(sg));
   }
@@ -185,6 +186,38 @@ void Model::reserve_context(int64_t n) {
 }
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0, bool all_logits) {
+  const int64_t n_logits = all_logits ? int64_t(tokens.size()) : 1;
+  Segment& head = run_forward(tokens, pos0, n_logits);
+  std::vector<float> out(size_t(n_logits * cfg_.vocab_size));
+  head.be->to_host(head.logits.get(), out.data(), n_logits * cfg_.vocab_size);
+  return out;
+}
+
+Model::TopK Model::forward_top_k(std::span<const int32_t> tokens, int64_t pos0, int k, std::span<const int32_t> penalize,
+                                 float penalty) {
+  const int64_t V = cfg_.vocab_size;
+  if (k < 1 || k > V) throw Error("forward_top_k: k = " + std::to_string(k) + " outside [1, " + std::to_string(V) + "]");
+  for (int32_t id : penalize)
+    if (id < 0 || id >= V) throw Error("forward_top_k: penalised id " + std::to_string(id) + " outside the vocabulary");
+  Segment& head = run_forward(tokens, pos0, 1);
+  TopK r;
+  r.values.resize(size_t(k));
+  r.ids.resize(size_t(k));
+  head.be->select_top_k(head.logits.get(), V, penalize, penalty, k, r.values.data(), r.ids.data());
+  return r;
+}
+
+std::vector<float> Model::last_logits() {
+  for (auto& sg : segs_)
+    if (sg->place.head && sg->logits) {
+      std::vector<float> out(size_t(cfg_.vocab_size));
+      sg->be->to_host(sg->logits.get(), out.data(), cfg_.vocab_size);
+      return out;
+    }
+  throw Error("last_logits: no forward has run yet");
+}
+
+Model::Segment& Model::run_forward(std::span<const int32_t> tokens, int64_t pos0, int64_t n_logits) {
   const auto& c = cfg_;
   const int64_t n = int64_t(tokens.size());
   if (n == 0) throw Error("forward: no tokens");
@@ -193,10 +226,9 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0,
                 std::to_string(c.max_position_embeddings) + ")");
   if (pos0 + n > kv_capacity_) reserve_context(std::max(pos0 + n, std::min<int64_t>(2 * kv_capacity_, c.max_position_embeddings)));
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size, V = c.vocab_size;
-  const int64_t n_logits = all_logits ? n : 1;
   const float eps = float(c.rms_norm_eps);
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window.value_or(0)};
-  std::vector<float> out(size_t(n_logits * V));
+  Segment* head_seg = nullptr;
   std::vector<float> hidden;  // the residual stream crossing from one device to the next
   for (size_t si = 0; si < segs_.size(); ++si) {
     Segment& b = *segs_[si];
@@ -244,13 +276,14 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, int64_t pos0,
       }
     });
     if (b.place.head) {
-      be.to_host(b.logits.get(), out.data(), n_logits * V);
+      head_seg = &b;  // the logits stay in this backend: forward() / forward_top_k() take them
     } else {
       hidden.resize(size_t(n * H));
       be.to_host(b.x.get(), hidden.data(), n * H);
     }
   }
-  return out;
+  if (!head_seg) throw Error("forward: no device holds the lm_head");
+  return *head_seg;
 }
 
 }  // namespace qforge

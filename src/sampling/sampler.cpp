@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <unordered_set>
+#include <string>
 
 #include "qforge/status.h"
+#include "sampling/candidates.h"
 
 namespace qforge {
 
@@ -39,15 +40,13 @@ void softmax(std::span<const float> x, std::vector<double>& p) {
 }  // namespace
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+  if (p_.repetition_penalty != 1.0f)
+    apply_repetition_penalty(logits, penalized_ids(history, int64_t(logits.size())), p_.repetition_penalty);
+  return sample_penalized(logits);
+}
+
+int32_t Sampler::sample_penalized(std::span<float> logits) {
   const size_t V = logits.size();
-  if (p_.repetition_penalty != 1.0f) {
-    std::unordered_set<int32_t> seen(history.begin(), history.end());
-    for (int32_t id : seen)
-      if (id >= 0 && size_t(id) < V) {
-        float& s = logits[size_t(id)];
-        s = s < 0 ? s * p_.repetition_penalty : s / p_.repetition_penalty;
-      }
-  }
   if (p_.greedy) return argmax(logits);
   const float ninf = -INFINITY;
   for (auto& s : logits) s /= p_.temperature;
@@ -58,6 +57,46 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     for (auto& s : logits)
       if (s < kth) s = ninf;
   }
+  return draw(logits);
+}
+
+int Sampler::candidates_needed(int64_t vocab) const {
+  if (p_.greedy) return 1;
+  if (p_.top_k > 0 && int64_t(p_.top_k) + 1 <= vocab) return p_.top_k + 1;
+  return 0;
+}
+
+// Why this equals sample() on the whole row (issue 6; tests/unit/sampling_candidates_test.cpp):
+// temperature is a monotonic division, so the top-k survivors of the scaled row are the first k
+// candidates, plus any entry tying the k-th after scaling (only possible if the (k+1)-th
+// candidate ties it: then we decline). Every later step (softmax sums, the top-p cumulation in a
+// stable ascending order, min-p, the draw's cumulative scan) sees the masked entries as exact
+// zeros, which add nothing; keeping the survivors in id order reproduces every sum bit for bit.
+// Entries at -inf (only survivors when the k-th is -inf) have zero probability either way. A NaN
+// ranks first, so a NaN anywhere shows in the best candidate: declined, as are infinities (their
+// softmax is NaN over the whole row).
+std::optional<int32_t> Sampler::sample_candidates(std::span<const float> values, std::span<const int32_t> ids) {
+  if (values.empty() || values.size() != ids.size()) throw Error("sample_candidates: need matching values and ids");
+  if (p_.greedy) return ids[0];
+  const size_t k = size_t(p_.top_k);
+  if (p_.top_k <= 0 || values.size() != k + 1)
+    throw Error("sample_candidates: expected top_k + 1 = " + std::to_string(p_.top_k + 1) + " candidates, got " +
+                std::to_string(values.size()));
+  std::vector<float> t(k + 1);
+  for (size_t i = 0; i <= k; ++i) t[i] = values[i] / p_.temperature;
+  if (!std::isfinite(t[0])) return std::nullopt;
+  if (t[k] == t[k - 1] && t[k - 1] != -INFINITY) return std::nullopt;
+  std::vector<size_t> order(k);
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
+  std::vector<float> row(k);
+  for (size_t j = 0; j < k; ++j) row[j] = t[order[j]];
+  return ids[order[size_t(draw(row))]];
+}
+
+int32_t Sampler::draw(std::span<float> logits) {
+  const size_t V = logits.size();
+  const float ninf = -INFINITY;
   std::vector<double> prob;
   if (p_.top_p < 1.0f) {
     // Sort ascending; drop the low tail whose cumulative probability is <= 1 - top_p; keep >= 1.

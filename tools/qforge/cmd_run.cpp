@@ -25,6 +25,7 @@ struct RunArgs {
 int run(const RunArgs& a) {
   if (a.prompt.empty()) throw Error("--prompt is required");
   if (!a.system.empty() && !a.chat) throw Error("--system needs --chat");
+  const GpuMemoryBaseline gpu_base = a.report_memory ? gpu_memory_baseline(a.m.device) : GpuMemoryBaseline{};
   auto lm = load_model(a.m, true);
   Model& model = *lm.model;
   GenerateOptions g = make_generate_options(a.s, load_generation_defaults(model.dir(), model.config()));
@@ -52,7 +53,7 @@ int run(const RunArgs& a) {
                  r.decode_tokens_per_s(), std::string(dtype_name(model.weight_dtype())).c_str(),
                  model.backend_name().c_str());
     if (model.placement().size() > 1) std::fprintf(stderr, "[placement: %s]\n", placement_text(model).c_str());
-    if (a.report_memory) print_memory_report(model, stdout);
+    if (a.report_memory) print_memory_report(model, stdout, gpu_base);
     return 0;
   }
   nlohmann::json j;
@@ -69,8 +70,8 @@ int run(const RunArgs& a) {
   j["placement"] = placement_json(model);
   j["dtype"] = std::string(dtype_name(model.weight_dtype()));
   if (a.report_memory) {
-    print_memory_report(model, stdout);
-    j["memory"] = memory_json(model);
+    print_memory_report(model, stdout, gpu_base);
+    j["memory"] = memory_json(model, gpu_base);
   }
   print_json(j);
   return 0;

@@ -1,7 +1,11 @@
 // tools/qforge/memory_report.cpp — see memory_report.h. Measured: bytes accounted by category
 // (every qforge allocation is tagged), process RSS and its peak. Estimated: the same formulas
-// `qforge mem` uses, for this model's config, format and KV capacity.
+// `qforge mem` uses, for this model's config, format and KV capacity. Per GPU in use: the
+// driver's free/total now and the free memory before loading (docs/cuda-backend.md).
 #include "memory_report.h"
+
+#include <set>
+#include <sstream>
 
 #include "qforge/memory.h"
 #include "qforge/memory_estimate.h"
@@ -32,7 +36,55 @@ Estimate estimate_for(const Model& m) {
 }
 }  // namespace
 
-nlohmann::json memory_json(const Model& m) {
+GpuMemoryBaseline gpu_memory_baseline(const std::string& device_option) {
+  GpuMemoryBaseline b;
+  std::set<int> devices;
+  if (device_option == "auto") {
+    for (const auto& g : list_gpus()) devices.insert(g.index);
+  } else {
+    std::stringstream ss(device_option);
+    for (std::string d; std::getline(ss, d, ',');) {
+      if (d == "cuda") devices.insert(0);
+      else if (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos)
+        devices.insert(std::stoi(d.substr(5)));
+    }
+  }
+  for (int d : devices)
+    if (GpuMemoryInfo info; gpu_memory_info(d, info)) b.before[d] = info;
+  return b;
+}
+
+namespace {
+// One entry per GPU the model runs on: the driver's view (all processes) and, when there is a
+// baseline, how much free memory loading (and running so far) took on it.
+nlohmann::json gpus_json(const Model& m, const GpuMemoryBaseline& base) {
+  std::set<int> used;
+  for (const auto& p : m.placement()) {
+    const std::string& d = p.device;
+    if (d == "cuda") used.insert(0);
+    else if (d.rfind("cuda:", 0) == 0) used.insert(std::stoi(d.substr(5)));
+  }
+  nlohmann::json a = nlohmann::json::array();
+  for (int d : used) {
+    GpuMemoryInfo now;
+    if (!gpu_memory_info(d, now)) continue;
+    nlohmann::json g{{"device", "cuda:" + std::to_string(d)},
+                     {"driver_total_bytes", now.total_bytes},
+                     {"driver_free_bytes", now.free_bytes},
+                     {"driver_used_bytes", int64_t(now.total_bytes) - int64_t(now.free_bytes)}};
+    if (auto it = base.before.find(d); it != base.before.end()) {
+      g["driver_free_before_load_bytes"] = it->second.free_bytes;
+      g["load_used_bytes"] = int64_t(it->second.free_bytes) - int64_t(now.free_bytes);
+    }
+    // qforge accounts every GPU under one counter: per GPU only when the model uses one.
+    if (used.size() == 1) g["accounted_bytes"] = MemoryAccounting::device_total(MemDevice::Cuda0).current;
+    a.push_back(g);
+  }
+  return a;
+}
+}  // namespace
+
+nlohmann::json memory_json(const Model& m, const GpuMemoryBaseline& base) {
   auto w = MemoryAccounting::get(MemDevice::Host, MemCategory::Weights);
   auto kv = MemoryAccounting::get(MemDevice::Host, MemCategory::KvCache);
   auto sc = MemoryAccounting::get(MemDevice::Host, MemCategory::Scratch);
@@ -59,12 +111,14 @@ nlohmann::json memory_json(const Model& m) {
                              {"peak_rss_bytes", process_peak_rss_bytes()}}}};
   if (gpu)
     j["cuda"] = {{"weights_bytes", gw.current}, {"kv_cache_bytes", gkv.current}, {"scratch_peak_bytes", gsc.peak},
-                 {"accounted_peak_bytes", gtot.peak}};
+                 {"accounted_peak_bytes", gtot.peak}, {"accounted_bytes", gtot.current}};
+  auto gpus = gpus_json(m, base);
+  if (!gpus.empty()) j["gpus"] = gpus;
   return j;
 }
 
-void print_memory_report(const Model& m, std::FILE* out) {
-  auto j = memory_json(m);
+void print_memory_report(const Model& m, std::FILE* out, const GpuMemoryBaseline& base) {
+  auto j = memory_json(m, base);
   auto mib = [](const nlohmann::json& b) { return double(b.get<int64_t>()) / (1024.0 * 1024.0); };
   auto pct = [](const nlohmann::json& a, const nlohmann::json& b) {
     double e = double(b.get<int64_t>());
@@ -80,6 +134,25 @@ void print_memory_report(const Model& m, std::FILE* out) {
                mib(j["load_peak_bytes"]), mib(j["streaming_bound_bytes"]));
   std::fprintf(out, "  host RSS       %10.2f MiB now, %.2f MiB peak\n", mib(j["host"]["rss_bytes"]),
                mib(j["host"]["peak_rss_bytes"]));
+  if (!j.contains("gpus")) return;
+  for (const auto& g : j["gpus"]) {
+    std::fprintf(out, "  %-14s driver: %.2f MiB free of %.2f MiB (%.2f MiB used, every process and CUDA context)\n",
+                 g["device"].get<std::string>().c_str(), mib(g["driver_free_bytes"]), mib(g["driver_total_bytes"]),
+                 mib(g["driver_used_bytes"]));
+    std::string line = "                 this load: ";
+    char buf[96];
+    if (g.contains("load_used_bytes")) {
+      std::snprintf(buf, sizeof buf, "%.2f MiB (free before load - free now)", mib(g["load_used_bytes"]));
+      line += buf;
+    } else {
+      line += "n/a (no baseline)";
+    }
+    std::snprintf(buf, sizeof buf, "; qforge accounts %.2f MiB%s",
+                  mib(g.contains("accounted_bytes") ? g["accounted_bytes"] : j["cuda"]["accounted_bytes"]),
+                  g.contains("accounted_bytes") ? "" : " on all GPUs together");
+    line += buf;
+    std::fprintf(out, "%s\n", line.c_str());
+  }
 }
 
 }  // namespace qforge::cli

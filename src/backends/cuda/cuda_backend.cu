@@ -18,6 +18,7 @@
 #include "backends/cuda/cuda_attention_prefill.cuh"
 #include "backends/cuda/cuda_kernels.cuh"
 #include "backends/cuda/cuda_linear_quant_glue.cuh"
+#include "backends/cuda/cuda_sampling.cuh"
 #include "qforge/memory.h"
 
 namespace qforge::cuda {
@@ -191,10 +192,13 @@ class CudaBackend final : public Backend {
       }
       add_t(l.bias);
     };
-    add_t(w.embed);
-    add_t(w.final_norm);
-    add_l(w.lm_head);
-    for (auto& L : w.layers) {
+    // Only the part of the model this device runs (a split leaves the rest to other backends).
+    const int64_t l0 = std::min<int64_t>(part_.layer_begin, int64_t(w.layers.size()));
+    const int64_t l1 = std::min<int64_t>(part_.layer_end, int64_t(w.layers.size()));
+    const std::span<LayerWeights> layers(w.layers.data() + l0, size_t(std::max<int64_t>(l1 - l0, 0)));
+    if (part_.embed) add_t(w.embed);
+    if (part_.head) add_t(w.final_norm), add_l(w.lm_head);
+    for (auto& L : layers) {
       add_t(L.attn_norm);
       add_t(L.ffn_norm);
       for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add_l(*p);
@@ -216,10 +220,9 @@ class CudaBackend final : public Backend {
     prefill_tc_ = !w.layers.empty() && (w.layers[0].q.quantized() || w.layers[0].q.weight.dtype() != DType::F32);
     if (max_q > 0) dequant_scratch_ = device_alloc(max_q * 2, MemCategory::Scratch, device_);
     // Upload everything now (nothing is uploaded lazily during a decode step).
-    dev_tensor(w.embed, false);
-    dev_tensor(w.final_norm, true);
-    dev_linear(w.lm_head);
-    for (auto& L : w.layers) {
+    if (part_.embed) dev_tensor(w.embed, false);
+    if (part_.head) dev_tensor(w.final_norm, true), dev_linear(w.lm_head);
+    for (auto& L : layers) {
       dev_tensor(L.attn_norm, true);
       dev_tensor(L.ffn_norm, true);
       for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) dev_linear(*p);
@@ -372,14 +375,33 @@ class CudaBackend final : public Backend {
     sync_if_debug();
   }
 
+  void set_model_part(const ModelPart& part) override { part_ = part; }
+
+  // Penalty and top-k selection on the GPU (cuda_sampling.cu): only k (value, id) pairs travel.
+  void select_top_k(float* logits, int64_t n, std::span<const int32_t> penalize, float penalty, int k, float* values,
+                    int32_t* ids) override {
+    const int64_t m = penalty != 1.0f ? int64_t(penalize.size()) : 0;
+    if (k < 1 || k > n || k > kMaxDeviceTopK || size_t(m) * 4 > kPinnedOutBytes)
+      return Backend::select_top_k(logits, n, penalize, penalty, k, values, ids);
+    for (int64_t i = 0; i < m; ++i)
+      if (penalize[size_t(i)] < 0 || penalize[size_t(i)] >= n)
+        throw Error("select_top_k: penalised id " + std::to_string(penalize[size_t(i)]) + " outside the vocabulary");
+    use_device();
+    if (!pinned_out_) QF_CUDA(cudaMallocHost(&pinned_out_, kPinnedOutBytes));
+    void* scratch = grow<char>(bufs_.sample, bufs_.sample_cap, top_k_scratch_bytes(n, k, m));
+    select_top_k_device(logits, n, penalize.data(), m, penalty, k, scratch, pinned_out_, stream_);
+    std::memcpy(values, pinned_out_, size_t(k) * 4);
+    std::memcpy(ids, static_cast<char*>(pinned_out_) + size_t(k) * 4, size_t(k) * 4);
+  }
+
  private:
   static constexpr size_t kWorkspace = 32u << 20;
   static constexpr int64_t kPinnedInts = 1 << 16;
   static constexpr size_t kPinnedOutBytes = 4u << 20;  // logits of up to 1M floats
 
   struct Bufs {
-    std::shared_ptr<void> ids, attn, attn_tc, stage, stage_f32, gemm_out, qact_bf16;
-    size_t attn_cap = 0, attn_tc_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0, qact_cap = 0;
+    std::shared_ptr<void> ids, attn, attn_tc, stage, stage_f32, gemm_out, qact_bf16, sample;
+    size_t attn_cap = 0, attn_tc_cap = 0, stage_cap = 0, stage_f32_cap = 0, gemm_out_cap = 0, qact_cap = 0, sample_cap = 0;
   };
   struct DevRope {
     std::shared_ptr<void> cos, sin;
@@ -566,6 +588,7 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
+  ModelPart part_;  // what prepare uploads (all of the model unless split)
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;

@@ -111,6 +111,18 @@ size_t free_bytes_impl(int device) {
   return f;
 }
 
+bool memory_info_impl(int device, GpuMemoryInfo& out) {
+  out = {};
+  if (device < 0 || device >= count_devices()) return false;
+  int prev = 0;
+  cudaGetDevice(&prev);
+  const bool ok = cudaSetDevice(device) == cudaSuccess && cudaMemGetInfo(&out.free_bytes, &out.total_bytes) == cudaSuccess;
+  if (!ok) out = {};
+  cudaGetLastError();
+  cudaSetDevice(prev);
+  return ok;
+}
+
 double gemm_tflops_impl(int device, int m, int n, int k) {
   if (device < 0 || device >= count_devices()) throw Error("measure_gpu_gemm_tflops: no CUDA device " + std::to_string(device));
   if (m < 1 || n < 1 || k < 1) throw Error("measure_gpu_gemm_tflops: sizes must be >= 1");
@@ -156,7 +168,7 @@ double gemm_tflops_impl(int device, int m, int n, int k) {
 }
 
 struct Install {
-  Install() { set_gpu_info_provider({&list_impl, &copy_bandwidth_impl, &free_bytes_impl, &gemm_tflops_impl}); }
+  Install() { set_gpu_info_provider({&list_impl, &copy_bandwidth_impl, &free_bytes_impl, &gemm_tflops_impl, &memory_info_impl}); }
 } install;
 
 }  // namespace
