@@ -15,7 +15,7 @@ BIN=${1:?usage: gpu-test.sh BIN_DIR [SOURCE_DIR] [LOG_DIR]}
 SRC=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 LOG=${3:-./gpu-test-logs}
 mkdir -p "$LOG"
-export QFORGE_SOURCE_DIR=$SRC
+export QFORGE_SOURCE_DIR=$SRC QFORGE_BINARY=$(cd "$BIN" && pwd)/qforge
 status=0
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG/gpu.txt"

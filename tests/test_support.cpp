@@ -33,7 +33,9 @@ CmdResult run_qforge_stdin(const std::string& args, const std::string& input) {
   auto dir = temp_dir("cmd");
   std::string out = (dir / "out").string(), err = (dir / "err").string(), in = (dir / "in").string();
   std::ofstream(in, std::ios::binary) << input;
-  std::string cmd = std::string("'") + QFORGE_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' <'" + in + "'";
+  // QFORGE_BINARY in the environment wins (binaries built on one machine and run on another).
+  const char* bin = std::getenv("QFORGE_BINARY");
+  std::string cmd = std::string("'") + (bin && *bin ? bin : QFORGE_BINARY) + "' " + args + " >'" + out + "' 2>'" + err + "' <'" + in + "'";
   int st = std::system(cmd.c_str());
   int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return {code, read_file(out), read_file(err)};

@@ -1,9 +1,10 @@
-// backends/cuda/cuda_attention_decode.cu — decode attention (one query token) as ONE kernel: every
-// block applies rope to its GQA group's queries, the block whose key range holds the new position
-// ropes k and writes k/v into the f32 caches, each block runs online softmax over its slice of the
-// cache (K/V tiles staged in shared memory with 16-byte loads), and the last block of each kv head
-// to finish (atomic counter) combines the partial results. Graph-safe: the split count is fixed at
-// launch and each block's key range is computed from the device position.
+// backends/cuda/cuda_attention_decode.cu — decode attention (one query token) as ONE kernel over
+// (kv head, split) blocks: the first K/V tile of the block's key range is staged before the
+// programmatic-dependent-launch wait, every block ropes its GQA group's queries, the block whose
+// range holds the new position ropes k and writes k/v into the f32 caches, each warp runs online
+// softmax for its query heads (lane = key, shuffles) and P.V by (key slice, float4 column), and the
+// last block of each kv head to finish (atomic counter) combines the partial results. Graph-safe:
+// the split count is fixed at launch and each block's key range comes from the device position.
 #include <algorithm>
 #include <cmath>
 
@@ -69,6 +70,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
   const float scale = rsqrtf(float(hd));
   const float* qg = a.q + size_t(kvh) * G * hd;
   const bool vec = (hd & 3) == 0;
+  // P.V layout: float4 columns (hd / 4) by key slices, when hd / 4 is a power of two (hd 32..256)
+  // and acc is 16-byte aligned for every head.
+  const int hd4 = hd >> 2, ncol = hd4 < 32 ? hd4 : 32, kslices = 32 / ncol;
+  const bool ncol_pow2 = vec && (ncol & (ncol - 1)) == 0 && hd4 % ncol == 0 && (L.acc & 3) == 0;
   auto stage_tile = [&](int t0, int len) {  // cache rows [t0, t0 + len) except pos -> ks / vs
     if (vec) {
       const int hq = hd >> 2, nq = len * hq;
@@ -177,19 +182,48 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
           m_run[g] = m_new;
           l_run[g] = l_run[g] * corr + se;
         }
-        for (int d0 = 0; d0 < hd; d0 += 32) {  // every lane runs every iteration (shuffles)
-          const int d = d0 + lane;
-          const bool own = d < hd;
-          const float* vcol = vs + (own ? d : 0);
-          float o0 = 0.f, o1 = 0.f;
-          int j = 0;
-          for (; j + 2 <= len; j += 2) {
-            const float p0 = __shfl_sync(0xffffffffu, p, j), p1 = __shfl_sync(0xffffffffu, p, j + 1);
-            o0 += p0 * vcol[j * hd];
-            o1 += p1 * vcol[(j + 1) * hd];
+        if (ncol_pow2) {
+          // p through this warp's row of shared memory; lane = (key slice, float4 column): each lane
+          // sums its slice of the keys for 4 dims, then the slices meet by shuffles.
+          float* pw = wts + g * kKT;
+          pw[lane] = p;
+          __syncwarp();
+          const int slice = lane / ncol, col = lane % ncol;
+          for (int c0 = 0; c0 < hd4; c0 += ncol) {  // hd4 > 32: several column blocks
+            float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int j = slice; j < len; j += kslices) {
+              const float pj = pw[j];
+              const float4 v4 = *reinterpret_cast<const float4*>(vs + j * hd + 4 * (c0 + col));
+              o.x += pj * v4.x; o.y += pj * v4.y; o.z += pj * v4.z; o.w += pj * v4.w;
+            }
+            for (int off = ncol; off < 32; off <<= 1) {
+              o.x += __shfl_xor_sync(0xffffffffu, o.x, off);
+              o.y += __shfl_xor_sync(0xffffffffu, o.y, off);
+              o.z += __shfl_xor_sync(0xffffffffu, o.z, off);
+              o.w += __shfl_xor_sync(0xffffffffu, o.w, off);
+            }
+            if (slice == 0) {
+              float4* a4 = reinterpret_cast<float4*>(acc + g * hd + 4 * (c0 + col));
+              const float4 prev = *a4;
+              *a4 = make_float4(prev.x * corr + o.x, prev.y * corr + o.y, prev.z * corr + o.z, prev.w * corr + o.w);
+            }
           }
-          if (j < len) o0 += __shfl_sync(0xffffffffu, p, j) * vcol[j * hd];
-          if (own) acc[g * hd + d] = acc[g * hd + d] * corr + (o0 + o1);
+          __syncwarp();  // pw is rewritten by the next tile
+        } else {
+          for (int d0 = 0; d0 < hd; d0 += 32) {  // every lane runs every iteration (shuffles)
+            const int d = d0 + lane;
+            const bool own = d < hd;
+            const float* vcol = vs + (own ? d : 0);
+            float o0 = 0.f, o1 = 0.f;
+            int j = 0;
+            for (; j + 2 <= len; j += 2) {
+              const float p0 = __shfl_sync(0xffffffffu, p, j), p1 = __shfl_sync(0xffffffffu, p, j + 1);
+              o0 += p0 * vcol[j * hd];
+              o1 += p1 * vcol[(j + 1) * hd];
+            }
+            if (j < len) o0 += __shfl_sync(0xffffffffu, p, j) * vcol[j * hd];
+            if (own) acc[g * hd + d] = acc[g * hd + d] * corr + (o0 + o1);
+          }
         }
       }
     }
