@@ -318,7 +318,7 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     if (prefetch_next)
-      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + b * R * bytes + o, _MM_HINT_T0);
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + b * R * bytes + o, _MM_HINT_T1);
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
     const __m256 sx = _mm256_broadcast_ss(dx + b);
     const __m256 cx = _mm256_broadcast_ss(xs + b);  // 8 d_x sum(x) over 8 lanes

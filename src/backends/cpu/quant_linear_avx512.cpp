@@ -343,8 +343,9 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
+    // Next group into L2 (prefetcht1: measured 5-15 % above t0, which holds an L1 fill buffer per line).
     if (prefetch_next)
-      for (int64_t o = 0; o < R * 2 * bytes; o += 64) _mm_prefetch(pf + b * R * bytes + o, _MM_HINT_T0);
+      for (int64_t o = 0; o < R * 2 * bytes; o += 64) _mm_prefetch(pf + b * R * bytes + o, _MM_HINT_T1);
     const __m512i xv = _mm512_loadu_si512(xq + b * 32);
     const __m512 sx = pair_vec(dx + b, idx);
     const __m512 cx = _mm512_mul_ps(pair_vec(xs + b, idx), off);
