@@ -1,7 +1,8 @@
 // src/backends/cpu/quant_linear_avx2.cpp — AVX2/FMA/F16C kernels of quant_linear_cpu (compiled with -mavx2
 // -mfma -mf16c; only called when the CPU has them): per-format SIMD decoders of 32 weights into an L1
 // tile (16-entry LUTs via two vpermps + blend, int8/fp8 via widening + F16C), a 2-row x 4-token / 4-row
-// x 1-token FMA micro-kernel, and the int4 GPTQ outer-product kernel (8 output rows per vector).
+// x 1-token FMA micro-kernel, the int4 GPTQ outer-product kernel (8 output rows per vector), and the
+// q4_0/q8_0 x int8-activation decode kernel (maddubs/madd, rows in groups sharing activation loads).
 #include <immintrin.h>
 
 #include <cstring>
@@ -346,13 +347,18 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
 template <bool Q4>
 void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
-  static_assert(G == 2, "int_rows dispatches groups of up to 2 rows");
+  static_assert(G >= 1 && G <= 4, "int_rows dispatches groups of 1 to 4 rows");
   for (int64_t r = r0; r < r1; r += G) {
-    const bool full = r1 - r >= G;
+    const int64_t n = r1 - r < G ? r1 - r : G;
     const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
     for (int64_t t = 0; t < a.n_tokens; ++t) {
-      if (full) int_group<Q4, G>(a, r, t, pf && t == 0);
-      else int_group<Q4, 1>(a, r, t, false);
+      const bool p = pf && t == 0 && n == G;
+      switch (n) {
+        case 4: int_group<Q4, 4>(a, r, t, p); break;
+        case 3: int_group<Q4, 3>(a, r, t, p); break;
+        case 2: int_group<Q4, 2>(a, r, t, p); break;
+        default: int_group<Q4, 1>(a, r, t, p); break;
+      }
     }
   }
 }

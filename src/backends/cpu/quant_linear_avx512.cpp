@@ -1,7 +1,8 @@
 // src/backends/cpu/quant_linear_avx512.cpp — AVX-512 kernels of quant_linear_cpu (only called when the CPU
 // has avx512f/bw/vl/dq/vnni, see best_isa()). Float path: a block of rows is decoded 32 weights at a time
 // (LUT via vpermps, int8/fp8 via widen + F16C) into an L1 tile, then a 4-row x 4-token FMA micro-kernel.
-// Integer path (q4_0, q8_0 with ActMode::Int8): fused vpdpbusd dot against int8-quantized activations.
+// Integer path (q4_0, q8_0 with ActMode::Int8): vpdpbusd against int8-quantized activations, groups of
+// rows sharing each activation load, register-only accumulation, next group prefetched into L2.
 // The target pragma covers only code below the includes; nothing here instantiates std templates.
 #include <immintrin.h>
 
@@ -388,13 +389,18 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
 template <bool Q4>
 void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
-  static_assert(G == 2, "int_rows dispatches groups of up to 2 rows");
+  static_assert(G >= 1 && G <= 4, "int_rows dispatches groups of 1 to 4 rows");
   for (int64_t r = r0; r < r1; r += G) {
-    const bool full = r1 - r >= G;
+    const int64_t n = r1 - r < G ? r1 - r : G;
     const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
     for (int64_t t = 0; t < a.n_tokens; ++t) {
-      if (full) int_group<Q4, G>(a, r, t, pf && t == 0);
-      else int_group<Q4, 1>(a, r, t, false);
+      const bool p = pf && t == 0 && n == G;
+      switch (n) {
+        case 4: int_group<Q4, 4>(a, r, t, p); break;
+        case 3: int_group<Q4, 3>(a, r, t, p); break;
+        case 2: int_group<Q4, 2>(a, r, t, p); break;
+        default: int_group<Q4, 1>(a, r, t, p); break;
+      }
     }
   }
 }

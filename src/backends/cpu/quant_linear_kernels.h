@@ -70,8 +70,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
 // prefill uses the f32 tile kernels, which decode each weight once for all tokens.
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens);
 bool int8_act_supported(QuantFormat f, Isa isa);
-// Output rows that the integer kernels compute together, sharing each activation load. 2 streamed
-// DRAM faster than 4 on the 2-core Xeon (fewer concurrent row streams; see docs/perf-cpu-quant.md).
+// Output rows that the integer kernels compute together, sharing each activation load (1..4 work).
+// Decode on the 2-core Xeon: 2 and 3 tie, 1 is ~6 % slower, 4 ~5 % slower (docs/perf-cpu-quant.md).
 inline constexpr int kIntRowGroup = 2;
 
 }  // namespace qforge::cpu_quant
