@@ -47,7 +47,13 @@ std::vector<Case> cases() {
           {QuantFormat::INT4, 9, 72, sym},      {QuantFormat::INT4, 9, 70, g32},   {QuantFormat::INT4, 37, 200, {}},
           {QuantFormat::INT4, 35, 1100, g64},   {QuantFormat::INT4, 16, 64, sym},  {QuantFormat::Q4_0, 13, 96, {}},
           {QuantFormat::Q4_0, 9, 1088, {}},     {QuantFormat::Q4_0, 3, 64, {}},    {QuantFormat::Q8_0, 11, 288, {}},
-          {QuantFormat::Q8_0, 6, 1120, {}},     {QuantFormat::Q4_K, 5, 512, {}},   {QuantFormat::Q4_K, 3, 1280, {}}};
+          {QuantFormat::Q8_0, 6, 1120, {}},     {QuantFormat::Q4_K, 5, 512, {}},   {QuantFormat::Q4_K, 3, 1280, {}},
+          // Integer kernels (groups of kIntRowGroup rows): 1, 2, 5, 37 rows; one block only; odd block counts; weights
+          // > 512 KB so that several threads split the rows (the last group short).
+          {QuantFormat::Q4_0, 1, 32, {}},       {QuantFormat::Q4_0, 2, 160, {}},   {QuantFormat::Q4_0, 37, 160, {}},
+          {QuantFormat::Q4_0, 5, 2080, {}},     {QuantFormat::Q4_0, 1030, 1024, {}},
+          {QuantFormat::Q8_0, 1, 32, {}},       {QuantFormat::Q8_0, 37, 96, {}},   {QuantFormat::Q8_0, 7, 2048, {}},
+          {QuantFormat::Q8_0, 1030, 544, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {
@@ -164,6 +170,34 @@ TEST(QuantLinear, Int8ActivationPathIsNotExactButClose) {
   }
   EXPECT_GT(diff, 0.0);
   EXPECT_LT(diff / norm, 0.02);
+}
+
+TEST(QuantLinear, ActivationQuantizersAgreeBitForBit) {
+  // The SIMD activation quantizers must round exactly like the scalar one (half-even ties, zero blocks,
+  // the q4_0 pair order), else the int8 kernels would differ per ISA.
+  const int64_t K = 32 * 7;
+  auto x = randn(K, 11);
+  for (int i = 0; i < 32; ++i) x[size_t(32 + i)] = 0.0f;                        // all-zero block
+  for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = (i == 0 ? 127.0f : 0.5f * float(i - 16));  // ties at .5
+  x[100] = -3e-39f;                                                            // subnormal
+  for (bool pairs : {false, true}) {
+    std::vector<int8_t> q0(K), q1(K);
+    std::vector<float> d0(K / 32), d1(K / 32), s0(K / 32), s1(K / 32);
+    cpu_quant::quantize_act_row_scalar(x.data(), K, pairs, q0.data(), d0.data(), s0.data());
+    for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+      if (!cpu_quant::isa_supported(isa) || (isa == Isa::Avx2 && pairs)) continue;
+      std::fill(q1.begin(), q1.end(), int8_t(99));
+      if (isa == Isa::Avx2) cpu_quant::quantize_act_row_avx2(x.data(), K, q1.data(), d1.data(), s1.data());
+      else cpu_quant::quantize_act_row_avx512(x.data(), K, pairs, q1.data(), d1.data(), s1.data());
+      EXPECT_EQ(q0, q1) << cpu_quant::isa_name(isa) << " pairs=" << pairs;
+      EXPECT_EQ(d0, d1) << cpu_quant::isa_name(isa);
+      EXPECT_EQ(s0, s1) << cpu_quant::isa_name(isa);
+    }
+    // Block 2 has d = 127/127 = 1 (both orders keep its first 16 at 64..79): -7.5 -> -8, -6.5 -> -6.
+    EXPECT_EQ(q0[64], 127);
+    EXPECT_EQ(q0[65], -8);
+    EXPECT_EQ(q0[67], -6);
+  }
 }
 
 TEST(QuantLinear, UnsupportedIsaThrows) {

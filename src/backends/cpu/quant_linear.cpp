@@ -56,11 +56,38 @@ Isa best_isa() {
 }
 
 bool int8_act_supported(QuantFormat f, Isa isa) {
-  return isa == Isa::Avx512 && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0);
+  return (isa == Isa::Avx512 || isa == Isa::Avx2) && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0);
 }
 
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {
   return int8_act_supported(f, isa) && n_tokens < 4 ? ActMode::Int8 : ActMode::F32;
+}
+
+void quantize_act_row_scalar(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum) {
+  const int64_t nb = K / 32;
+  int8_t blk[32];
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* src = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[i]));
+    const float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      blk[i] = int8_t(std::nearbyint(src[i] * id));
+      sum += blk[i];
+    }
+    d[b] = db;
+    dsum[b] = db * float(sum);
+    if (pairs && (b & 1) == 0 && b + 1 < nb) {  // A0-15 B0-15 A16-31 B16-31
+      std::copy(blk, blk + 16, q + b * 32);
+      std::copy(blk + 16, blk + 32, q + b * 32 + 32);
+    } else if (pairs && (b & 1) == 1) {
+      std::copy(blk, blk + 16, q + (b - 1) * 32 + 16);
+      std::copy(blk + 16, blk + 32, q + (b - 1) * 32 + 48);
+    } else {
+      std::copy(blk, blk + 32, q + b * 32);
+    }
+  }
 }
 
 namespace {
@@ -149,41 +176,22 @@ struct Int8Act {
   std::vector<float> d, dsum;
 };
 
-// Per token, per block of 32: d = amax/127, q = round-half-even(x/d) (|q| <= 127); q4_0 stores each
-// pair of blocks as A0-15 B0-15 A16-31 B16-31 (the order its unpacked nibbles come in).
-Int8Act quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs) {
+// The int8 activation rows, reused across calls (a decode step runs ~150 linears; no allocation each).
+// Per token: quantize_act_row_* (decode has one to three tokens, so no threads).
+Int8Act& quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs, Isa isa) {
+  thread_local Int8Act a;
   const int64_t nb = K / 32;
-  Int8Act a;
   a.q.resize(size_t(n * K));
   a.d.resize(size_t(n * nb));
   a.dsum.resize(size_t(n * nb));
-  ThreadPool::global().parallel_for(n, 8, [&](int64_t t0, int64_t t1) {
-    int8_t blk[32];
-    for (int64_t t = t0; t < t1; ++t)
-      for (int64_t b = 0; b < nb; ++b) {
-        const float* src = x + t * K + b * 32;
-        float amax = 0.0f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[i]));
-        const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-        int32_t sum = 0;
-        for (int i = 0; i < 32; ++i) {
-          blk[i] = int8_t(std::nearbyint(src[i] * id));
-          sum += blk[i];
-        }
-        a.d[size_t(t * nb + b)] = d;
-        a.dsum[size_t(t * nb + b)] = d * float(sum);
-        int8_t* dst = a.q.data() + t * K;
-        if (q4_pairs && (b & 1) == 0 && b + 1 < nb) {
-          std::copy(blk, blk + 16, dst + b * 32);
-          std::copy(blk + 16, blk + 32, dst + b * 32 + 32);
-        } else if (q4_pairs && (b & 1) == 1) {
-          std::copy(blk, blk + 16, dst + (b - 1) * 32 + 16);
-          std::copy(blk + 16, blk + 32, dst + (b - 1) * 32 + 48);
-        } else {
-          std::copy(blk, blk + 32, dst + b * 32);
-        }
-      }
-  });
+  for (int64_t t = 0; t < n; ++t) {
+    int8_t* q = a.q.data() + t * K;
+    float* d = a.d.data() + t * nb;
+    float* ds = a.dsum.data() + t * nb;
+    if (isa == Isa::Avx512) quantize_act_row_avx512(x + t * K, K, q4_pairs, q, d, ds);
+    else if (isa == Isa::Avx2 && !q4_pairs) quantize_act_row_avx2(x + t * K, K, q, d, ds);
+    else quantize_act_row_scalar(x + t * K, K, q4_pairs, q, d, ds);
+  }
   return a;
 }
 
@@ -235,10 +243,9 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   a.k_main = int4 ? K : K / 32 * 32;
   a.ldk = (K + 31) / 32 * 32;
   std::vector<float> xk;
-  Int8Act xq;
   if (act == ActMode::Int8) {
     a.ldk = K;  // GGUF rows are whole blocks of 32
-    xq = quantize_act(x, n_tokens, K, w.format == QuantFormat::Q4_0);
+    const Int8Act& xq = quantize_act(x, n_tokens, K, w.format == QuantFormat::Q4_0 && isa == Isa::Avx512, isa);
     a.xq = xq.q.data();
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
@@ -248,13 +255,14 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   }
   // Threads take units of rows (int4: one vector of output rows); a chunk streams >= ~256 KB of
   // weights when decoding one token, less when several tokens share the weights.
-  const int64_t unit = int4 ? (isa == Isa::Avx512 ? 16 : 8) : 1;
-  const int64_t n_units = N / unit;
+  // Integer kernels: groups of kIntRowGroup rows share each activation load (a chunk is whole groups).
+  const int64_t unit = int4 ? (isa == Isa::Avx512 ? 16 : 8) : act == ActMode::Int8 ? kIntRowGroup : 1;
+  const int64_t n_units = int4 ? N / unit : (N + unit - 1) / unit;  // int8 groups: the last may be short
   const int64_t token_share = std::clamp<int64_t>(n_tokens, 1, 16);
   const int64_t grain = std::max<int64_t>(1, (256 << 10) / (row_bytes * unit * token_share));
   const int64_t k_tail = K - a.k_main;
   ThreadPool::global().parallel_for(n_units, grain, [&](int64_t u0, int64_t u1) {
-    const int64_t r0 = u0 * unit, r1 = u1 * unit;
+    const int64_t r0 = u0 * unit, r1 = std::min(N, u1 * unit);
     const bool ok = isa == Isa::Avx512 ? cpu_quant::rows_avx512(a, r0, r1) : cpu_quant::rows_avx2(a, r0, r1);
     QF_CHECK(ok, "quant_linear_cpu: no kernel for this format");
     if (k_tail == 0) return;
@@ -268,7 +276,7 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
       }
     }
   });
-  if (n_units * unit < N)  // int4 rows past the last whole vector
+  if (int4 && n_units * unit < N)  // int4 rows past the last whole vector
     generic_rows(w, x, n_tokens, y, n_units * unit, N, cpu_detail::dot_tokens_avx2);
 }
 

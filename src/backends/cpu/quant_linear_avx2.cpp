@@ -1,7 +1,8 @@
 // src/backends/cpu/quant_linear_avx2.cpp — AVX2/FMA/F16C kernels of quant_linear_cpu (compiled with -mavx2
 // -mfma -mf16c; only called when the CPU has them): per-format SIMD decoders of 32 weights into an L1
 // tile (16-entry LUTs via two vpermps + blend, int8/fp8 via widening + F16C), a 2-row x 4-token / 4-row
-// x 1-token FMA micro-kernel, and the int4 GPTQ outer-product kernel (8 output rows per vector).
+// x 1-token FMA micro-kernel, the int4 GPTQ outer-product kernel (8 output rows per vector), and the
+// q4_0/q8_0 x int8-activation decode kernel (maddubs/madd, rows in groups sharing activation loads).
 #include <immintrin.h>
 
 #include <cstring>
@@ -298,10 +299,108 @@ void int4_block(const KernelArgs& a, int64_t n0, int64_t t0) {
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(a.y + (t0 + t) * N + n0, acc[t]);
 }
 
+// ---- integer path: q4_0 / q8_0 weights x int8 activations (maddubs + madd; natural block order) ----
+// R rows share each activation block load; one f32 accumulator per row, block scales applied with two
+// FMAs per block, the next row group prefetched while this one streams. q4_0: u8 nibbles q times the
+// int8 activations, d_w (d_x dot - 8 d_x sum x) (maddubs pair sums <= 2*15*127, no saturation). q8_0:
+// the sign trick, |w| times x carrying w's sign, exact signed products (pair sums <= 2*128*127).
+template <bool Q4, int R>
+void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = Q4 ? 18 : 34;
+  const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
+  const uint8_t* row = a.data + r * row_bytes;
+  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
+  const int8_t* xq = a.xq + t * a.ldk;
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const __m256i m4 = _mm256_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + b * R * bytes + o, _MM_HINT_T1);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+    const __m256 sx = _mm256_broadcast_ss(dx + b);
+    const __m256 cx = _mm256_broadcast_ss(xs + b);  // 8 d_x sum(x) over 8 lanes
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* A = row + i * row_bytes + b * bytes;
+      __m256i p;
+      if constexpr (Q4) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(A + 2));
+        const __m256i w = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+        p = _mm256_maddubs_epi16(w, xv);
+      } else {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + 2));
+        p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w));
+      }
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+      uint16_t h;
+      std::memcpy(&h, A, 2);
+      const __m256 dw = _mm256_cvtph_ps(_mm_set1_epi16(int16_t(h)));
+      acc[i] = _mm256_fmadd_ps(Q4 ? _mm256_fmsub_ps(f, sx, cx) : _mm256_mul_ps(f, sx), dw, acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+}
+
+template <bool Q4>
+void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  constexpr int G = kIntRowGroup;
+  static_assert(G >= 1 && G <= 4, "int_rows dispatches groups of 1 to 4 rows");
+  for (int64_t r = r0; r < r1; r += G) {
+    const int64_t n = r1 - r < G ? r1 - r : G;
+    const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const bool p = pf && t == 0 && n == G;
+      switch (n) {
+        case 4: int_group<Q4, 4>(a, r, t, p); break;
+        case 3: int_group<Q4, 3>(a, r, t, p); break;
+        case 2: int_group<Q4, 2>(a, r, t, p); break;
+        default: int_group<Q4, 1>(a, r, t, p); break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
+void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float* dsum) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < K / 32; ++b) {
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + b * 32 + 8 * j);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+    const float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+    const __m256 iv = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int j = 0; j < 4; ++j) qi[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], iv));  // round half even
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    d[b] = db;
+    dsum[b] = db * float(_mm_cvtsi128_si32(s4));
+    // packs interleave 128-bit lanes: 0-3 8-11 4-7 12-15 | ... ; one permute restores the order.
+    const __m256i p16 = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
+    const __m256i p8 = _mm256_packs_epi16(p16, p16b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32),
+                        _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
 bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
-  if (a.act != ActMode::F32) return false;
+  if (a.act == ActMode::Int8) {
+    if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
+    else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
+    else return false;
+    return true;
+  }
   if (a.format == QuantFormat::INT4) {
     for (int64_t n0 = r0; n0 + 8 <= r1; n0 += 8) {
       int64_t t = 0;

@@ -37,9 +37,10 @@ struct KernelArgs {
   // full chunk of 32 holds the 16 even then the 16 odd elements (the nibble order of the codes).
   const float* xk = nullptr;
   int64_t ldk = 0, n_tokens = 0;
-  // Int8 activations (ActMode::Int8): xq [n_tokens, ldk] int8 in blocks of 32 (q4_0: each pair of
-  // blocks stored as A0-15 B0-15 A16-31 B16-31, the order of the unpacked nibbles), xq_scale
-  // [n_tokens, ldk/32] = d_x (amax/127), xq_dsum [n_tokens, ldk/32] = d_x * sum of the block's int8.
+  // Int8 activations (ActMode::Int8): xq [n_tokens, ldk] int8 in blocks of 32 (q4_0 at avx512: each
+  // pair of blocks stored as A0-15 B0-15 A16-31 B16-31, the order of the unpacked nibbles in one zmm;
+  // natural order otherwise), xq_scale [n_tokens, ldk/32] = d_x (amax/127), xq_dsum [n_tokens, ldk/32]
+  // = d_x * sum of the block's int8 (see quantize_act_row).
   const int8_t* xq = nullptr;
   const float* xq_scale = nullptr;
   const float* xq_dsum = nullptr;
@@ -54,6 +55,13 @@ struct KernelArgs {
 bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1);
 bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1);
 
+// One activation row of K (K % 32 == 0) to int8 blocks of 32: d = amax/127, q = round-half-even(x/d)
+// computed in f32 (x * (1/d)), dsum = d * sum(q); `pairs` stores block pairs in the avx512 q4_0 order.
+// All three versions give bit-identical results.
+void quantize_act_row_scalar(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
+void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float* dsum);
+void quantize_act_row_avx512(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
+
 // Test / bench hook: run quant_linear_cpu's fast path at an explicit ISA level and activation mode
 // (Isa::Scalar = the generic tile path). Throws qforge::Error if the CPU lacks the ISA.
 void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa,
@@ -62,5 +70,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
 // prefill uses the f32 tile kernels, which decode each weight once for all tokens.
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens);
 bool int8_act_supported(QuantFormat f, Isa isa);
+// Output rows that the integer kernels compute together, sharing each activation load (1..4 work).
+// Decode on the 2-core Xeon: 2 and 3 tie, 1 is ~6 % slower, 4 ~5 % slower (docs/perf-cpu-quant.md).
+inline constexpr int kIntRowGroup = 2;
 
 }  // namespace qforge::cpu_quant
