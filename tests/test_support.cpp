@@ -11,6 +11,8 @@
 #include <random>
 #include <sstream>
 
+#include "qforge/generate.h"
+
 namespace qforge::test {
 
 std::filesystem::path source_dir() {
@@ -70,6 +72,21 @@ std::filesystem::path temp_dir(const std::string& tag) {
   std::filesystem::create_directories(base);
   all_temp_dirs().push_back(base);
   return base;
+}
+
+std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType> dtype, const std::string& max_memory) {
+  LoadOptions o;
+  o.device = device;
+  o.dtype = dtype;
+  o.max_memory = max_memory;
+  return Model::load(demo_model_dir().string(), o);
+}
+
+std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
+  GenerateOptions g;
+  g.max_new_tokens = n;
+  g.ignore_eos = true;
+  return generate(m, nullptr, prompt, g).new_ids;
 }
 
 }  // namespace qforge::test

@@ -1,9 +1,14 @@
-// tests/test_support.h — paths to the bundled demo model, goldens and the built CLI, plus a
-// helper that runs the CLI and captures its output (e2e tests).
+// tests/test_support.h — paths to the bundled demo model, goldens and the built CLI, a helper
+// that runs the CLI and captures its output (e2e tests), and demo-model load / greedy helpers.
 #pragma once
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "qforge/model.h"
 
 namespace qforge::test {
 
@@ -23,6 +28,11 @@ CmdResult run_qforge(const std::string& args);
 CmdResult run_qforge_stdin(const std::string& args, const std::string& input);
 // The JSON object on the last non-empty line of a command's stdout (the --json contract).
 nlohmann::json last_json_line(const std::string& out);
+// The demo model on `device` (dtype: the checkpoint's when unset; max_memory as --max-memory).
+std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType> dtype = {},
+                                 const std::string& max_memory = "");
+// `n` greedy tokens after `prompt` (EOS ignored).
+std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n);
 // A fresh empty temporary directory, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);
 

@@ -30,35 +30,23 @@ std::vector<float> golden_logits_prompt0() {
   return v;
 }
 
-std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType> dt) {
-  LoadOptions o;
-  o.device = device;
-  o.dtype = dt;
-  return Model::load(test::demo_model_dir().string(), o);
-}
 
-std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
-  GenerateOptions g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return generate(m, nullptr, prompt, g).new_ids;
-}
 
 }  // namespace
 
 class GoldenFloat32 : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenFloat32, GreedyTokensExact) {
-  auto m = load_demo(GetParam(), DType::F32);
+  auto m = test::load_demo(GetParam(), DType::F32);
   for (const auto& c : golden()["float32"]["generate"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto want = c["greedy_new_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(greedy(*m, prompt, int(want.size())), want) << "prompt: " << c["prompt"];
+    EXPECT_EQ(test::greedy(*m, prompt, int(want.size())), want) << "prompt: " << c["prompt"];
   }
 }
 
 TEST_P(GoldenFloat32, LogitsPrompt0Within2e3) {
-  auto m = load_demo(GetParam(), DType::F32);
+  auto m = test::load_demo(GetParam(), DType::F32);
   auto prompt = golden()["float32"]["generate"][0]["prompt_ids"].get<std::vector<int32_t>>();
   auto got = m->forward(prompt, 0, true);
   auto want = golden_logits_prompt0();
@@ -72,7 +60,7 @@ TEST_P(GoldenFloat32, LogitsPrompt0Within2e3) {
 INSTANTIATE_TEST_SUITE_P(Backends, GoldenFloat32, ::testing::Values("cpu", "ref"));
 
 TEST(Golden, LastLogitsTop10AndLogsumexp) {
-  auto m = load_demo("cpu", DType::F32);
+  auto m = test::load_demo("cpu", DType::F32);
   for (const auto& c : golden()["float32"]["generate"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto logits = m->forward(prompt, 0, false);
@@ -95,14 +83,14 @@ TEST(Golden, Bfloat16Agreement) {
   // transformers runs bf16 end to end (activations rounded to bf16 after every op); qforge holds
   // bf16 weights but computes in f32, so tokens may part ways after a near-tie. We require the
   // first 8 greedy tokens and every top-1 of the last logits to agree, and report the rest.
-  auto m = load_demo("cpu", DType::BF16);
+  auto m = test::load_demo("cpu", DType::BF16);
   int agree_total = 0, total = 0;
   for (const auto& c : golden()["bfloat16"]["generate"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto want = c["greedy_new_ids"].get<std::vector<int32_t>>();
     auto logits = m->forward(prompt, 0, false);
     EXPECT_EQ(argmax(logits), c["last_logits_top10_ids"][0].get<int32_t>());
-    auto got = greedy(*m, prompt, int(want.size()));
+    auto got = test::greedy(*m, prompt, int(want.size()));
     size_t prefix = 0;
     while (prefix < want.size() && got[prefix] == want[prefix]) ++prefix;
     EXPECT_GE(prefix, 8u) << c["prompt"];
@@ -114,7 +102,7 @@ TEST(Golden, Bfloat16Agreement) {
 }
 
 TEST(Golden, IncrementalDecodeEqualsFullForward) {
-  auto m = load_demo("cpu", DType::F32);
+  auto m = test::load_demo("cpu", DType::F32);
   auto prompt = golden()["float32"]["generate"][1]["prompt_ids"].get<std::vector<int32_t>>();
   auto full = m->forward(prompt, 0, true);
   const size_t V = size_t(m->config().vocab_size);

@@ -13,19 +13,9 @@
 
 using namespace qforge;
 
-namespace {
-std::unique_ptr<Model> load(const std::string& device, const std::string& max_memory) {
-  LoadOptions o;
-  o.dtype = DType::F32;
-  o.device = device;
-  o.max_memory = max_memory;
-  return Model::load(test::demo_model_dir().string(), o);
-}
-}  // namespace
-
 TEST(Placement, SplitOverTwoBackendsMatchesOneDevice) {
-  auto one = load("cpu", "");
-  auto split = load("ref,cpu", "ref=50MB");  // f32 embeddings (36.9 MB) + 2 layers fit the first budget
+  auto one = test::load_demo("cpu", DType::F32);
+  auto split = test::load_demo("ref,cpu", DType::F32, "ref=50MB");  // f32 embeddings (36.9 MB) + 2 layers fit the first budget
   auto p = split->placement();
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0].device, "ref");
@@ -50,16 +40,16 @@ TEST(Placement, SplitOverTwoBackendsMatchesOneDevice) {
 }
 
 TEST(Placement, AutoFillsInOrderAndReportsOutOfMemory) {
-  auto m = load("ref,cpu", "ref=1GB");
+  auto m = test::load_demo("ref,cpu", DType::F32, "ref=1GB");
   ASSERT_EQ(m->placement().size(), 1u);  // everything fits the first device
   EXPECT_EQ(m->placement()[0].device, "ref");
   try {
-    load("ref,cpu", "ref=10MB,cpu=10MB");
+    test::load_demo("ref,cpu", DType::F32, "ref=10MB,cpu=10MB");
     FAIL() << "expected an out-of-memory error";
   } catch (const Error& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("out of memory"), std::string::npos) << msg;
     EXPECT_NE(msg.find("GiB"), std::string::npos) << msg;
   }
-  EXPECT_THROW(load("ref,cpu", "ref=lots"), Error);
+  EXPECT_THROW(test::load_demo("ref,cpu", DType::F32, "ref=lots"), Error);
 }

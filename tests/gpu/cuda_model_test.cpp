@@ -27,19 +27,7 @@ const json& golden() {
   return g;
 }
 
-std::unique_ptr<Model> load_demo(const std::string& device, DType dt) {
-  LoadOptions o;
-  o.device = device;
-  o.dtype = dt;
-  return Model::load(test::demo_model_dir().string(), o);
-}
 
-std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
-  GenerateOptions g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return generate(m, nullptr, prompt, g).new_ids;
-}
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = a.size() == b.size() ? 0 : INFINITY;
@@ -57,18 +45,18 @@ std::vector<int32_t> long_prompt(size_t n) {
 
 TEST(CudaGolden, Float32GreedyTokensExact) {
   QF_REQUIRE_GPU();
-  auto m = load_demo("cuda", DType::F32);
+  auto m = test::load_demo("cuda", DType::F32);
   EXPECT_EQ(m->backend_name(), "cuda:0");
   for (const auto& c : golden()["float32"]["generate"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto want = c["greedy_new_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(greedy(*m, prompt, int(want.size())), want) << "prompt: " << c["prompt"];
+    EXPECT_EQ(test::greedy(*m, prompt, int(want.size())), want) << "prompt: " << c["prompt"];
   }
 }
 
 TEST(CudaGolden, Float32LogitsPrompt0Within2e3) {
   QF_REQUIRE_GPU();
-  auto m = load_demo("cuda", DType::F32);
+  auto m = test::load_demo("cuda", DType::F32);
   auto prompt = golden()["float32"]["generate"][0]["prompt_ids"].get<std::vector<int32_t>>();
   auto got = m->forward(prompt, 0, true);
   std::string raw = test::read_file(test::source_dir() / "models" / "kjv-llama-14m.logits-prompt0.f32");
@@ -81,8 +69,8 @@ TEST(CudaGolden, Float32LogitsPrompt0Within2e3) {
 
 TEST(CudaModel, PrefillAndIncrementalDecodeMatchCpu) {
   QF_REQUIRE_GPU();
-  auto g = load_demo("cuda", DType::F32);
-  auto c = load_demo("cpu", DType::F32);
+  auto g = test::load_demo("cuda", DType::F32);
+  auto c = test::load_demo("cpu", DType::F32);
   const auto prompt = long_prompt(77);  // > 8 tokens: the cuBLAS path and the tiled prefill attention
   EXPECT_LT(max_abs_diff(g->forward(prompt, 0, true), c->forward(prompt, 0, true)), 1e-3);
   // Continue: 20 more tokens at pos0 = 77 (prefill with continuation), then one at a time.
@@ -96,8 +84,8 @@ TEST(CudaModel, PrefillAndIncrementalDecodeMatchCpu) {
 
 TEST(CudaModel, Bfloat16CloseToCpuBfloat16) {
   QF_REQUIRE_GPU();
-  auto g = load_demo("cuda", DType::BF16);
-  auto c = load_demo("cpu", DType::BF16);
+  auto g = test::load_demo("cuda", DType::BF16);
+  auto c = test::load_demo("cpu", DType::BF16);
   // Short prompt: GEMV path, f32 math on identical bf16 weights → f32-rounding close.
   auto prompt = golden()["bfloat16"]["generate"][0]["prompt_ids"].get<std::vector<int32_t>>();
   auto lg = g->forward(prompt, 0, true), lc = c->forward(prompt, 0, true);
@@ -109,8 +97,8 @@ TEST(CudaModel, Bfloat16CloseToCpuBfloat16) {
   const double d = max_abs_diff(pg, pc);
   RecordProperty("bf16_prefill_max_abs_logit_diff", std::to_string(d));
   EXPECT_LT(d, 0.15);
-  auto want = greedy(*c, prompt, 24);
-  auto got = greedy(*g, prompt, 24);
+  auto want = test::greedy(*c, prompt, 24);
+  auto got = test::greedy(*g, prompt, 24);
   size_t prefix = 0;
   while (prefix < want.size() && got[prefix] == want[prefix]) ++prefix;
   EXPECT_GE(prefix, 16u);
@@ -118,12 +106,12 @@ TEST(CudaModel, Bfloat16CloseToCpuBfloat16) {
 
 TEST(CudaModel, GraphsOnAndOffGiveIdenticalLogits) {
   QF_REQUIRE_GPU();
-  auto on = load_demo("cuda", DType::F32);
+  auto on = test::load_demo("cuda", DType::F32);
   setenv("QFORGE_NO_CUDA_GRAPHS", "1", 1);
-  auto off = load_demo("cuda", DType::F32);
+  auto off = test::load_demo("cuda", DType::F32);
   unsetenv("QFORGE_NO_CUDA_GRAPHS");
   auto prompt = golden()["float32"]["generate"][1]["prompt_ids"].get<std::vector<int32_t>>();
-  EXPECT_EQ(greedy(*on, prompt, 48), greedy(*off, prompt, 48));
+  EXPECT_EQ(test::greedy(*on, prompt, 48), test::greedy(*off, prompt, 48));
   // Step by step, across KV-cache growth (re-recording the graph): bitwise equal logits.
   on->forward(prompt, 0);
   off->forward(prompt, 0);
@@ -136,7 +124,7 @@ TEST(CudaModel, GraphsOnAndOffGiveIdenticalLogits) {
 
 TEST(CudaModel, BadTokenIsAnErrorAndTheModelStaysUsable) {
   QF_REQUIRE_GPU();
-  auto m = load_demo("cuda", DType::F32);
+  auto m = test::load_demo("cuda", DType::F32);
   const int32_t good[] = {1, 2404, 28740};
   auto first = m->forward(good, 0);
   const int32_t bad[] = {1, 99999};
@@ -146,7 +134,7 @@ TEST(CudaModel, BadTokenIsAnErrorAndTheModelStaysUsable) {
 
 TEST(CudaModel, NoGpuMemoryGrowthOver1000Generates) {
   QF_REQUIRE_GPU();
-  auto m = load_demo("cuda", DType::BF16);
+  auto m = test::load_demo("cuda", DType::BF16);
   auto prompt = golden()["float32"]["generate"][0]["prompt_ids"].get<std::vector<int32_t>>();
   auto run = [&] {
     GenerateOptions g;
@@ -167,7 +155,7 @@ TEST(CudaModel, NoGpuMemoryGrowthOver1000Generates) {
 
 TEST(CudaModel, AutoPicksCudaAndMemoryIsAccounted) {
   QF_REQUIRE_GPU();
-  auto m = load_demo("auto", DType::F32);
+  auto m = test::load_demo("auto", DType::F32);
   EXPECT_EQ(m->backend_name(), "cuda:0");
   EXPECT_GE(MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current, int64_t(m->weight_bytes() / 2));
 }

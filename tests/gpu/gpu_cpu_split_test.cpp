@@ -25,33 +25,20 @@ std::string small_gpu_budget() {
   return mm;
 }
 
-std::unique_ptr<Model> load(const std::string& device, const std::string& max_memory) {
-  LoadOptions o;
-  o.dtype = DType::F32;
-  o.device = device;
-  o.max_memory = max_memory;
-  return Model::load(test::demo_model_dir().string(), o);
-}
 
-std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
-  GenerateOptions g;
-  g.max_new_tokens = n;
-  g.ignore_eos = true;
-  return generate(m, nullptr, prompt, g).new_ids;
-}
 
 }  // namespace
 
 TEST(GpuCpuSplit, AutoWithSmallGpuBudgetSplitsAndMatchesCpu) {
   QF_REQUIRE_GPU();
   const int64_t gpu_weights0 = MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current;
-  auto split = load("auto", small_gpu_budget());
+  auto split = test::load_demo("auto", DType::F32, small_gpu_budget());
   // The GPU holds only its part: embeddings (36.9 MB) + layers 0-1 (3.5 MB each) + their norms,
   // not the whole model (58 MB).
   const int64_t gpu_weights = MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current - gpu_weights0;
   EXPECT_GT(gpu_weights, 43'000'000);
   EXPECT_LT(gpu_weights, 46'000'000);
-  auto cpu = load("cpu", "");
+  auto cpu = test::load_demo("cpu", DType::F32);
   auto p = split->placement();
   ASSERT_EQ(p.size(), 2u) << split->backend_name();
   EXPECT_EQ(p[0].device, "cuda:0");
@@ -66,7 +53,7 @@ TEST(GpuCpuSplit, AutoWithSmallGpuBudgetSplitsAndMatchesCpu) {
   EXPECT_TRUE(p[1].head);
   EXPECT_EQ(split->backend_name(), "cuda:0+cpu");
   const std::vector<std::vector<int32_t>> prompts{{1, 2404, 28740, 28747, 28740}, {1, 415, 1526, 302}};
-  for (const auto& prompt : prompts) EXPECT_EQ(greedy(*split, prompt, 32), greedy(*cpu, prompt, 32));
+  for (const auto& prompt : prompts) EXPECT_EQ(test::greedy(*split, prompt, 32), test::greedy(*cpu, prompt, 32));
   // Logits close too (the GPU's f32 arithmetic on two layers).
   auto a = split->forward(prompts[0], 0, true), b = cpu->forward(prompts[0], 0, true);
   ASSERT_EQ(a.size(), b.size());
