@@ -1,8 +1,12 @@
 // backends/cpu/cpu_backend.cpp — the "cpu" backend: host memory, threaded SIMD linear layers and
 // attention. The cheap input transforms (rmsnorm, swiglu) and rope reuse the reference code;
-// the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp.
+// the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp. prepare() repacks
+// q4_0 linears into the row-interleaved decode layout (q4_0_interleaved.h; QFORGE_CPU_Q4_0_REPACK=0 off).
 #include <cstring>
+#include <unordered_map>
 #include <vector>
+
+#include "backends/cpu/q4_0_interleaved.h"
 
 #include "backends/host_backend.h"
 #include "backends/ref/ref_ops.h"
@@ -20,6 +24,27 @@ namespace {
 class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
+  void set_model_part(const ModelPart& part) override { part_ = part; }
+
+  // q4_0 linears of this backend's part get an interleaved copy for decode (Linear::backend_data owns
+  // it; repacked_ maps the Linear to it). The QuantWeight stays: prefill (n >= 4) still reads it.
+  void prepare(ModelWeights& w, const ModelConfig&) override {
+    if (!cpu_quant::q4_0_repack_enabled()) return;
+    auto add = [&](Linear& l) {
+      if (l.qweight.format != QuantFormat::Q4_0 || l.qweight.cols % 32 != 0) return;
+      auto p = std::make_shared<cpu_quant::Q4_0Interleaved>(cpu_quant::repack_q4_0(l.qweight));
+      repacked_[&l] = p.get();
+      l.backend_data = p;
+    };
+    for (int64_t i = 0; i < int64_t(w.layers.size()); ++i) {
+      if (i < part_.layer_begin || i >= part_.layer_end) continue;
+      for (Linear* l : {&w.layers[size_t(i)].q, &w.layers[size_t(i)].k, &w.layers[size_t(i)].v, &w.layers[size_t(i)].o,
+                        &w.layers[size_t(i)].gate, &w.layers[size_t(i)].up, &w.layers[size_t(i)].down})
+        add(*l);
+    }
+    if (part_.head) add(w.lm_head);
+  }
+
   void embed(const Tensor& t, const int32_t* ids, int64_t n, float* out) override { ref::embed(t, ids, n, out); }
 
   void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,
@@ -39,11 +64,11 @@ class CpuBackend final : public HostBackend {
     }
     for (size_t i = 0; i < ls.size(); ++i) {
       if (!accumulate) {
-        cpu::linear(*ls[i], x, n, ys[i]);
+        one_linear(*ls[i], x, n, ys[i]);
         continue;
       }
       out_.resize(size_t(n * ls[i]->out));
-      cpu::linear(*ls[i], x, n, out_.data());
+      one_linear(*ls[i], x, n, out_.data());
       ref::add(ys[i], out_.data(), n * ls[i]->out);
     }
   }
@@ -56,6 +81,21 @@ class CpuBackend final : public HostBackend {
   }
 
  private:
+  void one_linear(const Linear& l, const float* x, int64_t n, float* y) {
+    if (n < 4 && !repacked_.empty()) {  // decode: the interleaved q4_0 copy
+      auto it = repacked_.find(&l);
+      if (it != repacked_.end()) {
+        cpu_quant::q4_0_interleaved_linear(*it->second, x, n, y, cpu_quant::best_isa());
+        if (l.bias.defined())
+          for (int64_t t = 0; t < n; ++t) ref::add(y + t * l.out, l.bias.data<float>(), l.out);
+        return;
+      }
+    }
+    cpu::linear(l, x, n, y);
+  }
+
+  ModelPart part_;
+  std::unordered_map<const Linear*, const cpu_quant::Q4_0Interleaved*> repacked_;
   std::vector<float> input_, out_;  // reused scratch for transformed inputs / residual outputs
 };
 
