@@ -1,8 +1,13 @@
 // backends/cpu/cpu_backend.cpp — the "cpu" backend: host memory, threaded SIMD linear layers and
 // attention. The cheap input transforms (rmsnorm, swiglu) and rope reuse the reference code;
 // the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp. prepare() repacks
-// q4_0 linears into the row-interleaved decode layout (q4_0_interleaved.h; QFORGE_CPU_Q4_0_REPACK=0 off).
+// q4_0 linears into the row-interleaved decode layout (q4_0_interleaved.h; QFORGE_CPU_Q4_0_REPACK=0 off;
+// skipped when the copy would take more than half of the available memory).
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -21,6 +26,14 @@ void attention(const float* q, const float* k, const float* v, float* k_cache, f
 
 namespace {
 
+// MemAvailable of /proc/meminfo (bytes); unlimited when it cannot be read.
+size_t available_host_bytes() {
+  std::ifstream f("/proc/meminfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return size_t(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;
+  return SIZE_MAX;
+}
+
 class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
@@ -30,19 +43,28 @@ class CpuBackend final : public HostBackend {
   // it; repacked_ maps the Linear to it). The QuantWeight stays: prefill (n >= 4) still reads it.
   void prepare(ModelWeights& w, const ModelConfig&) override {
     if (!cpu_quant::q4_0_repack_enabled()) return;
-    auto add = [&](Linear& l) {
+    std::vector<Linear*> todo;
+    size_t extra = 0;
+    auto consider = [&](Linear& l) {
       if (l.qweight.format != QuantFormat::Q4_0 || l.qweight.cols % 32 != 0) return;
-      auto p = std::make_shared<cpu_quant::Q4_0Interleaved>(cpu_quant::repack_q4_0(l.qweight));
-      repacked_[&l] = p.get();
-      l.backend_data = p;
+      todo.push_back(&l);
+      extra += l.qweight.storage_bytes();
     };
     for (int64_t i = 0; i < int64_t(w.layers.size()); ++i) {
       if (i < part_.layer_begin || i >= part_.layer_end) continue;
       for (Linear* l : {&w.layers[size_t(i)].q, &w.layers[size_t(i)].k, &w.layers[size_t(i)].v, &w.layers[size_t(i)].o,
                         &w.layers[size_t(i)].gate, &w.layers[size_t(i)].up, &w.layers[size_t(i)].down})
-        add(*l);
+        consider(*l);
     }
-    if (part_.head) add(w.lm_head);
+    if (part_.head) consider(w.lm_head);
+    // The copy is extra memory (about the q4_0 bytes again): only when it takes at most half of what
+    // the system has available, so a model that barely fits is not pushed out of memory by it.
+    if (todo.empty() || extra > available_host_bytes() / 2) return;
+    for (Linear* l : todo) {
+      auto p = std::make_shared<cpu_quant::Q4_0Interleaved>(cpu_quant::repack_q4_0(l->qweight));
+      repacked_[l] = p.get();
+      l->backend_data = p;
+    }
   }
 
   void embed(const Tensor& t, const int32_t* ids, int64_t n, float* out) override { ref::embed(t, ids, n, out); }
