@@ -82,6 +82,14 @@ std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType>
   return Model::load(demo_model_dir().string(), o);
 }
 
+std::vector<float> randn(int64_t n, uint32_t seed, float sd) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
 std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
   GenerateOptions g;
   g.max_new_tokens = n;

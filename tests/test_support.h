@@ -31,6 +31,8 @@ nlohmann::json last_json_line(const std::string& out);
 // The demo model on `device` (dtype: the checkpoint's when unset; max_memory as --max-memory).
 std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType> dtype = {},
                                  const std::string& max_memory = "");
+// n draws of N(0, sd) from std::mt19937(seed): the same values on every run and machine.
+std::vector<float> randn(int64_t n, uint32_t seed, float sd = 1.0f);
 // `n` greedy tokens after `prompt` (EOS ignored).
 std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n);
 // A fresh empty temporary directory, removed at process exit.

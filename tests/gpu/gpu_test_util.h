@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "test_support.h"
 
 namespace qforge::gputest {
 
@@ -20,13 +21,7 @@ inline bool gpu_usable() {
 #define QF_REQUIRE_GPU() \
   if (!::qforge::gputest::gpu_usable()) GTEST_SKIP() << "no usable CUDA GPU"
 
-inline std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+inline std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) { return test::randn(int64_t(n), seed, scale); }
 
 inline Tensor tensor_from(const std::vector<float>& v, std::vector<int64_t> shape, DType dt) {
   return Tensor::view(DType::F32, std::move(shape), v.data(), nullptr).to(dt);

@@ -9,6 +9,7 @@
 #include "backends/backend.h"
 #include "backends/ref/ref_ops.h"
 #include "core/thread_pool.h"
+#include "test_support.h"
 
 namespace qforge::cpu {
 void linear(const Linear& l, const float* x, int64_t n, float* y);
@@ -17,14 +18,6 @@ void linear(const Linear& l, const float* x, int64_t n, float* y);
 using namespace qforge;
 
 namespace {
-
-std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 Tensor tensor_from(const std::vector<float>& v, std::vector<int64_t> shape, DType dt) {
   Tensor f = Tensor::view(DType::F32, shape, v.data(), nullptr);
@@ -51,11 +44,11 @@ TEST_P(LinearCpuVsRef, Matches) {
   Linear l;
   l.in = in;
   l.out = out;
-  auto wv = randv(size_t(in * out), 7 + in);
+  auto wv = test::randn(size_t(in * out), 7 + in);
   l.weight = tensor_from(wv, {out, in}, dt);
-  auto bv = randv(size_t(out), 9);
+  auto bv = test::randn(size_t(out), 9);
   l.bias = tensor_from(bv, {out}, DType::F32);
-  auto x = randv(size_t(n * in), 11 + n);
+  auto x = test::randn(size_t(n * in), 11 + n);
   std::vector<float> y_ref(size_t(n * out)), y_cpu(size_t(n * out), NAN);
   ref::linear(l, x.data(), n, y_ref.data());
   cpu::linear(l, x.data(), n, y_cpu.data());
@@ -72,8 +65,8 @@ TEST(AttentionCpuVsRef, GqaContinuationAndWindow) {
   ThreadPool::set_global_threads(2);
   const int64_t heads = 6, kvh = 2, hd = 20, n = 5, pos0 = 9, kvd = kvh * hd;
   for (int64_t window : {0, 4}) {
-    auto cache0 = randv(size_t((pos0 + n) * kvd), 3);
-    auto q = randv(size_t(n * heads * hd), 4), k = randv(size_t(n * kvd), 5), v = randv(size_t(n * kvd), 6);
+    auto cache0 = test::randn(size_t((pos0 + n) * kvd), 3);
+    auto q = test::randn(size_t(n * heads * hd), 4), k = test::randn(size_t(n * kvd), 5), v = test::randn(size_t(n * kvd), 6);
     std::vector<float> kc_r = cache0, vc_r = cache0, kc_c = cache0, vc_c = cache0;
     std::vector<float> out_r(size_t(n * heads * hd)), out_c(out_r.size());
     ModelConfig cfg;
@@ -92,14 +85,14 @@ TEST(AttentionCpuVsRef, GqaContinuationAndWindow) {
 TEST(AttentionRef, SingleKeyReturnsItsValue) {
   // With one visible position the softmax weight is exactly 1: output = v.
   const int64_t hd = 8;
-  auto q = randv(hd, 1), k = randv(hd, 2), v = randv(hd, 3);
+  auto q = test::randn(hd, 1), k = test::randn(hd, 2), v = test::randn(hd, 3);
   std::vector<float> kc(hd), vc(hd), out(hd);
   ref::attention(q.data(), k.data(), v.data(), kc.data(), vc.data(), 1, 0, 1, 1, hd, 0, out.data());
   for (int64_t i = 0; i < hd; ++i) EXPECT_FLOAT_EQ(out[size_t(i)], v[size_t(i)]);
 }
 
 TEST(RmsNormRef, UnitWeightGivesUnitRms) {
-  auto x = randv(37, 5, 3.0f);
+  auto x = test::randn(37, 5, 3.0f);
   std::vector<float> ones(37, 1.0f), y(37);
   Tensor w = Tensor::view(DType::F32, {37}, ones.data(), nullptr);
   ref::rmsnorm(x.data(), w, 1, 37, 0.0f, y.data());
@@ -126,7 +119,7 @@ TEST(RopeTable, Llama3ScalingMatchesFormula) {
 }
 
 TEST(Elementwise, SwigluMatchesDefinition) {
-  auto g = randv(19, 1), u = randv(19, 2);
+  auto g = test::randn(19, 1), u = test::randn(19, 2);
   std::vector<float> o(19);
   ref::swiglu(g.data(), u.data(), 19, o.data());
   for (size_t i = 0; i < 19; ++i) EXPECT_FLOAT_EQ(o[i], float(g[i] / (1 + std::exp(-double(g[i]))) * u[i]));
@@ -141,10 +134,10 @@ TEST(FusedLinear, CpuMatchesRefForEveryInputForm) {
   a.in = b.in = in;
   a.out = out1;
   b.out = out2;
-  auto wa = randv(size_t(out1 * in), 1), wb = randv(size_t(out2 * in), 2);
+  auto wa = test::randn(size_t(out1 * in), 1), wb = test::randn(size_t(out2 * in), 2);
   a.weight = tensor_from(wa, {out1, in}, DType::BF16);
   b.weight = tensor_from(wb, {out2, in}, DType::F32);
-  auto x = randv(size_t(n * in), 3), up = randv(size_t(n * in), 4), nw = randv(size_t(in), 5);
+  auto x = test::randn(size_t(n * in), 3), up = test::randn(size_t(n * in), 4), nw = test::randn(size_t(in), 5);
   Tensor norm = tensor_from(nw, {in}, DType::F32);
   const Linear* ls[] = {&a, &b};
   for (int form = 0; form < 3; ++form)
@@ -152,7 +145,7 @@ TEST(FusedLinear, CpuMatchesRefForEveryInputForm) {
       LinearInput li{x.data()};
       if (form == 1) li = {x.data(), &norm, 1e-5f};
       if (form == 2) li = {x.data(), nullptr, 0, up.data()};
-      auto ya_r = randv(size_t(n * out1), 6), yb_r = randv(size_t(n * out2), 7);
+      auto ya_r = test::randn(size_t(n * out1), 6), yb_r = test::randn(size_t(n * out2), 7);
       auto ya_c = ya_r, yb_c = yb_r;
       float* yr[] = {ya_r.data(), yb_r.data()};
       float* yc[] = {ya_c.data(), yb_c.data()};

@@ -17,20 +17,14 @@
 #include "model/weights.h"
 #include "qforge/model_config.h"
 #include "qforge/status.h"
+#include "test_support.h"
 #include "quant/quant_codecs.h"
 
 using namespace qforge;
+using test::randn;
 using cpu_quant::Isa;
 
 namespace {
-std::vector<float> randn(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 QuantWeight make_q4_0(int64_t rows, int64_t cols, uint32_t seed) {
   auto v = randn(rows * cols, seed);
   Tensor w = Tensor::empty(DType::F32, {rows, cols});

@@ -11,8 +11,10 @@
 #include "qforge/quant.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
+#include "test_support.h"
 
 using namespace qforge;
+using test::randn;
 using namespace qforge::quant_detail;
 
 namespace {
@@ -20,13 +22,6 @@ Tensor make_f32(int64_t rows, int64_t cols, const std::vector<float>& v) {
   Tensor t = Tensor::empty(DType::F32, {rows, cols});
   std::copy(v.begin(), v.end(), t.data<float>());
   return t;
-}
-std::vector<float> randn(int64_t n, uint32_t seed, float sd = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
 }
 std::vector<float> deq(const QuantWeight& q) {
   std::vector<float> out(static_cast<size_t>(q.rows * q.cols));

@@ -13,21 +13,15 @@
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
+#include "test_support.h"
 
 using namespace qforge;
+using test::randn;
 using cpu_quant::ActMode;
 using cpu_quant::Isa;
 
 namespace {
 struct Case { QuantFormat f; int64_t rows, cols; QuantParams p; };
-
-std::vector<float> randn(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<Case> cases() {
   QuantParams dq, pc, sym, g32, g64, b32;

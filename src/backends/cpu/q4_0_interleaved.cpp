@@ -59,13 +59,6 @@ bool q4_0_repack_enabled() {
   return on;
 }
 
-namespace {
-struct ActRows {
-  std::vector<int8_t> q;
-  std::vector<float> d, dsum;
-};
-}  // namespace
-
 void q4_0_interleaved_linear(const Q4_0Interleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa) {
   if ((isa != Isa::Avx512 && isa != Isa::Avx2) || !isa_supported(isa))
     throw Error("q4_0_interleaved_linear: this CPU has no " + std::string(isa_name(isa)) + " support");
@@ -75,17 +68,7 @@ void q4_0_interleaved_linear(const Q4_0Interleaved& p, const float* x, int64_t n
     std::fill(y, y + p.rows * n_tokens, 0.0f);
     return;
   }
-  thread_local ActRows act;  // reused: a decode step runs ~150 linears
-  act.q.resize(size_t(n_tokens * K));
-  act.d.resize(size_t(n_tokens * nb));
-  act.dsum.resize(size_t(n_tokens * nb));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    int8_t* q = act.q.data() + t * K;
-    float* d = act.d.data() + t * nb;
-    float* ds = act.dsum.data() + t * nb;
-    if (isa == Isa::Avx512) quantize_act_row_avx512(x + t * K, K, false, q, d, ds);
-    else quantize_act_row_avx2(x + t * K, K, q, d, ds);
-  }
+  const Int8Act& act = quantize_act(x, n_tokens, K, false, isa);
   Q4x8Args a;
   a.data = p.bytes.get();
   a.rows = p.rows;

@@ -171,12 +171,8 @@ std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t 
   return xk;
 }
 
-struct Int8Act {
-  std::vector<int8_t> q;
-  std::vector<float> d, dsum;
-};
+}  // namespace
 
-// The int8 activation rows, reused across calls (a decode step runs ~150 linears; no allocation each).
 // Per token: quantize_act_row_* (decode has one to three tokens, so no threads).
 Int8Act& quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs, Isa isa) {
   thread_local Int8Act a;
@@ -194,8 +190,6 @@ Int8Act& quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs, Isa i
   }
   return a;
 }
-
-}  // namespace
 
 void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa, ActMode act) {
   QF_CHECK(w.format != QuantFormat::None, "quant_linear_cpu: weight is not quantized");

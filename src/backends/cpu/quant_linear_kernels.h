@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "qforge/quant.h"
 
@@ -61,6 +62,14 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1);
 void quantize_act_row_scalar(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
 void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float* dsum);
 void quantize_act_row_avx512(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
+
+// The int8 activation rows of n tokens (quantize_act_row_* at `isa`), in a per-thread buffer reused
+// across calls (a decode step runs ~150 linears; no allocation each). Valid until the thread's next call.
+struct Int8Act {
+  std::vector<int8_t> q;
+  std::vector<float> d, dsum;  // [n, K/32]
+};
+Int8Act& quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs, Isa isa);
 
 // Test / bench hook: run quant_linear_cpu's fast path at an explicit ISA level and activation mode
 // (Isa::Scalar = the generic tile path). Throws qforge::Error if the CPU lacks the ISA.
