@@ -90,6 +90,20 @@ std::vector<float> randn(int64_t n, uint32_t seed, float sd) {
   return v;
 }
 
+std::vector<int32_t> sample_whole_rows(Model& m, const std::vector<int32_t>& prompt, const SamplingParams& p, int n) {
+  Sampler s(p);
+  std::vector<int32_t> hist = prompt, out;
+  auto logits = m.forward(prompt, 0);
+  int64_t pos = int64_t(prompt.size());
+  for (int i = 0; i < n; ++i) {
+    const int32_t id = s.sample(logits, hist);
+    out.push_back(id);
+    hist.push_back(id);
+    logits = m.forward(std::span<const int32_t>(&id, 1), pos++);
+  }
+  return out;
+}
+
 std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
   GenerateOptions g;
   g.max_new_tokens = n;

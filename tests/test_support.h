@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qforge/model.h"
+#include "qforge/sampler.h"
 
 namespace qforge::test {
 
@@ -35,6 +36,9 @@ std::unique_ptr<Model> load_demo(const std::string& device, std::optional<DType>
 std::vector<float> randn(int64_t n, uint32_t seed, float sd = 1.0f);
 // `n` greedy tokens after `prompt` (EOS ignored).
 std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n);
+// `n` tokens after `prompt` the plain way: the whole logits row of every step through
+// Sampler::sample (the reference the candidate / on-device selection paths must equal).
+std::vector<int32_t> sample_whole_rows(Model& m, const std::vector<int32_t>& prompt, const SamplingParams& p, int n);
 // A fresh empty temporary directory, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);
 

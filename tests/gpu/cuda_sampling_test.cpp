@@ -164,16 +164,7 @@ TEST(CudaSampling, TopKSamplingEqualsTheWholeRowSamplerOnTheSameGpu) {
         g.sampling.repetition_penalty = pen;
         g.sampling.seed = seed;
         auto got = generate(*m, nullptr, kPrompt, g).new_ids;
-        Sampler s(g.sampling);
-        std::vector<int32_t> hist = kPrompt, want;
-        auto logits = m->forward(kPrompt, 0);
-        int64_t pos = int64_t(kPrompt.size());
-        for (int i = 0; i < 24; ++i) {
-          const int32_t id = s.sample(logits, hist);
-          want.push_back(id);
-          hist.push_back(id);
-          logits = m->forward(std::span<const int32_t>(&id, 1), pos++);
-        }
+        const auto want = test::sample_whole_rows(*m, kPrompt, g.sampling, 24);
         EXPECT_EQ(got, want) << "top_k " << top_k << " penalty " << pen << " seed " << seed;
         ++cases;
       }

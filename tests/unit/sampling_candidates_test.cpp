@@ -245,17 +245,7 @@ TEST(SamplingCandidates, GenerateEqualsThePlainLoopOnTheDemoModel) {
     g.sampling.repetition_penalty = c.pen;
     g.sampling.seed = c.seed;
     auto got = generate(*m, nullptr, prompt, g).new_ids;
-    // The plain path: the whole logits row of every step through Sampler::sample.
-    Sampler s(g.sampling);
-    std::vector<int32_t> hist = prompt, want;
-    auto logits = m->forward(prompt, 0);
-    int64_t pos = int64_t(prompt.size());
-    for (int i = 0; i < 20; ++i) {
-      int32_t id = s.sample(logits, hist);
-      want.push_back(id);
-      hist.push_back(id);
-      logits = m->forward(std::span<const int32_t>(&id, 1), pos++);
-    }
+    const auto want = test::sample_whole_rows(*m, prompt, g.sampling, 20);  // the plain path
     EXPECT_EQ(got, want) << "seed " << c.seed;
   }
 }

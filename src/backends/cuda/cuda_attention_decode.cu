@@ -70,10 +70,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
   const float scale = rsqrtf(float(hd));
   const float* qg = a.q + size_t(kvh) * G * hd;
   const bool vec = (hd & 3) == 0;
-  // P.V layout: float4 columns (hd / 4) by key slices, when hd / 4 is a power of two (hd 32..256)
-  // and acc is 16-byte aligned for every head.
+  // P.V layout: float4 columns (hd / 4) by key slices, when hd / 4 is a power of two or a multiple
+  // of 32 (vec: every DecodeSmem part, acc included, is then 16-byte aligned).
   const int hd4 = hd >> 2, ncol = hd4 < 32 ? hd4 : 32, kslices = 32 / ncol;
-  const bool ncol_pow2 = vec && (ncol & (ncol - 1)) == 0 && hd4 % ncol == 0 && (L.acc & 3) == 0;
+  const bool ncol_pow2 = vec && (ncol & (ncol - 1)) == 0 && hd4 % ncol == 0;
   auto stage_tile = [&](int t0, int len) {  // cache rows [t0, t0 + len) except pos -> ks / vs
     if (vec) {
       const int hq = hd >> 2, nq = len * hq;

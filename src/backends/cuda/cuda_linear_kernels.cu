@@ -186,10 +186,16 @@ constexpr int kEpv = WT == WType::F32 ? 4 : 8;  // weights per 16 bytes
 template <WType WT>
 constexpr int kChunk = 32 * kEpv<WT> * kG1Loads;
 
-template <WType WT>
-__device__ __forceinline__ void g1_load(const GemvBatch& b, int row, int c, int lane, uint4 (&u)[kG1Loads]) {
+// Global row of the batch -> (layer, row in that layer).
+__device__ __forceinline__ int g1_layer(const GemvBatch& b, int& row) {
   int li = 0;
   while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
+  return li;
+}
+
+template <WType WT>
+__device__ __forceinline__ void g1_load(const GemvBatch& b, int row, int c, int lane, uint4 (&u)[kG1Loads]) {
+  const int li = g1_layer(b, row);
   const char* p = static_cast<const char*>(b.w[li]) + size_t(row) * b.cols * sizeof_w<WT>();
 #pragma unroll
   for (int j = 0; j < kG1Loads; ++j) {
@@ -251,8 +257,8 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) gemv1_kernel(const __
   for (int r = threadIdx.x; r < rb1 - rb0; r += blockDim.x) {
     float v = 0.f;
     for (int c = 0; c < nch; ++c) v += part[r * nch + c];
-    int li = 0, row = rb0 + r;
-    while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
+    int row = rb0 + r;
+    const int li = g1_layer(b, row);
     if (b.bias[li]) v += b.bias[li][row];
     float* y = b.y[li] + row;
     *y = acc ? *y + v : v;
@@ -351,6 +357,14 @@ void raise_smem_all() {
   raise_smem<WT, 2, kMaxGemvTokens, true>(); raise_smem<WT, 2, kMaxGemvTokens, false>();
   raise_smem<WT, 4, 1, true>(); raise_smem<WT, 4, 1, false>();
   raise_smem<WT, 4, kMaxGemvTokens, true>(); raise_smem<WT, 4, kMaxGemvTokens, false>();
+}
+
+// Both block shapes may take all of the opt-in shared memory (two 512-thread blocks then share an SM
+// only when both fit: occupancy, not correctness).
+template <WType WT>
+void raise_gemv1_smem() {
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WT, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
+  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WT, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
 }
 
 template <WType OT>
@@ -477,13 +491,9 @@ void init_linear_kernels(int device) {
   g_gemv1_threads = g1t && std::strcmp(g1t, "1024") == 0 ? 1024 : 512;
   const char* g1b = std::getenv("QFORGE_CUDA_GEMV1_PER_SM");
   g_gemv1_per_sm = g1b ? std::max(1, std::min(4, std::atoi(g1b))) : 1024 / g_gemv1_threads;
-  const int g1_smem = g_max_smem;  // two 512-thread blocks share an SM only when both fit (occupancy)
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F32, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F16, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::BF16, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F32, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::F16, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WType::BF16, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g1_smem));
+  raise_gemv1_smem<WType::F32>();
+  raise_gemv1_smem<WType::F16>();
+  raise_gemv1_smem<WType::BF16>();
   raise_smem_all<WType::F32>();
   raise_smem_all<WType::F16>();
   raise_smem_all<WType::BF16>();
