@@ -6,7 +6,7 @@
 //     src/backends/cuda/cuda_quant_*.cu src/backends/cuda/cuda_linear_kernels.cu \
 //     src/backends/cuda/cuda_attention*.cu build/libqforge.a -lcublas -lcublasLt -o quant_gemv_bench
 // (the quantized GEMV shares the programmatic-dependent-launch switch of cuda_linear_kernels.cu)
-// Run: ./quant_gemv_bench [--quick]
+// Run: ./quant_gemv_bench [--quick] [--only FORMAT] [--shape ROWSxCOLS] [--no-prefill]  (filters for profiling)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -108,7 +108,16 @@ float median(std::vector<float> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false, no_prefill = false;
+  std::string only, shape;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--no-prefill") no_prefill = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--shape" && i + 1 < argc) shape = argv[++i];
+    else { std::fprintf(stderr, "quant_gemv_bench: unknown argument %s\n", a.c_str()); return 2; }
+  }
   cudaDeviceProp prop{};
   QF_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -158,6 +167,8 @@ int main(int argc, char** argv) {
   for (QuantFormat f : fmts)
     for (auto [N, K] : shapes) {
       if (quick && N == 128256 && f != QuantFormat::NF4 && f != QuantFormat::INT8 && f != QuantFormat::FP8_E4M3) continue;
+      if (!only.empty() && only != quant_traits(f).name) continue;
+      if (!shape.empty() && shape != std::to_string(N) + "x" + std::to_string(K)) continue;
       const QuantWeight q = synth(f, N, K);
       const int copies = N * K >= int64_t(256) << 20 ? 1 : 4;
       std::vector<std::shared_ptr<CudaQuantWeight>> ws;
@@ -203,7 +214,7 @@ int main(int argc, char** argv) {
     }
 
   // Prefill: n = 2048 tokens through a 14336x4096 weight.
-  {
+  if (!no_prefill) {
     cublasHandle_t h;
     cublasCreate(&h);
     const int64_t N = 14336, K = 4096, n = 2048;

@@ -42,6 +42,12 @@ void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cu
   QF_CUDA(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
+// Resident blocks per SM of `kernel` at `threads` threads and `smem` dynamic shared-memory bytes
+// (opting the kernel in to more than 48 KB first); cached, so off the decode path after first use.
+int resident_blocks(const void* kernel, int threads, size_t smem);
+// SMs of the current device (queried once).
+int device_sm_count();
+
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 inline size_t wtype_size(WType t) { return t == WType::F32 ? 4 : 2; }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <mutex>
 
 #include "backends/cuda/cuda_kernels.cuh"
@@ -294,17 +295,7 @@ bool try_gemv1(const GemvBatch& b, const LinearInputDev& in, bool acc, cudaStrea
   return true;
 }
 
-// Resident blocks per SM of a kernel at a dynamic shared-memory size (cached: off the decode path).
-int occupancy(const void* kernel, size_t smem) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, size_t>, int> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({kernel, smem});
-  if (it != cache.end()) return it->second;
-  int per_sm = 0;
-  QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
-  return cache[{kernel, smem}] = std::max(1, per_sm);
-}
+int occupancy(const void* kernel, size_t smem) { return resident_blocks(kernel, kWarps * 32, smem); }
 
 template <WType WT, int RPW, int NT, bool VEC>
 void launch_gemv_k(const GemvBatch& b, const LinearInputDev& in, int n, int t0, bool acc, int total, int blocks,
@@ -497,6 +488,30 @@ void init_linear_kernels(int device) {
   raise_smem_all<WType::F32>();
   raise_smem_all<WType::F16>();
   raise_smem_all<WType::BF16>();
+}
+
+
+int resident_blocks(const void* kernel, int threads, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, size_t>, int> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({kernel, threads, smem});
+  if (it != cache.end()) return it->second;
+  if (smem > 40 * 1024)  // dynamic + static above 48 KB needs the opt-in
+    QF_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem) + 1024));
+  int per_sm = 0;
+  QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  return cache[{kernel, threads, smem}] = std::max(1, per_sm);
+}
+
+int device_sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    QF_CUDA(cudaGetDevice(&dev));
+    QF_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
 }
 
 }  // namespace qforge::cuda

@@ -19,37 +19,50 @@ namespace {
 
 struct LutArg { float v[16]; };
 
-template <int BITS, ElemKind E, ScaleKind S, bool Z>
-__global__ void dequant_kernel(const DevQuant d, const LutArg lut, __nv_bfloat16* out) {
+// The reference's dequantize arithmetic for one element (code value v already looked up / decoded).
+template <ScaleKind S, bool Z>
+__device__ __forceinline__ float dequant_value(const DevQuant& d, int r, int k, float v) {
+  if constexpr (Z) v -= float(d.zeros[int64_t(r) * d.sc_row + (k >> d.sc_shift)]);
+  float s, mn;
+  quad_scale<S>(d, r, k, s, mn);
+  const float rs = d.row_scale ? d.row_scale[r] : 1.f;
+  float w = v;
+  if constexpr (S == ScaleKind::Q4K) w = __fsub_rn(__fmul_rn(w, s), mn);
+  else if constexpr (S != ScaleKind::None) w = __fmul_rn(w, s);
+  return __fmul_rn(__fmul_rn(w, rs), d.gscale);
+}
+
+// 8-bit span layout: one thread per quad of 4 consecutive k.
+template <ElemKind E, ScaleKind S>
+__global__ void dequant8_kernel(const DevQuant d, __nv_bfloat16* out) {
   const int qpr = (d.cols + 3) / 4;  // quads per row
   const int64_t total = int64_t(d.rows) * qpr;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / qpr), k = int(i % qpr) * 4;
-    const uint8_t* p = d.codes + int64_t(r) * d.code_row_bytes + quad_byte_offset(k, d.kp, BITS);
+    const uint8_t* p = d.codes + int64_t(r) * d.code_row_bytes + quad_byte_offset(k, d.kp, 8);
     float v[4];
-    if constexpr (BITS == 4) {
-      const uint32_t c = uint32_t(p[0]) | (uint32_t(p[1]) << 8);
+    decode8x4<E>(uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24), v);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) v[e] = lut.v[(c >> (4 * e)) & 15];
-    } else {
-      decode8x4<E>(uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24), v);
-    }
-    if constexpr (Z) {
-      const float z = float(d.zeros[int64_t(r) * d.sc_row + (k >> d.sc_shift)]);
+    for (int e = 0; e < 4; ++e)
+      if (k + e < d.cols) out[int64_t(r) * d.cols + k + e] = __float2bfloat16_rn(dequant_value<S, false>(d, r, k + e, v[e]));
+  }
+}
+
+// 4-bit mma tile layout: one thread per 32-bit word (8 codes: 2 rows x k 2t, 2t+1, 2t+8, 2t+9).
+template <ScaleKind S, bool Z>
+__global__ void dequant4_kernel(const DevQuant d, const LutArg lut, bool int_codes, __nv_bfloat16* out) {
+  const int64_t nkc = d.kp / 64, words = int64_t((d.rows + 15) / 16) * nkc * 128;
+  for (int64_t wi = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; wi < words; wi += int64_t(gridDim.x) * blockDim.x) {
+    const int s = int(wi & 3), lane = int((wi >> 2) & 31);
+    const int64_t tile = wi >> 7, rg = tile / nkc, kc = tile % nkc;
+    const uint32_t w = reinterpret_cast<const uint32_t*>(d.codes)[wi];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) v[e] -= z;
-    }
-    float s, mn;
-    quad_scale<S>(d, r, k, s, mn);
-    const float rs = d.row_scale ? d.row_scale[r] : 1.f;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (k + e >= d.cols) break;
-      float w = v[e];
-      if constexpr (S == ScaleKind::Q4K) w = __fsub_rn(__fmul_rn(w, s), mn);
-      else if constexpr (S != ScaleKind::None) w = __fmul_rn(w, s);
-      w = __fmul_rn(__fmul_rn(w, rs), d.gscale);
-      out[int64_t(r) * d.cols + k + e] = __float2bfloat16_rn(w);
+    for (int n = 0; n < 8; ++n) {
+      const int i = tile4_elem(n, int_codes);
+      const int r = int(rg * 16 + (lane >> 2) + 8 * ((i >> 1) & 1));
+      const int k = int(kc * 64 + 16 * s + 2 * (lane & 3) + (i & 1) + 8 * (i >> 2));
+      if (r < d.rows && k < d.cols)
+        out[int64_t(r) * d.cols + k] = __float2bfloat16_rn(dequant_value<S, Z>(d, r, k, lut.v[(w >> (4 * n)) & 15]));
     }
   }
 }
@@ -71,8 +84,13 @@ int grid_for(int64_t n) { return int(std::min<int64_t>((n + 255) / 256, 132 * 16
 
 template <int BITS, ElemKind E, ScaleKind S, bool Z>
 void run_dequant(const CudaQuantWeight& w, const LutArg& lut, __nv_bfloat16* out, cudaStream_t s) {
-  const int64_t quads = w.rows * ((w.cols + 3) / 4);
-  dequant_kernel<BITS, E, S, Z><<<grid_for(quads), 256, 0, s>>>(w.dev, lut, out);
+  if constexpr (BITS == 4) {
+    const int64_t words = (w.rows + 15) / 16 * (w.dev.kp / 64) * 128;
+    dequant4_kernel<S, Z><<<grid_for(words), 256, 0, s>>>(w.dev, lut, w.desc.int_codes, out);
+  } else {
+    const int64_t quads = w.rows * ((w.cols + 3) / 4);
+    dequant8_kernel<E, S><<<grid_for(quads), 256, 0, s>>>(w.dev, out);
+  }
 }
 
 void check_blas(cublasStatus_t st, const char* what) {

@@ -1,12 +1,11 @@
-// backends/cuda/cuda_quant_gemv.cu — decode GEMV for every quantized format: the input (RMSNorm / SwiGLU
-// folded in by stage_linear_input) is staged once per block in shared memory (or, when n_tokens*K is
-// too large, once per launch in a global scratch buffer), then each warp streams R=4 rows of the
-// interleaved code layout with 16-byte loads, decodes quads in registers (16-entry LUT in shared
-// memory for 4-bit codes, byte tricks / hardware cvt for 8-bit) and accumulates in f32. Launched with
-// programmatic dependent launch: the first codes are requested before waiting for the previous kernel.
+// backends/cuda/cuda_quant_gemv.cu — decode GEMV entry point (quant_gemv) and the kernels of the 8-bit
+// formats (int8, fp8, q8_0) and of bnb 4-bit rows that are not 16-aligned; the 4-bit tile layout goes to
+// cuda_quant_gemv4.cu. The input (RMSNorm / SwiGLU folded in by stage_linear_input) is staged once per
+// block in shared memory (or, when n_tokens*K is too large, once per launch in a global scratch buffer),
+// then each warp streams R=4 rows of the interleaved span layout with 16-byte loads, decodes quads in
+// registers (byte tricks / hardware cvt) and accumulates in f32. Launched with programmatic dependent
+// launch: the first codes are requested before waiting for the previous kernel.
 #include <algorithm>
-#include <map>
-#include <mutex>
 #include <string>
 
 #include "backends/cuda/cuda_kernels.cuh"
@@ -54,30 +53,28 @@ __global__ void stage_global_kernel(const LinearInputDev in, int cols, int kp, f
   for (int i = threadIdx.x; i < kp; i += blockDim.x) out[size_t(t) * kp + i] = i < cols ? sm[i] : 0.f;
 }
 
-template <int Q, int BITS>
+template <int Q>
 __device__ __forceinline__ void load_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane,
                                           uint32_t (&cw)[kRows][4]) {
-  constexpr int BYTES = Q * BITS / 2;
+  constexpr int BYTES = Q * 4;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const uint8_t* p = d.codes + int64_t(rr[r]) * d.code_row_bytes + int64_t(k) * BITS / 8 + lane * BYTES;
+    const uint8_t* p = d.codes + int64_t(rr[r]) * d.code_row_bytes + k + lane * BYTES;
     if constexpr (BYTES == 16) {
       const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
       cw[r][0] = v.x; cw[r][1] = v.y; cw[r][2] = v.z; cw[r][3] = v.w;
     } else if constexpr (BYTES == 8) {
       const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
       cw[r][0] = v.x; cw[r][1] = v.y;
-    } else if constexpr (BYTES == 4) {
-      cw[r][0] = __ldg(reinterpret_cast<const uint32_t*>(p));
     } else {
-      cw[r][0] = __ldg(reinterpret_cast<const uint16_t*>(p));
+      cw[r][0] = __ldg(reinterpret_cast<const uint32_t*>(p));
     }
   }
 }
 
-template <int Q, int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+template <int Q, ElemKind E, ScaleKind S, int NT>
 __device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane, int ntok,
-                                             const float* xs, int kp, const float* lut, const uint32_t (&cw)[kRows][4],
+                                             const float* xs, int kp, const uint32_t (&cw)[kRows][4],
                                              float (&acc)[kRows][NT]) {
 #pragma unroll
   for (int m = 0; m < Q; ++m) {
@@ -89,18 +86,7 @@ __device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       float v[4];
-      if constexpr (BITS == 4) {
-        const uint32_t c = cw[r][m >> 1] >> (16 * (m & 1));
-#pragma unroll
-        for (int e = 0; e < 4; ++e) v[e] = lut[(c >> (4 * e)) & 15];
-      } else {
-        decode8x4<E>(cw[r][m], v);
-      }
-      if constexpr (Z) {
-        const float z = float(__ldg(d.zeros + int64_t(rr[r]) * d.sc_row + (kk >> d.sc_shift)));
-#pragma unroll
-        for (int e = 0; e < 4; ++e) v[e] -= z;
-      }
+      decode8x4<E>(cw[r][m], v);
       float s, mn;
       quad_scale<S>(d, rr[r], kk, s, mn);
 #pragma unroll
@@ -108,35 +94,31 @@ __device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[
         if (t < ntok) {
           const float p = v[0] * xv[t].x + v[1] * xv[t].y + v[2] * xv[t].z + v[3] * xv[t].w;
           if constexpr (S == ScaleKind::None) acc[r][t] += p;
-          else if constexpr (S == ScaleKind::Q4K)
-            acc[r][t] += p * s - mn * ((xv[t].x + xv[t].y) + (xv[t].z + xv[t].w));
           else acc[r][t] = fmaf(p, s, acc[r][t]);
         }
     }
   }
 }
 
-template <int Q, int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+template <int Q, ElemKind E, ScaleKind S, int NT>
 __device__ __forceinline__ void gemv_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane, int ntok,
-                                          const float* xs, int kp, const float* lut, float (&acc)[kRows][NT]) {
+                                          const float* xs, int kp, float (&acc)[kRows][NT]) {
   uint32_t cw[kRows][4];
-  load_span<Q, BITS>(d, rr, k, lane, cw);
-  compute_span<Q, BITS, E, S, Z, NT>(d, rr, k, lane, ntok, xs, kp, lut, cw, acc);
+  load_span<Q>(d, rr, k, lane, cw);
+  compute_span<Q, E, S, NT>(d, rr, k, lane, ntok, xs, kp, cw, acc);
 }
 
 // A block task covers (kWarps / wk) * kRows rows of one weight; the wk warps that share a row group split
 // its spans (split-K, wk = 1/2/4/8, chosen on the host to fill the GPU) and meet in shared memory.
-template <int BITS, ElemKind E, ScaleKind S, bool Z, int NT>
+template <ElemKind E, ScaleKind S, int NT>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ GemvArgs a) {
   extern __shared__ float4 smem4[];
-  __shared__ float lut[16];
   __shared__ float red[32];
   __shared__ float part[kWarps][kRows * NT];
-  if (threadIdx.x < 16) lut[threadIdx.x] = a.lut[threadIdx.x];
   const float* xs = a.xg ? a.xg : reinterpret_cast<const float*>(smem4);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int wkn = a.wk, wk = warp % wkn, wr = warp / wkn, task_rows = (kWarps / wkn) * kRows;
-  constexpr int QMAX = BITS == 4 ? 8 : 4, SPAN = 128 * QMAX;
+  constexpr int QMAX = 4, SPAN = 128 * QMAX;
   const int kp = a.kp, nfull = kp / SPAN;
   bool staged = false;
   for (int task = blockIdx.x; task < a.group_start[a.nw]; task += gridDim.x) {
@@ -156,7 +138,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
     // this one is computed); the first load is issued before the input is staged.
     uint32_t cur[kRows][4], nxt[kRows][4];
     int i = wk;
-    if (i < nfull) load_span<QMAX, BITS>(d, rr, i * SPAN, lane, cur);
+    if (i < nfull) load_span<QMAX>(d, rr, i * SPAN, lane, cur);
     if (!staged) {  // block-uniform
       pdl_wait();  // the input comes from the previous kernel; the codes above do not
       pdl_launch_dependents();
@@ -165,26 +147,21 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const __grid_constant__ 
       staged = true;
     }
     for (; i < nfull; i += wkn) {
-      if (i + wkn < nfull) load_span<QMAX, BITS>(d, rr, (i + wkn) * SPAN, lane, nxt);
-      compute_span<QMAX, BITS, E, S, Z, NT>(d, rr, i * SPAN, lane, a.ntok, xs, kp, lut, cur, acc);
+      if (i + wkn < nfull) load_span<QMAX>(d, rr, (i + wkn) * SPAN, lane, nxt);
+      compute_span<QMAX, E, S, NT>(d, rr, i * SPAN, lane, a.ntok, xs, kp, cur, acc);
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
 #pragma unroll
         for (int j = 0; j < 4; ++j) cur[r][j] = nxt[r][j];
     }
-    // Tail spans (at most one each of 512 / 256 / 128 elements), dealt round-robin to the wk warps.
+    // Tail spans (at most one each of 256 / 128 elements), dealt round-robin to the wk warps.
     int k = nfull * SPAN, j = nfull;
-    if constexpr (QMAX == 8)
-      if (kp - k >= 512) {
-        if (j++ % wkn == wk) gemv_span<4, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
-        k += 512;
-      }
     if (kp - k >= 256) {
-      if (j++ % wkn == wk) gemv_span<2, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+      if (j++ % wkn == wk) gemv_span<2, E, S, NT>(d, rr, k, lane, a.ntok, xs, kp, acc);
       k += 256;
     }
     if (kp - k >= 128)
-      if (j % wkn == wk) gemv_span<1, BITS, E, S, Z, NT>(d, rr, k, lane, a.ntok, xs, kp, lut, acc);
+      if (j % wkn == wk) gemv_span<1, E, S, NT>(d, rr, k, lane, a.ntok, xs, kp, acc);
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
@@ -251,30 +228,8 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
   }
 }
 
-// Blocks per SM of a kernel at a dynamic shared-memory size, computed once (host cost off the decode path).
-int blocks_per_sm(const void* kernel, size_t smem) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, size_t>, int> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({kernel, smem});
-  if (it != cache.end()) return it->second;
-  if (smem > 40 * 1024)  // dynamic + static above 48 KB needs the opt-in
-    QF_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem) + 1024));
-  int per_sm = 0;
-  QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
-  cache[{kernel, smem}] = std::max(1, per_sm);
-  return std::max(1, per_sm);
-}
-
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    QF_CUDA(cudaGetDevice(&dev));
-    QF_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return n;
-}
+int blocks_per_sm(const void* kernel, size_t smem) { return resident_blocks(kernel, kThreads, smem); }
+int sm_count() { return device_sm_count(); }
 
 template <class Kern>
 void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s, bool warp_tasks = false) {
@@ -284,28 +239,18 @@ void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t
   launch_pdl(kernel, dim3(unsigned(blocks)), dim3(kThreads), smem, s, a);
 }
 
-template <int BITS, ElemKind E, ScaleKind S, bool Z>
+template <ElemKind E, ScaleKind S>
 void launch_fast(const GemvArgs& a, size_t smem, int tasks, cudaStream_t s) {
-  if (a.ntok == 1) launch(gemv_kernel<BITS, E, S, Z, 1>, a, smem, tasks, s);
-  else if (a.ntok == 2) launch(gemv_kernel<BITS, E, S, Z, 2>, a, smem, tasks, s);
-  else if (a.ntok <= 4) launch(gemv_kernel<BITS, E, S, Z, 4>, a, smem, tasks, s);
-  else launch(gemv_kernel<BITS, E, S, Z, 8>, a, smem, tasks, s);
+  if (a.ntok == 1) launch(gemv_kernel<E, S, 1>, a, smem, tasks, s);
+  else if (a.ntok == 2) launch(gemv_kernel<E, S, 2>, a, smem, tasks, s);
+  else if (a.ntok <= 4) launch(gemv_kernel<E, S, 4>, a, smem, tasks, s);
+  else launch(gemv_kernel<E, S, 8>, a, smem, tasks, s);
 }
 
-// Grow-only global staging buffer (first use outside graph capture allocates it).
+// Once-per-launch input staging in global memory (grow-only scratch).
 float* global_stage(size_t floats) {
-  static float* buf = nullptr;
-  static size_t cap = 0;
-  if (floats > cap) {
-    if (buf) {
-      cudaFree(buf);
-      MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, -int64_t(cap * 4));
-    }
-    cap = std::max(floats, size_t(1) << 20);
-    QF_CUDA(cudaMalloc(&buf, cap * 4));
-    MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, int64_t(cap * 4));
-  }
-  return buf;
+  static DeviceScratch buf;
+  return static_cast<float*>(buf.get(std::max(floats * 4, size_t(4) << 20)));
 }
 
 }  // namespace
@@ -315,6 +260,12 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
   if (ws.empty()) return;
   if (ws.size() != ys.size()) throw Error("quant_gemv: " + std::to_string(ws.size()) + " weights but " + std::to_string(ys.size()) + " outputs");
   if (n_tokens < 1 || n_tokens > 8) throw Error("quant_gemv: n_tokens " + std::to_string(n_tokens) + " outside 1..8");
+  for (const CudaQuantWeight* w : ws)
+    if (w->format != ws[0]->format || w->cols != ws[0]->cols || w->generic != ws[0]->generic || w->block != ws[0]->block)
+      throw Error("quant_gemv: weights of one launch must share format, block and cols (" +
+                  std::string(quant_traits(w->format).name) + " [" + std::to_string(w->rows) + ", " +
+                  std::to_string(w->cols) + "] vs " + std::string(quant_traits(ws[0]->format).name) + ")");
+  if (!ws[0]->generic && ws[0]->desc.bits == 4) return quant_gemv4(ws, in, n_tokens, ys, accumulate, s);
   for (size_t i0 = 0; i0 < ws.size(); i0 += kMaxWeights) {
     const size_t nw = std::min<size_t>(kMaxWeights, ws.size() - i0);
     const CudaQuantWeight& w0 = *ws[i0];
@@ -330,10 +281,6 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
     a.group_start[0] = 0;
     for (size_t i = 0; i < nw; ++i) {
       const CudaQuantWeight& w = *ws[i0 + i];
-      if (w.format != w0.format || w.cols != w0.cols || w.generic != w0.generic || w.block != w0.block)
-        throw Error("quant_gemv: weights of one launch must share format, block and cols (" +
-                    std::string(quant_traits(w.format).name) + " [" + std::to_string(w.rows) + ", " +
-                    std::to_string(w.cols) + "] vs " + std::string(quant_traits(w0.format).name) + ")");
       a.w[i] = w.dev;
       a.w[i].rows = int(w.rows);
       a.y[i] = ys[i0 + i];
@@ -342,7 +289,7 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
     }
     if (!w0.generic) {
       // Split-K width: enough warps in flight to fill the GPU (~32 per SM), at most one span each.
-      const int span = w0.desc.bits == 4 ? 1024 : 512;
+      const int span = 512;
       const int nspans = a.kp / span + __builtin_popcount(unsigned(a.kp % span / 128));
       int64_t groups = 0;
       for (size_t i = 0; i < nw; ++i) groups += (ws[i0 + i]->rows + kRows - 1) / kRows;
@@ -370,17 +317,10 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       continue;
     }
     switch (w0.format) {
-      case QuantFormat::NF4:
-      case QuantFormat::FP4: launch_fast<4, ElemKind::Lut4, ScaleKind::F32, false>(a, smem, tasks, s); break;
-      case QuantFormat::NVFP4: launch_fast<4, ElemKind::Lut4, ScaleKind::E4M3, false>(a, smem, tasks, s); break;
-      case QuantFormat::MXFP4: launch_fast<4, ElemKind::Lut4, ScaleKind::E8M0, false>(a, smem, tasks, s); break;
-      case QuantFormat::INT4: launch_fast<4, ElemKind::Lut4, ScaleKind::F16, true>(a, smem, tasks, s); break;
-      case QuantFormat::Q4_0: launch_fast<4, ElemKind::Lut4, ScaleKind::F16, false>(a, smem, tasks, s); break;
-      case QuantFormat::Q4_K: launch_fast<4, ElemKind::Lut4, ScaleKind::Q4K, false>(a, smem, tasks, s); break;
-      case QuantFormat::INT8: launch_fast<8, ElemKind::Int8, ScaleKind::None, false>(a, smem, tasks, s); break;
-      case QuantFormat::Q8_0: launch_fast<8, ElemKind::Int8, ScaleKind::F16, false>(a, smem, tasks, s); break;
-      case QuantFormat::FP8_E4M3: launch_fast<8, ElemKind::E4M3, ScaleKind::None, false>(a, smem, tasks, s); break;
-      case QuantFormat::FP8_E5M2: launch_fast<8, ElemKind::E5M2, ScaleKind::None, false>(a, smem, tasks, s); break;
+      case QuantFormat::INT8: launch_fast<ElemKind::Int8, ScaleKind::None>(a, smem, tasks, s); break;
+      case QuantFormat::Q8_0: launch_fast<ElemKind::Int8, ScaleKind::F16>(a, smem, tasks, s); break;
+      case QuantFormat::FP8_E4M3: launch_fast<ElemKind::E4M3, ScaleKind::None>(a, smem, tasks, s); break;
+      case QuantFormat::FP8_E5M2: launch_fast<ElemKind::E5M2, ScaleKind::None>(a, smem, tasks, s); break;
       default: throw Error("quant_gemv: format " + std::string(quant_traits(w0.format).name) + " has no GPU kernel");
     }
   }

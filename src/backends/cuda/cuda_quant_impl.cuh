@@ -17,14 +17,20 @@ enum class ElemKind : uint8_t { Lut4, Int8, E4M3, E5M2 };
 // The per-quad (4 consecutive k) scale source.
 enum class ScaleKind : uint8_t { None, F32, F16, E4M3, E8M0, Q4K };
 
-// Kernel view of a weight in the fast layout. Codes of one row: Kp elements (K padded to 128) in spans;
-// a span of Q quads per lane covers 128*Q elements; lane l holds Q*bpq contiguous bytes of the span,
-// its quad m (bpq = 2 bytes for 4-bit codes, 4 for 8-bit) covers k = span + m*128 + 4*l + e, element e
-// in nibble e (4-bit, low first) or byte e. Full spans use Q = 8 (4-bit) / 4 (8-bit), i.e. 16 bytes
-// per lane; the tail of the row uses the halving Q sizes (binary decomposition of the remainder).
+// Kernel view of a weight in the fast layout.
+// 8-bit codes ("span" layout): one row is Kp elements (K padded to 128) in spans; a span of Q quads per
+// lane covers 128*Q elements; lane l holds Q*4 contiguous bytes of the span, its quad m covers
+// k = span + m*128 + 4*l + e, element e in byte e. Full spans use Q = 4 (16 bytes per lane); the tail of
+// the row uses the halving Q sizes (binary decomposition of the remainder).
+// 4-bit codes ("mma tile" layout): rows padded to 16, K to Kp = roundup(K, 64); tile (row group rg of 16
+// rows, k chunk kc of 64) is 512 bytes at (rg * Kp/64 + kc) * 512, lane l's 16 bytes at l * 16: word s
+// (k step of 16) holds, nibble i (low first), the A-fragment element a_i of mma.m16n8k16 for that lane:
+// row 16 rg + l/4 + 8 ((i >> 1) & 1), k = 64 kc + 16 s + 2 (l % 4) + (i & 1) + 8 (i >> 2); for the
+// integer-coded formats (FormatDesc::int_codes) nibble n holds a_i with i = tile4_elem(n), the pair
+// order in which one shift + mask yields (a_2j, a_2j+1) from nibbles j and j + 4.
 struct DevQuant {
   const uint8_t* codes = nullptr;
-  int64_t code_row_bytes = 0;  // Kp * bits / 8
+  int64_t code_row_bytes = 0;  // 8-bit: Kp bytes per row; 4-bit: Kp / 2 (bytes per row, tiles interleave rows)
   int rows = 0, cols = 0, kp = 0;
   const void* sc = nullptr;    // [rows, sc_row] block scales (type by ScaleKind)
   int sc_row = 0, sc_shift = 0;  // blocks per row; log2(block) along k
@@ -40,7 +46,18 @@ struct FormatDesc {
   ScaleKind scale = ScaleKind::None;
   bool zero = false;  // int4: value = lut[c] - zero
   float lut[16] = {};
+  // The LUT as f16 split into byte tables for the decode GEMV's byte-permute lookup: byte b of lut_lo[j]
+  // is the low byte of f16(lut[4 j + b]), lut_hi the high byte. Exact for every table but nf4 / fp4
+  // (whose f16 values are within 2^-12 relative; bitsandbytes itself computes in bf16, 2^-9).
+  uint32_t lut_lo[4] = {}, lut_hi[4] = {};
+  // q4_0 / int4 / q4_k: codes are integers (lut[c] = c + bias), decoded arithmetically (1024 + c as f16).
+  bool int_codes = false;
 };
+
+// Fragment element held by nibble n of a 4-bit tile word (see DevQuant).
+__host__ __device__ inline int tile4_elem(int n, bool int_codes) {
+  return int_codes ? (n < 4 ? 2 * n : 2 * (n - 4) + 1) : n;
+}
 
 struct CudaQuantWeight {
   QuantFormat format = QuantFormat::None;
@@ -113,6 +130,21 @@ __device__ __forceinline__ void quad_scale(const DevQuant& d, int r, int k, floa
 
 // Host helpers (cuda_quant_upload.cu).
 FormatDesc format_desc(QuantFormat f);
+
+// Grow-only device scratch (accounted as Scratch on cuda:0) for the GEMVs' once-per-launch input
+// staging. Held in function-local statics: the first use (outside graph capture) allocates it, and
+// the destructor frees it at exit, before the CUDA runtime's own teardown (registered earlier).
+struct DeviceScratch {
+  void* p = nullptr;
+  size_t cap = 0;
+  void* get(size_t bytes);
+  ~DeviceScratch();
+};
+
+// The tensor-core decode GEMV of the 4-bit formats (cuda_quant_gemv4.cu); quant_gemv hands it every
+// 4-bit weight in the tile layout (same format and cols per call, checked by the caller).
+void quant_gemv4(std::span<const CudaQuantWeight* const> ws, const LinearInputDev& in, int n_tokens,
+                 std::span<float* const> ys, bool accumulate, cudaStream_t s);
 // Byte offset, inside a row of the fast layout, of the quad that starts at element k (k % 4 == 0).
 __host__ __device__ inline int64_t quad_byte_offset(int64_t k, int64_t kp, int bits) {
   const int qmax = bits == 4 ? 8 : 4, bpq = bits / 2;

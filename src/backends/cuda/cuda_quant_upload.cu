@@ -1,8 +1,9 @@
 // backends/cuda/cuda_quant_upload.cu — upload of a QuantWeight to the GPU: every format is repacked on
-// the host into the interleaved span layout of cuda_quant_impl.cuh (codes row-major per output row,
-// K padded to 128 with zero codes and zero scales) plus row-major block scales in their original
+// the host into the layouts of cuda_quant_impl.cuh (8-bit: interleaved spans per row, K padded to 128;
+// 4-bit: mma tiles of 16 rows x 64 k; zero codes and zero scales in the padding) plus row-major block scales in their original
 // precision; bnb double-quant absmax is pre-expanded to fp32 with the reference's exact arithmetic.
 // Device bytes are accounted as Weights on cuda:0 and released by ~CudaQuantWeight.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -26,6 +27,24 @@ CudaQuantWeight::~CudaQuantWeight() {
 }
 
 size_t device_bytes(const CudaQuantWeight& w) { return w.total_bytes; }
+
+void* DeviceScratch::get(size_t bytes) {
+  if (bytes > cap) {
+    if (p) {
+      cudaFree(p);
+      MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, -int64_t(cap));
+      p = nullptr;
+    }
+    cap = bytes;
+    QF_CUDA(cudaMalloc(&p, cap));
+    MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Scratch, int64_t(cap));
+  }
+  return p;
+}
+
+DeviceScratch::~DeviceScratch() {
+  if (p) cudaFree(p);  // errors ignored: the process is exiting
+}
 
 std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s) {
   auto c = std::make_shared<CudaQuantWeight>();
@@ -72,14 +91,19 @@ FormatDesc format_desc(QuantFormat f) {
     case QuantFormat::FP4: set_lut(qd::kFp4Values); d.scale = ScaleKind::F32; break;
     case QuantFormat::NVFP4: set_lut(qd::kE2M1Values); d.scale = ScaleKind::E4M3; break;
     case QuantFormat::MXFP4: set_lut(qd::kE2M1Values); d.scale = ScaleKind::E8M0; break;
-    case QuantFormat::INT4: iota(0.f); d.scale = ScaleKind::F16; d.zero = true; break;
-    case QuantFormat::Q4_0: iota(-8.f); d.scale = ScaleKind::F16; break;
-    case QuantFormat::Q4_K: iota(0.f); d.scale = ScaleKind::Q4K; break;
+    case QuantFormat::INT4: iota(0.f); d.scale = ScaleKind::F16; d.zero = true; d.int_codes = true; break;
+    case QuantFormat::Q4_0: iota(-8.f); d.scale = ScaleKind::F16; d.int_codes = true; break;
+    case QuantFormat::Q4_K: iota(0.f); d.scale = ScaleKind::Q4K; d.int_codes = true; break;
     case QuantFormat::INT8: d.bits = 8; d.elem = ElemKind::Int8; break;
     case QuantFormat::Q8_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;
     case QuantFormat::FP8_E4M3: d.bits = 8; d.elem = ElemKind::E4M3; break;
     case QuantFormat::FP8_E5M2: d.bits = 8; d.elem = ElemKind::E5M2; break;
     default: throw Error("cuda quant: format " + std::string(quant_traits(f).name) + " has no GPU kernel");
+  }
+  for (int i = 0; i < 16; ++i) {
+    const __half_raw h = __half_raw(__float2half_rn(d.lut[i]));
+    d.lut_lo[i / 4] |= uint32_t(h.x & 0xff) << (8 * (i % 4));
+    d.lut_hi[i / 4] |= uint32_t(h.x >> 8) << (8 * (i % 4));
   }
   return d;
 }
@@ -130,6 +154,25 @@ void interleave_row(const uint8_t* c, int64_t kp, int bits, uint8_t* out) {
     }
 }
 
+// Packs 16 rows of per-element 4-bit codes (rows16[rr * kp + k], zero past the real rows) into the
+// row group's kp / 64 mma tiles (layout in cuda_quant_impl.cuh).
+void pack_tiles4(const uint8_t* rows16, int64_t kp, bool int_codes, uint8_t* out) {
+  for (int64_t kc = 0; kc < kp / 64; ++kc)
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane >> 2, t = lane & 3;
+      uint8_t* o = out + kc * 512 + lane * 16;
+      for (int s = 0; s < 4; ++s)
+        for (int n = 0; n < 8; n += 2) {
+          auto code = [&](int nn) {
+            const int i = tile4_elem(nn, int_codes);
+            const int64_t r = g + 8 * ((i >> 1) & 1), k = 64 * kc + 16 * s + 2 * t + (i & 1) + 8 * (i >> 2);
+            return rows16[r * kp + k];
+          };
+          o[s * 4 + n / 2] = uint8_t(code(n) | (code(n + 1) << 4));
+        }
+    }
+}
+
 const char* fmt_name(QuantFormat f) { return quant_traits(f).name.data(); }
 
 }  // namespace
@@ -147,7 +190,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   const bool bnb = q.format == QuantFormat::NF4 || q.format == QuantFormat::FP4;
   const int64_t B = q.params.blocksize;
 
-  if (bnb && K % 4 != 0) {
+  if (bnb && K % 16 != 0) {
     // Generic path: flat codes as they are, expanded absmax per flat block.
     const int64_t n = N * K, nb = (n + B - 1) / B;
     std::vector<float> am(static_cast<size_t>(nb));
@@ -161,13 +204,15 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   }
 
   const int bits = w->desc.bits;
-  const int64_t kp = (K + 127) / 128 * 128;
+  const int64_t kp = bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128;
+  const int64_t code_rows = bits == 4 ? (N + 15) / 16 * 16 : N;  // 4-bit tiles cover 16 rows
   DevQuant& d = w->dev;
   d.rows = int(N);
   d.cols = int(K);
   d.kp = int(kp);
   d.code_row_bytes = kp * bits / 8;
-  std::vector<uint8_t> codes(static_cast<size_t>(N * d.code_row_bytes));
+  std::vector<uint8_t> codes(static_cast<size_t>(code_rows * d.code_row_bytes));
+  std::vector<uint8_t> rows16(bits == 4 ? static_cast<size_t>(16 * kp) : 0);
   std::vector<uint8_t> row(static_cast<size_t>(kp));
 
   // Scales, by format (the vectors that are used get uploaded below).
@@ -260,8 +305,14 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     default: break;
   }
 
-  // Codes: one row at a time into per-element codes, then interleaved.
-  for (int64_t r = 0; r < N; ++r) {
+  // Codes: one row at a time into per-element codes, then interleaved (8-bit) or, per group of 16
+  // rows, packed into mma tiles (4-bit).
+  for (int64_t r = 0; r < code_rows; ++r) {
+    if (r >= N) {  // padding rows of the last 4-bit row group: zero codes (their outputs are never stored)
+      std::fill(rows16.begin() + (r & 15) * kp, rows16.begin() + (r & 15) * kp + kp, uint8_t(0));
+      if ((r & 15) == 15) pack_tiles4(rows16.data(), kp, w->desc.int_codes, &codes[size_t((r >> 4) * 16 * d.code_row_bytes)]);
+      continue;
+    }
     std::fill(row.begin(), row.end(), uint8_t(0));
     switch (q.format) {
       case QuantFormat::NF4:
@@ -313,7 +364,13 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
         break;
       default: throw Error(std::string("cuda quant upload: unsupported format ") + fmt_name(q.format));
     }
-    interleave_row(row.data(), kp, bits, &codes[size_t(r * d.code_row_bytes)]);
+    if (bits == 8) {
+      interleave_row(row.data(), kp, bits, &codes[size_t(r * d.code_row_bytes)]);
+    } else {
+      std::memcpy(&rows16[size_t((r & 15) * kp)], row.data(), size_t(kp));
+      if ((r & 15) == 15)
+        pack_tiles4(rows16.data(), kp, w->desc.int_codes, &codes[size_t((r >> 4) * 16 * d.code_row_bytes)]);
+    }
   }
 
   d.codes = static_cast<const uint8_t*>(upload(*w, 0, codes.data(), codes.size(), s));
