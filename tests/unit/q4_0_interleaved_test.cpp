@@ -101,7 +101,7 @@ TEST(QuantLinearQ4Interleaved, KernelsMatchReference) {
       for (const auto& s : kShapes) {
         const QuantWeight q = make_q4_0(s.rows, s.cols, 11);
         const auto p = cpu_quant::repack_q4_0(q);
-        for (int64_t nt : {1, 3}) {
+        for (int64_t nt : {1, 3, 4, 6, 9, 13}) {
           const auto x = randn(nt * s.cols, 17 + uint32_t(nt));
           std::vector<float> y(size_t(nt * s.rows), -1e30f);
           cpu_quant::q4_0_interleaved_linear(p, x.data(), nt, y.data(), isa);
@@ -115,7 +115,7 @@ TEST(QuantLinearQ4Interleaved, KernelsMatchReference) {
 }
 
 // As the model uses it: prepare() attaches the interleaved copy to the q4_0 linears of the part (not
-// to others), linear() with 1 and 3 tokens (interleaved path) and 5 tokens (QuantWeight path), with and
+// to others), linear() with 1, 3 and 5 tokens (decode and prefill both on the interleaved copy), with and
 // without the residual accumulate, several layers in one call.
 TEST(QuantLinearQ4Interleaved, BackendPrepareAndLinear) {
   if (!cpu_quant::q4_0_repack_enabled()) GTEST_SKIP() << "repack off (no AVX2 or QFORGE_CPU_Q4_0_REPACK=0)";

@@ -1,8 +1,8 @@
 // backends/cpu/cpu_backend.cpp — the "cpu" backend: host memory, threaded SIMD linear layers and
 // attention. The cheap input transforms (rmsnorm, swiglu) and rope reuse the reference code;
 // the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp. prepare() repacks
-// q4_0 linears into the row-interleaved decode layout (q4_0_interleaved.h; QFORGE_CPU_Q4_0_REPACK=0 off;
-// skipped when the copy would take more than half of the available memory).
+// q4_0 linears into the row-interleaved layout that decode and prefill then read (q4_0_interleaved.h;
+// QFORGE_CPU_Q4_0_REPACK=0 off; skipped when the copy would take more than half of the available memory).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -39,8 +39,9 @@ class CpuBackend final : public HostBackend {
   std::string_view name() const override { return "cpu"; }
   void set_model_part(const ModelPart& part) override { part_ = part; }
 
-  // q4_0 linears of this backend's part get an interleaved copy for decode (Linear::backend_data owns
-  // it; repacked_ maps the Linear to it). The QuantWeight stays: prefill (n >= 4) still reads it.
+  // q4_0 linears of this backend's part get an interleaved copy that every linear() call reads
+  // (Linear::backend_data owns it; repacked_ maps the Linear to it). The QuantWeight stays (other readers:
+  // the GPU upload of a split model, GGUF writing, the byte accounting).
   void prepare(ModelWeights& w, const ModelConfig&) override {
     if (!cpu_quant::q4_0_repack_enabled()) return;
     std::vector<Linear*> todo;
@@ -104,7 +105,7 @@ class CpuBackend final : public HostBackend {
 
  private:
   void one_linear(const Linear& l, const float* x, int64_t n, float* y) {
-    if (n < 4 && !repacked_.empty()) {  // decode: the interleaved q4_0 copy
+    if (!repacked_.empty()) {  // the interleaved q4_0 copy (decode and prefill)
       auto it = repacked_.find(&l);
       if (it != repacked_.end()) {
         cpu_quant::q4_0_interleaved_linear(*it->second, x, n, y, cpu_quant::best_isa());

@@ -1,8 +1,9 @@
 // src/backends/cpu/q4_0_interleaved.h — load-time repack of GGUF q4_0 weights for CPU decode: rows in
 // groups of 8, per group and block of 32 columns the 8 fp16 scales (16 B) then the 8 rows' 16 nibble
 // bytes (128 B), 144 B per group-block; the groups follow each other, so a thread streams one
-// sequential run of memory. The last group is padded with zero rows. Decode (n_tokens < 4) runs an
-// int8-activation kernel over this layout (AVX-512 VNNI / AVX2); prefill keeps the QuantWeight path.
+// sequential run of memory. The last group is padded with zero rows. Decode and prefill run an
+// int8-activation kernel over this layout (AVX-512 VNNI / AVX2; prefill splits each block's nibbles once
+// for a tile of 8 / 2 tokens).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -27,7 +28,7 @@ Q4_0Interleaved repack_q4_0(const QuantWeight& w);
 // Reads row r, block b back from the interleaved copy (tests): scale bits and 16 nibble bytes.
 void interleaved_block(const Q4_0Interleaved& p, int64_t r, int64_t b, uint16_t& d, uint8_t qs[16]);
 
-// The decode kernel's arguments: int8 activations in natural block order (quantize_act_row_*, pairs off).
+// The kernels' arguments: int8 activations in natural block order (quantize_act_row_*, pairs off).
 struct Q4x8Args {
   const uint8_t* data = nullptr;
   int64_t rows = 0, nb = 0;  // blocks of 32 per row
@@ -42,7 +43,7 @@ void q4x8_groups_avx512(const Q4x8Args& a, int64_t g0, int64_t g1);
 void q4x8_groups_avx2(const Q4x8Args& a, int64_t g0, int64_t g1);
 
 // y[n_tokens, rows] = x W^T over the interleaved copy, threaded over groups; isa Avx512 or Avx2
-// (throws qforge::Error if the CPU lacks it). Any n_tokens works; the backend uses it for n_tokens < 4.
+// (throws qforge::Error if the CPU lacks it). Any n_tokens.
 void q4_0_interleaved_linear(const Q4_0Interleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa);
 
 // Whether the cpu backend repacks q4_0 at prepare(): an AVX2+ CPU and QFORGE_CPU_Q4_0_REPACK not "0".

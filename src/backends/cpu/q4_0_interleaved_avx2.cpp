@@ -1,8 +1,8 @@
-// src/backends/cpu/q4_0_interleaved_avx2.cpp — AVX2 decode kernel over the interleaved q4_0 layout
-// (q4_0_interleaved.h), compiled with -mavx2 -mfma -mf16c and only called when the CPU has them: per
-// block of 32 columns, two rows' nibbles per ymm (one 128-bit lane per row), vpmaddubsw against the
-// activation halves broadcast to both lanes (pair sums <= 2*15*127, no saturation) + vpmaddwd, the 8
-// scales converted with one vcvtph2ps.
+// src/backends/cpu/q4_0_interleaved_avx2.cpp — AVX2 kernel over the interleaved q4_0 layout
+// (q4_0_interleaved.h), decode and prefill, compiled with -mavx2 -mfma -mf16c and only called when the CPU
+// has them: per block of 32 columns, two rows' nibbles per ymm (one 128-bit lane per row), split once for
+// up to 2 tokens, vpmaddubsw against each token's activation halves broadcast to both lanes (pair sums
+// <= 2*15*127, no saturation) + vpmaddwd, the 8 scales converted with one vcvtph2ps.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -11,53 +11,73 @@
 
 namespace qforge::cpu_quant {
 
-void q4x8_groups_avx2(const Q4x8Args& a, int64_t g0, int64_t g1) {
-  constexpr int64_t kPrefetch = 2048;  // bytes ahead, into L2
-  const int64_t nb = a.nb, group_bytes = nb * kQ4GroupBlockBytes;
+namespace {
+constexpr int64_t kPrefetch = 2048;  // bytes ahead, into L2
+
+// T tokens [t0, t0 + T) of one group: each row pair's nibbles are split once per block and used for all
+// T tokens (16 ymm registers bound T to 2 here).
+template <int T>
+void group_tokens(const Q4x8Args& a, int64_t g, int64_t t0, const char* end, bool prefetch) {
+  const int64_t nb = a.nb;
+  const uint8_t* grp = a.data + g * nb * kQ4GroupBlockBytes;
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   const __m256i perm[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
                            _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
-  const char* end = reinterpret_cast<const char*>(a.data + g1 * group_bytes);
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* grp = a.data + g * group_bytes;
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const int8_t* xq = a.xq + t * nb * 32;
-      const float* dx = a.dx + t * nb;
-      const float* ds = a.dsum + t * nb;
-      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = grp + b * kQ4GroupBlockBytes;
-        if (t == 0) {
-          const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
-          if (pf + 144 <= end) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            _mm_prefetch(pf + 64, _MM_HINT_T1);
-            _mm_prefetch(pf + 128, _MM_HINT_T1);
-          }
-        }
-        const __m256 dw8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
-        const __m256i xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq + b * 32)));
-        const __m256i xhi =
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq + b * 32 + 16)));
-        const __m256 sx = _mm256_set1_ps(dx[b]), cx = _mm256_set1_ps(2.0f * ds[b]);
-        for (int j = 0; j < 4; ++j) {
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
-          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q, m4), xlo),
-                                               _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xhi));
-          const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
-          acc[j] = _mm256_fmadd_ps(_mm256_fmsub_ps(dot, sx, cx), _mm256_permutevar8x32_ps(dw8, perm[j]), acc[j]);
-        }
+  __m256 acc[T][4];
+  for (int i = 0; i < T; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * kQ4GroupBlockBytes;
+    if (prefetch) {
+      const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
+      if (pf + 144 <= end) {
+        _mm_prefetch(pf, _MM_HINT_T1);
+        _mm_prefetch(pf + 64, _MM_HINT_T1);
+        _mm_prefetch(pf + 128, _MM_HINT_T1);
       }
-      alignas(32) float lanes[8];
-      float out[8];
-      for (int j = 0; j < 4; ++j) {
-        _mm256_store_ps(lanes, acc[j]);
-        out[2 * j] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        out[2 * j + 1] = (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]);
-      }
-      float* y = a.y + t * a.rows;
-      for (int i = 0; i < kQ4Interleave && g * kQ4Interleave + i < a.rows; ++i) y[g * kQ4Interleave + i] = out[i];
     }
+    const __m256 dw8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    __m256i xlo[T], xhi[T];
+    __m256 sx[T], cx[T];
+    for (int i = 0; i < T; ++i) {
+      const int64_t t = t0 + i;
+      const int8_t* xq = a.xq + (t * nb + b) * 32;
+      xlo[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq)));
+      xhi[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq + 16)));
+      sx[i] = _mm256_set1_ps(a.dx[t * nb + b]);
+      cx[i] = _mm256_set1_ps(2.0f * a.dsum[t * nb + b]);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256 w = _mm256_permutevar8x32_ps(dw8, perm[j]);
+      for (int i = 0; i < T; ++i) {
+        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[i]), _mm256_maddubs_epi16(hi, xhi[i]));
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
+        acc[i][j] = _mm256_fmadd_ps(_mm256_fmsub_ps(dot, sx[i], cx[i]), w, acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < T; ++i) {
+    alignas(32) float lanes[8];
+    float out[8];
+    for (int j = 0; j < 4; ++j) {
+      _mm256_store_ps(lanes, acc[i][j]);
+      out[2 * j] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+      out[2 * j + 1] = (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]);
+    }
+    float* y = a.y + (t0 + i) * a.rows;
+    for (int r = 0; r < kQ4Interleave && g * kQ4Interleave + r < a.rows; ++r) y[g * kQ4Interleave + r] = out[r];
+  }
+}
+}  // namespace
+
+void q4x8_groups_avx2(const Q4x8Args& a, int64_t g0, int64_t g1) {
+  const char* end = reinterpret_cast<const char*>(a.data + g1 * a.nb * kQ4GroupBlockBytes);
+  for (int64_t g = g0; g < g1; ++g) {
+    int64_t t = 0;
+    for (; t + 2 <= a.n_tokens; t += 2) group_tokens<2>(a, g, t, end, t == 0);
+    if (t < a.n_tokens) group_tokens<1>(a, g, t, end, t == 0);
   }
 }
 
