@@ -48,22 +48,41 @@ __global__ void dequant8_kernel(const DevQuant d, __nv_bfloat16* out) {
   }
 }
 
-// 4-bit mma tile layout: one thread per 32-bit word (8 codes: 2 rows x k 2t, 2t+1, 2t+8, 2t+9).
+// 4-bit mma tile layout: one 128-thread block per tile (16 rows x 64 k) at a time. Thread (lane, s) owns
+// word s of lane `lane` (the tile's 512 bytes are read in order) and decodes its 8 codes into a shared
+// [16][64] bf16 tile; then each thread writes 8 consecutive bf16 of one row with a 16-byte store.
 template <ScaleKind S, bool Z>
-__global__ void dequant4_kernel(const DevQuant d, const LutArg lut, bool int_codes, __nv_bfloat16* out) {
-  const int64_t nkc = d.kp / 64, words = int64_t((d.rows + 15) / 16) * nkc * 128;
-  for (int64_t wi = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; wi < words; wi += int64_t(gridDim.x) * blockDim.x) {
-    const int s = int(wi & 3), lane = int((wi >> 2) & 31);
-    const int64_t tile = wi >> 7, rg = tile / nkc, kc = tile % nkc;
-    const uint32_t w = reinterpret_cast<const uint32_t*>(d.codes)[wi];
+__global__ void __launch_bounds__(128) dequant4_kernel(const DevQuant d, const LutArg lut, bool int_codes,
+                                                       __nv_bfloat16* out) {
+  __shared__ __align__(16) __nv_bfloat16 tile[16][64];
+  const int64_t nkc = d.kp / 64, tiles = int64_t((d.rows + 15) / 16) * nkc;
+  const int lane = threadIdx.x >> 2, s = threadIdx.x & 3;
+  const bool vec = d.cols % 8 == 0;
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int64_t rg = t / nkc, kc = t % nkc;
+    const uint32_t w = reinterpret_cast<const uint32_t*>(d.codes)[t * 128 + threadIdx.x];
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
       const int i = tile4_elem(n, int_codes);
-      const int r = int(rg * 16 + (lane >> 2) + 8 * ((i >> 1) & 1));
-      const int k = int(kc * 64 + 16 * s + 2 * (lane & 3) + (i & 1) + 8 * (i >> 2));
-      if (r < d.rows && k < d.cols)
-        out[int64_t(r) * d.cols + k] = __float2bfloat16_rn(dequant_value<S, Z>(d, r, k, lut.v[(w >> (4 * n)) & 15]));
+      const int rr = (lane >> 2) + 8 * ((i >> 1) & 1), kk = 16 * s + 2 * (lane & 3) + (i & 1) + 8 * (i >> 2);
+      const int r = int(rg * 16 + rr), k = int(kc * 64 + kk);
+      tile[rr][kk] = r < d.rows && k < d.cols
+                         ? __float2bfloat16_rn(dequant_value<S, Z>(d, r, k, lut.v[(w >> (4 * n)) & 15]))
+                         : __float2bfloat16_rn(0.f);
     }
+    __syncthreads();
+    const int rr = threadIdx.x >> 3, c0 = (threadIdx.x & 7) * 8;
+    const int r = int(rg * 16 + rr);
+    const int64_t k0 = kc * 64 + c0;
+    if (r < d.rows && k0 < d.cols) {
+      __nv_bfloat16* o = out + int64_t(r) * d.cols + k0;
+      if (vec && k0 + 8 <= d.cols) {
+        *reinterpret_cast<uint4*>(o) = *reinterpret_cast<const uint4*>(&tile[rr][c0]);
+      } else {
+        for (int e = 0; e < 8 && k0 + e < d.cols; ++e) o[e] = tile[rr][c0 + e];
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -85,8 +104,8 @@ int grid_for(int64_t n) { return int(std::min<int64_t>((n + 255) / 256, 132 * 16
 template <int BITS, ElemKind E, ScaleKind S, bool Z>
 void run_dequant(const CudaQuantWeight& w, const LutArg& lut, __nv_bfloat16* out, cudaStream_t s) {
   if constexpr (BITS == 4) {
-    const int64_t words = (w.rows + 15) / 16 * (w.dev.kp / 64) * 128;
-    dequant4_kernel<S, Z><<<grid_for(words), 256, 0, s>>>(w.dev, lut, w.desc.int_codes, out);
+    const int64_t tiles = (w.rows + 15) / 16 * (w.dev.kp / 64);
+    dequant4_kernel<S, Z><<<int(std::min<int64_t>(tiles, 132 * 16)), 128, 0, s>>>(w.dev, lut, w.desc.int_codes, out);
   } else {
     const int64_t quads = w.rows * ((w.cols + 3) / 4);
     dequant8_kernel<E, S><<<grid_for(quads), 256, 0, s>>>(w.dev, out);
