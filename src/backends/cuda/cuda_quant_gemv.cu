@@ -249,8 +249,8 @@ void launch_fast(const GemvArgs& a, size_t smem, int tasks, cudaStream_t s) {
 
 // Once-per-launch input staging in global memory (grow-only scratch).
 float* global_stage(size_t floats) {
-  static DeviceScratch buf;
-  return static_cast<float*>(buf.get(std::max(floats * 4, size_t(4) << 20)));
+  static DeviceScratch buf[16];
+  return static_cast<float*>(scratch_for_current_device(buf).get(std::max(floats * 4, size_t(4) << 20)));
 }
 
 }  // namespace

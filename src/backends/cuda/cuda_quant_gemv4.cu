@@ -369,9 +369,9 @@ int sm_count() { return device_sm_count(); }
 
 // Once-per-launch input staging in global memory and its per-token exponents (grow-only scratch).
 uint32_t* global_stage4(size_t words, int** xexp) {
-  static DeviceScratch buf, ex;
-  *xexp = static_cast<int*>(ex.get(8 * sizeof(int)));
-  return static_cast<uint32_t*>(buf.get(std::max(words * 4, size_t(4) << 20)));
+  static DeviceScratch buf[16], ex[16];
+  *xexp = static_cast<int*>(scratch_for_current_device(ex).get(8 * sizeof(int)));
+  return static_cast<uint32_t*>(scratch_for_current_device(buf).get(std::max(words * 4, size_t(4) << 20)));
 }
 
 constexpr size_t kSmemLimit = 200 * 1024;

@@ -140,6 +140,8 @@ struct DeviceScratch {
   void* get(size_t bytes);
   ~DeviceScratch();
 };
+// One DeviceScratch per GPU (a model split over GPUs stages on each): the current device's entry.
+DeviceScratch& scratch_for_current_device(DeviceScratch (&per_device)[16]);
 
 // The tensor-core decode GEMV of the 4-bit formats (cuda_quant_gemv4.cu); quant_gemv hands it every
 // 4-bit weight in the tile layout (same format and cols per call, checked by the caller).

@@ -46,6 +46,13 @@ DeviceScratch::~DeviceScratch() {
   if (p) cudaFree(p);  // errors ignored: the process is exiting
 }
 
+DeviceScratch& scratch_for_current_device(DeviceScratch (&per_device)[16]) {
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 16) throw Error("cuda quant: device " + std::to_string(dev) + " beyond the 16 with staging scratch");
+  return per_device[dev];
+}
+
 std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s) {
   auto c = std::make_shared<CudaQuantWeight>();
   c->format = w.format;
