@@ -38,6 +38,11 @@ struct Q4x8Args {
   int64_t n_tokens = 0;
   float* y = nullptr;  // y[t * rows + r]
 };
+// Writes the 8 row results of group g for token t (rows past `rows` in the last group are not written).
+inline void store_group(const Q4x8Args& a, int64_t g, int64_t t, const float (&out)[8]) {
+  float* y = a.y + t * a.rows;
+  for (int r = 0; r < kQ4Interleave && g * kQ4Interleave + r < a.rows; ++r) y[g * kQ4Interleave + r] = out[r];
+}
 // Groups [g0, g1) for every token (rows past `rows` in the last group are not written).
 void q4x8_groups_avx512(const Q4x8Args& a, int64_t g0, int64_t g1);
 void q4x8_groups_avx2(const Q4x8Args& a, int64_t g0, int64_t g1);

@@ -66,8 +66,7 @@ void group_tokens(const Q4x8Args& a, int64_t g, int64_t t0, const char* end, boo
       out[2 * j] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
       out[2 * j + 1] = (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]);
     }
-    float* y = a.y + (t0 + i) * a.rows;
-    for (int r = 0; r < kQ4Interleave && g * kQ4Interleave + r < a.rows; ++r) y[g * kQ4Interleave + r] = out[r];
+    store_group(a, g, t0 + i, out);
   }
 }
 }  // namespace

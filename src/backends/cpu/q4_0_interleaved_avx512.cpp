@@ -25,9 +25,7 @@ inline void lane_sums(__m512 v, float* out) {
   _mm512_store_ps(t, v);
   for (int i = 0; i < 4; ++i) out[i] = (t[4 * i] + t[4 * i + 1]) + (t[4 * i + 2] + t[4 * i + 3]);
 }
-}  // namespace
 
-namespace {
 // T tokens [t0, t0 + T) of one group: each block's nibbles are split and its scales permuted once, then
 // used for all T tokens (prefill reuses the weights from registers, not only from cache).
 template <int T>
@@ -71,8 +69,7 @@ void group_tokens(const Q4x8Args& a, int64_t g, int64_t t0, const char* end, boo
     float out[8];
     lane_sums(acc0[i], out);
     lane_sums(acc1[i], out + 4);
-    float* y = a.y + (t0 + i) * a.rows;
-    for (int r = 0; r < kQ4Interleave && g * kQ4Interleave + r < a.rows; ++r) y[g * kQ4Interleave + r] = out[r];
+    store_group(a, g, t0 + i, out);
   }
 }
 }  // namespace
