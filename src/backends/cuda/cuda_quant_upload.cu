@@ -182,6 +182,62 @@ void pack_tiles4(const uint8_t* rows16, int64_t kp, bool int_codes, uint8_t* out
 
 const char* fmt_name(QuantFormat f) { return quant_traits(f).name.data(); }
 
+// Row r of the weight as one code per element (row[k], k < K; the caller zeroes the padding).
+void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
+  const int64_t N = q.rows, K = q.cols;
+  const uint8_t* data8 = q.data.data<uint8_t>();
+  switch (q.format) {
+    case QuantFormat::NF4:
+    case QuantFormat::FP4:
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t e = r * K + k;
+        const uint8_t byte = data8[e >> 1];
+        row[size_t(k)] = (e & 1) ? (byte & 15) : (byte >> 4);
+      }
+      break;
+    case QuantFormat::INT8:
+    case QuantFormat::FP8_E4M3:
+    case QuantFormat::FP8_E5M2: std::memcpy(row, data8 + r * K, size_t(K)); break;
+    case QuantFormat::NVFP4:
+    case QuantFormat::MXFP4: {
+      const int64_t bsz = q.format == QuantFormat::NVFP4 ? 16 : 32, rb = (K + bsz - 1) / bsz * bsz / 2;
+      for (int64_t k = 0; k < K; ++k) {
+        const uint8_t byte = data8[r * rb + k / 2];
+        row[size_t(k)] = (k & 1) ? (byte >> 4) : (byte & 15);
+      }
+      break;
+    }
+    case QuantFormat::INT4: {
+      const uint32_t* qw = q.data.data<uint32_t>();
+      for (int64_t k = 0; k < K; ++k) row[size_t(k)] = uint8_t((qw[(k >> 3) * N + r] >> (4 * (k & 7))) & 15);
+      break;
+    }
+    case QuantFormat::Q4_0:
+      for (int64_t b = 0; b < K / 32; ++b) {
+        const uint8_t* qs = data8 + (r * (K / 32) + b) * 18 + 2;
+        for (int j = 0; j < 16; ++j) {
+          row[size_t(b * 32 + j)] = qs[j] & 15;
+          row[size_t(b * 32 + j + 16)] = qs[j] >> 4;
+        }
+      }
+      break;
+    case QuantFormat::Q8_0:
+      for (int64_t b = 0; b < K / 32; ++b) std::memcpy(&row[size_t(b * 32)], data8 + (r * (K / 32) + b) * 34 + 2, 32);
+      break;
+    case QuantFormat::Q4_K:
+      for (int64_t b = 0; b < K / 256; ++b) {
+        const uint8_t* qs = data8 + (r * (K / 256) + b) * 144 + 16;
+        for (int jj = 0; jj < 4; ++jj)
+          for (int l = 0; l < 32; ++l) {
+            row[size_t(b * 256 + jj * 64 + l)] = qs[jj * 32 + l] & 15;
+            row[size_t(b * 256 + jj * 64 + 32 + l)] = qs[jj * 32 + l] >> 4;
+          }
+      }
+      break;
+    default: throw Error(std::string("cuda quant upload: unsupported format ") + fmt_name(q.format));
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s) {
@@ -315,62 +371,8 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   // Codes: one row at a time into per-element codes, then interleaved (8-bit) or, per group of 16
   // rows, packed into mma tiles (4-bit).
   for (int64_t r = 0; r < code_rows; ++r) {
-    if (r >= N) {  // padding rows of the last 4-bit row group: zero codes (their outputs are never stored)
-      std::fill(rows16.begin() + (r & 15) * kp, rows16.begin() + (r & 15) * kp + kp, uint8_t(0));
-      if ((r & 15) == 15) pack_tiles4(rows16.data(), kp, w->desc.int_codes, &codes[size_t((r >> 4) * 16 * d.code_row_bytes)]);
-      continue;
-    }
     std::fill(row.begin(), row.end(), uint8_t(0));
-    switch (q.format) {
-      case QuantFormat::NF4:
-      case QuantFormat::FP4:
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t e = r * K + k;
-          const uint8_t byte = data8[e >> 1];
-          row[size_t(k)] = (e & 1) ? (byte & 15) : (byte >> 4);
-        }
-        break;
-      case QuantFormat::INT8:
-      case QuantFormat::FP8_E4M3:
-      case QuantFormat::FP8_E5M2: std::memcpy(row.data(), data8 + r * K, size_t(K)); break;
-      case QuantFormat::NVFP4:
-      case QuantFormat::MXFP4: {
-        const int64_t bsz = q.format == QuantFormat::NVFP4 ? 16 : 32, rb = (K + bsz - 1) / bsz * bsz / 2;
-        for (int64_t k = 0; k < K; ++k) {
-          const uint8_t byte = data8[r * rb + k / 2];
-          row[size_t(k)] = (k & 1) ? (byte >> 4) : (byte & 15);
-        }
-        break;
-      }
-      case QuantFormat::INT4: {
-        const uint32_t* qw = q.data.data<uint32_t>();
-        for (int64_t k = 0; k < K; ++k) row[size_t(k)] = uint8_t((qw[(k >> 3) * N + r] >> (4 * (k & 7))) & 15);
-        break;
-      }
-      case QuantFormat::Q4_0:
-        for (int64_t b = 0; b < K / 32; ++b) {
-          const uint8_t* qs = data8 + (r * (K / 32) + b) * 18 + 2;
-          for (int j = 0; j < 16; ++j) {
-            row[size_t(b * 32 + j)] = qs[j] & 15;
-            row[size_t(b * 32 + j + 16)] = qs[j] >> 4;
-          }
-        }
-        break;
-      case QuantFormat::Q8_0:
-        for (int64_t b = 0; b < K / 32; ++b) std::memcpy(&row[size_t(b * 32)], data8 + (r * (K / 32) + b) * 34 + 2, 32);
-        break;
-      case QuantFormat::Q4_K:
-        for (int64_t b = 0; b < K / 256; ++b) {
-          const uint8_t* qs = data8 + (r * (K / 256) + b) * 144 + 16;
-          for (int jj = 0; jj < 4; ++jj)
-            for (int l = 0; l < 32; ++l) {
-              row[size_t(b * 256 + jj * 64 + l)] = qs[jj * 32 + l] & 15;
-              row[size_t(b * 256 + jj * 64 + 32 + l)] = qs[jj * 32 + l] >> 4;
-            }
-        }
-        break;
-      default: throw Error(std::string("cuda quant upload: unsupported format ") + fmt_name(q.format));
-    }
+    if (r < N) row_codes(q, r, row.data());  // padding rows of the last 4-bit group stay zero (never stored)
     if (bits == 8) {
       interleave_row(row.data(), kp, bits, &codes[size_t(r * d.code_row_bytes)]);
     } else {
