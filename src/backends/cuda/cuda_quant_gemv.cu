@@ -228,14 +228,11 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
   }
 }
 
-int blocks_per_sm(const void* kernel, size_t smem) { return resident_blocks(kernel, kThreads, smem); }
-int sm_count() { return device_sm_count(); }
-
 template <class Kern>
 void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s, bool warp_tasks = false) {
-  const int per_sm = blocks_per_sm(reinterpret_cast<const void*>(kernel), smem);
+  const int per_sm = resident_blocks(reinterpret_cast<const void*>(kernel), kThreads, smem);
   const int need = warp_tasks ? (tasks + kWarps - 1) / kWarps : tasks;
-  const int blocks = std::max(1, std::min(need, per_sm * sm_count()));
+  const int blocks = std::max(1, std::min(need, per_sm * device_sm_count()));
   launch_pdl(kernel, dim3(unsigned(blocks)), dim3(kThreads), smem, s, a);
 }
 
@@ -293,7 +290,7 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       const int nspans = a.kp / span + __builtin_popcount(unsigned(a.kp % span / 128));
       int64_t groups = 0;
       for (size_t i = 0; i < nw; ++i) groups += (ws[i0 + i]->rows + kRows - 1) / kRows;
-      while (a.wk < kWarps && 2 * a.wk <= nspans && groups * a.wk < int64_t(sm_count()) * 32) a.wk *= 2;
+      while (a.wk < kWarps && 2 * a.wk <= nspans && groups * a.wk < int64_t(device_sm_count()) * 32) a.wk *= 2;
     }
     const int task_rows = w0.generic ? 1 : (kWarps / a.wk) * kRows;
     for (size_t i = 0; i < nw; ++i)

@@ -364,9 +364,6 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
   }
 }
 
-int blocks_per_sm(const void* kernel, size_t smem) { return resident_blocks(kernel, kThreads, smem); }
-int sm_count() { return device_sm_count(); }
-
 // Once-per-launch input staging in global memory and its per-token exponents (grow-only scratch).
 uint32_t* global_stage4(size_t words, int** xexp) {
   static DeviceScratch buf[16], ex[16];
@@ -389,8 +386,8 @@ void launch4(Gemv4Args a, int64_t stage_words, cudaStream_t s) {
   // then spread the groups evenly: each block gets ceil(total / capacity) groups at most, so a wave
   // ends together (a block with one group more than the rest would set the kernel's time).
   const int64_t guess = std::max<int64_t>(
-      1, std::min<int64_t>((a.total + sm_count() - 1) / sm_count(), 8192 / per_group));
-  const int64_t capacity = int64_t(sm_count()) * blocks_per_sm(kp, smem_for(guess));
+      1, std::min<int64_t>((a.total + device_sm_count() - 1) / device_sm_count(), 8192 / per_group));
+  const int64_t capacity = int64_t(device_sm_count()) * resident_blocks(kp, kThreads, smem_for(guess));
   int64_t gpb = (a.total + capacity - 1) / capacity;
   gpb = std::max<int64_t>(1, std::min<int64_t>(gpb, 8192 / per_group));  // unit sums <= 32 KB per block
   const int blocks = int((a.total + gpb - 1) / gpb);
@@ -398,7 +395,7 @@ void launch4(Gemv4Args a, int64_t stage_words, cudaStream_t s) {
   if (smem > kSmemLimit)
     throw Error("quant_gemv: " + std::to_string(smem) + " bytes of shared memory needed (input " + std::to_string(a.cols) +
                 " x " + std::to_string(a.ntok) + " tokens)");
-  (void)blocks_per_sm(kp, smem);  // sets the shared-memory opt-in for this size
+  (void)resident_blocks(kp, kThreads, smem);  // sets the shared-memory opt-in for this size
   launch_pdl(kernel, dim3(unsigned(blocks)), dim3(kThreads), smem, s, a);
 }
 
@@ -406,7 +403,7 @@ template <ScaleKind S, bool Z, bool IC, int KS>
 void pick_unit(const Gemv4Args& a, int64_t stage_words, cudaStream_t s) {
   // The largest unit (4, 2 or 1 spans) that still gives every warp of a full wave 2 units: small
   // matrices need more warps per row group in flight, large ones fewer, longer units.
-  const int64_t spans = int64_t(a.total) * (a.kp / 64), want = int64_t(sm_count()) * kWarps * 2;
+  const int64_t spans = int64_t(a.total) * (a.kp / 64), want = int64_t(device_sm_count()) * kWarps * 2;
   if (spans >= 4 * want) launch4<S, Z, IC, KS, 4>(a, stage_words, s);
   else if (spans >= 2 * want) launch4<S, Z, IC, KS, 2>(a, stage_words, s);
   else launch4<S, Z, IC, KS, 1>(a, stage_words, s);
