@@ -234,6 +234,12 @@ SynthesizedTokenizer tokenizer_from_gguf(const GgufFile& f) {
     return &v->nums;
   };
   const auto* types = num_array("tokenizer.ggml.token_type", false);
+  if (types)  // llama.cpp's token types: 0 (undefined) .. 6 (byte)
+    for (size_t i = 0; i < n; ++i) {
+      const double t = (*types)[i];
+      if (!(t >= 0 && t <= 6 && t == std::floor(t)))
+        f.fail("tokenizer.ggml.token_type[" + std::to_string(i) + "] = " + std::to_string(t) + " is not a token type (0..6)");
+    }
   const auto* scores = num_array("tokenizer.ggml.scores", model == "llama");
   auto type_of = [&](size_t i) { return types ? int((*types)[i]) : int(GgufTokenType::Normal); };
   auto token_id = [&](const char* key) -> std::optional<int64_t> {

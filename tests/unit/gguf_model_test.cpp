@@ -163,6 +163,12 @@ TEST(GgufTokenizer, BadMetadataIsAClearError) {
   io::GgufWriter d;
   d.set("tokenizer.ggml.model", io::GgufValue::str("no_vocab"));
   expect(d, "has no tokenizer");
+  io::GgufWriter e;  // a token type out of range (found by the fuzzer: the value was cast to int)
+  e.set("tokenizer.ggml.model", io::GgufValue::str("llama"));
+  e.set("tokenizer.ggml.tokens", io::GgufValue::str_array({"a", "b"}));
+  e.set("tokenizer.ggml.scores", io::GgufValue::num_array(io::GgufType::F32, {0, 0}));
+  e.set("tokenizer.ggml.token_type", io::GgufValue::num_array(io::GgufType::U32, {1, 4294967295.0}));
+  expect(e, "tokenizer.ggml.token_type[1] = 4294967295.000000 is not a token type (0..6)");
 }
 
 TEST(GgufModel, BadModelMetadataIsAClearError) {
