@@ -121,14 +121,15 @@ TEST(QuantLinear, EveryIsaLevelMatchesReference) {
               // classic bound is K 2^-24 sum|w x|; we allow twice that. A decoding error is far larger.
               double tol = 2.0 * double(c.cols) * std::ldexp(1.0, -24) * mag + 1e-30;
               if (act == ActMode::Int8) {
-                // Activations rounded to int8 per block of 32 (d = amax/127): |dx| <= d/2 per element,
-                // so |dy| <= sum_k |w_k| d_b(k) / 2 on top of the f32 accumulation bound.
+                // Activations rounded to int8 per block of 32 (codes from amax/127, scale d16 = that
+                // rounded to f16): |dx| <= d/2 + 127 |d - d16| <= d (1/2 + 127 * 2^-11) per element,
+                // so |dy| <= sum_k |w_k| that on top of the f32 accumulation bound.
                 double act_err = 0;
                 for (int64_t b = 0; b < c.cols / 32; ++b) {
                   float amax = 0;
                   for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(t * c.cols + b * 32 + i)]));
                   for (int i = 0; i < 32; ++i)
-                    act_err += std::fabs(deq[size_t(r * c.cols + b * 32 + i)]) * (amax / 127.0) * 0.5;
+                    act_err += std::fabs(deq[size_t(r * c.cols + b * 32 + i)]) * (amax / 127.0) * (0.5 + 127.0 / 2048);
                 }
                 tol = tol * 2 + act_err * 1.001;
               }
@@ -186,6 +187,12 @@ TEST(QuantLinear, ActivationQuantizersAgreeBitForBit) {
       EXPECT_EQ(q0, q1) << cpu_quant::isa_name(isa) << " pairs=" << pairs;
       EXPECT_EQ(d0, d1) << cpu_quant::isa_name(isa);
       EXPECT_EQ(s0, s1) << cpu_quant::isa_name(isa);
+    }
+    // The block scales are amax/127 rounded to f16, as in a GGUF q8_0 block (llama.cpp's activations).
+    for (int64_t b = 0; b < K / 32; ++b) {
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(b * 32 + i)]));
+      EXPECT_EQ(d0[size_t(b)], f16_to_f32(f32_to_f16(amax / 127.0f))) << "block " << b;
     }
     // Block 2 has d = 127/127 = 1 (both orders keep its first 16 at 64..79): -7.5 -> -8, -6.5 -> -6.
     EXPECT_EQ(q0[64], 127);

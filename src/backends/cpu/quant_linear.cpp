@@ -76,8 +76,8 @@ void quantize_act_row_scalar(const float* x, int64_t K, bool pairs, int8_t* q, f
       blk[i] = int8_t(std::nearbyint(src[i] * id));
       sum += blk[i];
     }
-    d[b] = db;
-    dsum[b] = db * float(sum);
+    d[b] = act_block_scale(amax);
+    dsum[b] = d[b] * float(sum);
     if (pairs && (b & 1) == 0 && b + 1 < nb) {  // A0-15 B0-15 A16-31 B16-31
       std::copy(blk, blk + 16, q + b * 32);
       std::copy(blk + 16, blk + 32, q + b * 32 + 32);

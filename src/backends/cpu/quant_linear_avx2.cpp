@@ -384,8 +384,8 @@ void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-    d[b] = db;
-    dsum[b] = db * float(_mm_cvtsi128_si32(s4));
+    d[b] = act_block_scale(amax);
+    dsum[b] = d[b] * float(_mm_cvtsi128_si32(s4));
     // packs interleave 128-bit lanes: 0-3 8-11 4-7 12-15 | ... ; one permute restores the order.
     const __m256i p16 = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
     const __m256i p8 = _mm256_packs_epi16(p16, p16b);

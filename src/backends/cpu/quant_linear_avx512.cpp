@@ -416,8 +416,8 @@ void quantize_act_row_avx512(const float* x, int64_t K, bool pairs, int8_t* q, f
     const float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
     const __m512 iv = _mm512_set1_ps(id);
     const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, iv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, iv));
-    d[b] = db;
-    dsum[b] = db * float(_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
+    d[b] = act_block_scale(amax);
+    dsum[b] = d[b] * float(_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
     const __m128i lo = _mm512_cvtsepi32_epi8(q0), hi = _mm512_cvtsepi32_epi8(q1);
     int8_t* dst = q + b * 32;
     if (pairs && b + 1 < nb + (b & 1)) {  // full pair: A0-15 B0-15 A16-31 B16-31

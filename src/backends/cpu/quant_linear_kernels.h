@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qforge/dtype.h"
 #include "qforge/quant.h"
 
 namespace qforge::cpu_quant {
@@ -56,9 +57,11 @@ struct KernelArgs {
 bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1);
 bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1);
 
-// One activation row of K (K % 32 == 0) to int8 blocks of 32: d = amax/127, q = round-half-even(x/d)
-// computed in f32 (x * (1/d)), dsum = d * sum(q); `pairs` stores block pairs in the avx512 q4_0 order.
-// All three versions give bit-identical results.
+// One activation row of K (K % 32 == 0) to int8 blocks of 32: q = round-half-even(x * (1/(amax/127)))
+// computed in f32; the block scale d is amax/127 rounded to f16 (act_block_scale), so an activation
+// block is exactly a GGUF q8_0 block, as llama.cpp makes it; dsum = d * sum(q). `pairs` stores block
+// pairs in the avx512 q4_0 order. All three versions give bit-identical results.
+inline float act_block_scale(float amax) { return f16_to_f32(f32_to_f16(amax / 127.0f)); }
 void quantize_act_row_scalar(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
 void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float* dsum);
 void quantize_act_row_avx512(const float* x, int64_t K, bool pairs, int8_t* q, float* d, float* dsum);
