@@ -22,8 +22,9 @@ const stateFile = path.join(cache, 'results.json');
 const state = fs.existsSync(stateFile) ? JSON.parse(fs.readFileSync(stateFile, 'utf8')) : {};
 const save = () => fs.writeFileSync(stateFile, JSON.stringify(state, null, 1));
 
-const run = (bin, a) => {
-  const out = execFileSync(bin, a, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+const run = (bin, a, env) => {
+  const out = execFileSync(bin, a, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'],
+                                     env: env ? { ...process.env, ...env } : process.env });
   const lines = out.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
 };
@@ -46,8 +47,21 @@ function ids(name, list) {
 const agree = (a, b) => a.reduce((n, x, i) => n + (x === b[i] ? 1 : 0), 0);
 const firstDiff = (a, b) => { const i = a.findIndex((x, k) => x !== b[k]); return i < 0 ? '-' : String(i); };
 
+// llama.cpp's AVX2 ("haswell") CPU build alone, as a second llama.cpp to compare with the one the loader
+// picks for this CPU (the best of the package's builds): the same release and file, other kernels.
+function llamaAvx2Env() {
+  const dir = path.join(cache, 'llama-avx2-only');
+  const lib = path.join(process.env.LLAMA_BACKEND_DIR, 'libggml-cpu-haswell.so');
+  if (!fs.existsSync(lib)) return null;
+  fs.mkdirSync(dir, { recursive: true });
+  const link = path.join(dir, 'libggml-cpu-haswell.so');
+  if (!fs.existsSync(link)) fs.symlinkSync(lib, link);
+  return { LLAMA_BACKEND_DIR: dir };
+}
+
 // ------------------------------------------------------------------------------------------ round trip
 function roundtrip() {
+  const avx2 = llamaAvx2Env();
   const prompts = ['Ge1:1', 'Psa23:1', 'Joh3:16'];
   const rows = [];
   for (const fmt of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k']) {
@@ -57,7 +71,9 @@ function roundtrip() {
       const pid = ids(`rt-${fmt}`, tok.ids);
       const q = run(path.join(cache, 'qforge_driver'), ['gen', file, pid, '48', THREADS, '1']);
       const l = run(path.join(cache, 'llama_driver'), ['gen', file, pid, '48', THREADS, '1']);
-      rows.push({ fmt, prompt: p, agree: agree(q.tokens, l.tokens), n: 48, first_diff: firstDiff(q.tokens, l.tokens) });
+      const l2 = avx2 ? run(path.join(cache, 'llama_driver'), ['gen', file, pid, '48', THREADS, '1'], avx2) : null;
+      rows.push({ fmt, prompt: p, agree: agree(q.tokens, l.tokens), n: 48, first_diff: firstDiff(q.tokens, l.tokens),
+                  agree_avx2: l2 ? agree(q.tokens, l2.tokens) : null, llama_self: l2 ? agree(l.tokens, l2.tokens) : null });
       log('roundtrip', fmt, p, rows[rows.length - 1].agree, '/ 48');
     }
   }
@@ -141,11 +157,16 @@ function report() {
          `${os.cpus().length} cores (shared).`, '');
   if (state.roundtrip) {
     L.push('## Round trip: qforge → GGUF → llama.cpp (demo model, 48 greedy tokens)', '');
-    L.push('| format | prompt | same tokens | first difference | required |', '| --- | --- | ---: | ---: | --- |');
+    L.push('"llama.cpp (AVX2 build)" is the same llama.cpp release restricted to its AVX2 CPU library; the last column ' +
+           'compares llama.cpp with itself (best build vs AVX2 build) on the same file: where it is below 48, the tokens ' +
+           'hinge on near-ties that llama.cpp\'s own kernels resolve differently (see docs/perf-notes.md, "Round-trip near-ties").', '');
+    L.push('| format | prompt | same tokens | first difference | required | vs llama.cpp (AVX2 build) | llama.cpp vs itself |',
+           '| --- | --- | ---: | ---: | --- | ---: | ---: |');
     for (const r of state.roundtrip.rows) {
       const need = r.fmt === 'q4_0' ? 45 : r.fmt === 'q4_k' ? null : 48;
       const ok = need === null ? 'n/a' : r.agree >= need ? `≥ ${need}: yes` : `≥ ${need}: **NO**`;
-      L.push(`| ${r.fmt} | ${r.prompt} | ${r.agree}/48 | ${r.first_diff} | ${ok} |`);
+      const self = r.llama_self ?? null;
+      L.push(`| ${r.fmt} | ${r.prompt} | ${r.agree}/48 | ${r.first_diff} | ${ok} | ${r.agree_avx2 ?? '–'}/48 | ${self ?? '–'}/48 |`);
     }
     L.push('', 'GGUF written by llama.cpp (`llama_model_quantize`, pure, from the qforge f32 GGUF), loaded by both:', '');
     L.push('| format | same tokens | first difference |', '| --- | ---: | ---: |');
