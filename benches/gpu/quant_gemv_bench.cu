@@ -225,10 +225,17 @@ int main(int argc, char** argv) {
     QF_CUDA(cudaMalloc(&x, size_t(n * K) * 4));
     QF_CUDA(cudaMalloc(&y, size_t(n * N) * 4));
     QF_CUDA(cudaMemset(x, 0, size_t(n * K) * 4));
-    CudaGemmContext ctx;
+    CudaGemmContext ctx;  // as the backend sets it up (cuBLASLt + workspace: fp8 takes the FP8 tensor-core path)
     ctx.blas = h;
     ctx.dequant_scratch = wq;
     ctx.act_bf16_scratch = xa;
+    cublasLtHandle_t lt;
+    cublasLtCreate(&lt);
+    ctx.lt = lt;
+    ctx.workspace_bytes = size_t(32) << 20;
+    QF_CUDA(cudaMalloc(&ctx.workspace, ctx.workspace_bytes));
+    ctx.sm_major = prop.major;
+    ctx.sm_minor = prop.minor;
     const double flops = 2.0 * N * K * n;
     auto time_it = [&](auto&& fn) {
       std::vector<float> t;
@@ -251,11 +258,61 @@ int main(int argc, char** argv) {
     std::printf("prefill %lldx%lld n=%lld: cuBLAS bf16 GEMM alone %.3f ms = %.0f TFLOP/s\n", (long long)N,
                 (long long)K, (long long)n, ms_blas, flops / (ms_blas * 1e-3) / 1e12);
     for (QuantFormat f : fmts) {
+      if (!only.empty() && only != quant_traits(f).name) continue;
       auto w = upload_quant_weight(synth(f, N, K), nullptr);
       const float ms = time_it([&] { quant_gemm(*w, x, n, y, false, ctx, nullptr); });
       std::printf("prefill %-9s quant_gemm (dequant + x->bf16 + GEMM) %.3f ms = %.0f TFLOP/s\n",
                   std::string(quant_traits(f).name).c_str(), ms, flops / (ms * 1e-3) / 1e12);
     }
+    // cuBLASLt e4m3 x e4m3 GEMM alone (codes already row-major, activations already e4m3): the ceiling of
+    // the FP8 path, by output type and accumulation mode.
+    if (prop.major * 10 + prop.minor >= 89) {
+      uint8_t *a8, *b8;
+      QF_CUDA(cudaMalloc(&a8, size_t(N * K)));
+      QF_CUDA(cudaMalloc(&b8, size_t(n * K)));
+      QF_CUDA(cudaMemset(a8, 0x38, size_t(N * K)));
+      QF_CUDA(cudaMemset(b8, 0x38, size_t(n * K)));
+      for (int out16 = 0; out16 < 2; ++out16)
+        for (int fast = 0; fast < 2; ++fast) {
+          cublasLtMatmulDesc_t op;
+          cublasLtMatrixLayout_t la, lb, lc;
+          cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+          const cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof(tA));
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof(tB));
+          const int8_t fa = int8_t(fast);
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof(fa));
+          cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K);
+          cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(n), K);
+          cublasLtMatrixLayoutCreate(&lc, out16 ? CUDA_R_16BF : CUDA_R_32F, uint64_t(N), uint64_t(n), N);
+          cublasLtMatmulPreference_t pref;
+          cublasLtMatmulPreferenceCreate(&pref);
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ctx.workspace_bytes,
+                                               sizeof(ctx.workspace_bytes));
+          cublasLtMatmulHeuristicResult_t res{};
+          int found = 0;
+          cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &found);
+          if (found) {
+            const float ms8 = time_it([&] {
+              cublasLtMatmul(lt, op, &alpha, a8, la, b8, lb, &beta, y, lc, y, lc, &res.algo, ctx.workspace,
+                             ctx.workspace_bytes, nullptr);
+            });
+            std::printf("prefill cuBLASLt e4m3 GEMM alone, %s out, fast accumulate %s: %.3f ms = %.0f TFLOP/s\n",
+                        out16 ? "bf16" : "f32", fast ? "on" : "off", ms8, flops / (ms8 * 1e-3) / 1e12);
+          } else {
+            std::printf("prefill cuBLASLt e4m3 GEMM, %s out, fast %d: no algorithm\n", out16 ? "bf16" : "f32", fast);
+          }
+          cublasLtMatmulPreferenceDestroy(pref);
+          cublasLtMatrixLayoutDestroy(la);
+          cublasLtMatrixLayoutDestroy(lb);
+          cublasLtMatrixLayoutDestroy(lc);
+          cublasLtMatmulDescDestroy(op);
+        }
+      cudaFree(a8);
+      cudaFree(b8);
+    }
+    cublasLtDestroy(lt);
+    cudaFree(ctx.workspace);
     cublasDestroy(h);
   }
   QF_CUDA(cudaDeviceSynchronize());

@@ -2,8 +2,10 @@
 // formats (int8, fp8, q8_0) and of bnb 4-bit rows that are not 16-aligned; the 4-bit tile layout goes to
 // cuda_quant_gemv4.cu. The input (RMSNorm / SwiGLU folded in by stage_linear_input) is staged once per
 // block in shared memory (or, when n_tokens*K is too large, once per launch in a global scratch buffer),
-// then each warp streams R=4 rows of the interleaved span layout with 16-byte loads, decodes quads in
-// registers (byte tricks / hardware cvt) and accumulates in f32. Launched with programmatic dependent
+// then each warp streams R=4 rows of row-major codes in spans of up to 512 k (per row, Q coalesced 4-byte
+// loads per lane: lane l's quad m is k = span + 128 m + 4 l, so a warp reads 128 contiguous bytes per
+// load and the matching input reads hit consecutive shared-memory words), decodes quads in registers
+// (byte tricks / hardware cvt) and accumulates in f32. Launched with programmatic dependent
 // launch: the first codes are requested before waiting for the previous kernel.
 #include <algorithm>
 #include <string>
@@ -53,22 +55,15 @@ __global__ void stage_global_kernel(const LinearInputDev in, int cols, int kp, f
   for (int i = threadIdx.x; i < kp; i += blockDim.x) out[size_t(t) * kp + i] = i < cols ? sm[i] : 0.f;
 }
 
+// The Q quads (k = k0 + 128 m + 4 lane) of kRows rows: per row and m, one warp-wide 128-byte load.
 template <int Q>
 __device__ __forceinline__ void load_span(const DevQuant& d, const int (&rr)[kRows], int k, int lane,
                                           uint32_t (&cw)[kRows][4]) {
-  constexpr int BYTES = Q * 4;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const uint8_t* p = d.codes + int64_t(rr[r]) * d.code_row_bytes + k + lane * BYTES;
-    if constexpr (BYTES == 16) {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
-      cw[r][0] = v.x; cw[r][1] = v.y; cw[r][2] = v.z; cw[r][3] = v.w;
-    } else if constexpr (BYTES == 8) {
-      const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
-      cw[r][0] = v.x; cw[r][1] = v.y;
-    } else {
-      cw[r][0] = __ldg(reinterpret_cast<const uint32_t*>(p));
-    }
+    const uint32_t* p = reinterpret_cast<const uint32_t*>(d.codes + int64_t(rr[r]) * d.code_row_bytes + k) + lane;
+#pragma unroll
+    for (int m = 0; m < Q; ++m) cw[r][m] = __ldg(p + 32 * m);
   }
 }
 

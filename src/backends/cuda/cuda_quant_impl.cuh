@@ -1,7 +1,7 @@
 // backends/cuda/cuda_quant_impl.cuh — internal to the cuda_quant*.cu files: the repacked device layout
-// of a quantized weight (CudaQuantWeight), the plain-old-data view the kernels take (DevQuant), the
-// interleaved "span" code layout and the per-format element/scale decoders shared by the decode GEMV
-// and the prefill dequantize kernel. Layout documented in docs/cuda-quant.md.
+// of a quantized weight (CudaQuantWeight), the plain-old-data view the kernels take (DevQuant) and the
+// per-format element/scale decoders shared by the decode GEMV and the prefill dequantize kernel. 8-bit
+// codes are row-major (Kp bytes a row), 4-bit codes mma tiles. Layout documented in docs/cuda-quant.md.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -147,25 +147,5 @@ DeviceScratch& scratch_for_current_device(DeviceScratch (&per_device)[16]);
 // 4-bit weight in the tile layout (same format and cols per call, checked by the caller).
 void quant_gemv4(std::span<const CudaQuantWeight* const> ws, const LinearInputDev& in, int n_tokens,
                  std::span<float* const> ys, bool accumulate, cudaStream_t s);
-// Byte offset, inside a row of the fast layout, of the quad that starts at element k (k % 4 == 0).
-__host__ __device__ inline int64_t quad_byte_offset(int64_t k, int64_t kp, int bits) {
-  const int qmax = bits == 4 ? 8 : 4, bpq = bits / 2;
-  const int64_t full = 128 * qmax;
-  int64_t s = 0;
-  int q = qmax;
-  if (k >= kp / full * full) {
-    s = kp / full * full;
-    for (q = qmax / 2; q >= 1; q /= 2) {
-      if (kp - s >= 128 * q) {
-        if (k < s + 128 * q) break;
-        s += 128 * q;
-      }
-    }
-  } else {
-    s = k / full * full;
-  }
-  const int64_t off = k - s, m = off / 128, lane = (off % 128) / 4;
-  return s * bits / 8 + lane * q * bpq + m * bpq;
-}
 
 }  // namespace qforge::cuda

@@ -1,5 +1,5 @@
 // backends/cuda/cuda_quant_upload.cu — upload of a QuantWeight to the GPU: every format is repacked on
-// the host into the layouts of cuda_quant_impl.cuh (8-bit: interleaved spans per row, K padded to 128;
+// the host into the layouts of cuda_quant_impl.cuh (8-bit: row-major codes, K padded to 128;
 // 4-bit: mma tiles of 16 rows x 64 k; zero codes and zero scales in the padding) plus row-major block scales in their original
 // precision; bnb double-quant absmax is pre-expanded to fp32 with the reference's exact arithmetic.
 // Device bytes are accounted as Weights on cuda:0 and released by ~CudaQuantWeight.
@@ -135,30 +135,6 @@ void* upload(CudaQuantWeight& w, int slot, const T* src, size_t count, cudaStrea
   MemoryAccounting::add(MemDevice::Cuda0, MemCategory::Weights, int64_t(bytes));
   QF_CUDA(cudaMemcpyAsync(p, src, bytes, cudaMemcpyHostToDevice, s));
   return p;
-}
-
-// Scatters one row of per-element codes (kp entries) into the interleaved span layout.
-// (The spans in the order the GEMV walks them: full ones of qmax quads per lane, then the halving tail.)
-void interleave_row(const uint8_t* c, int64_t kp, int bits, uint8_t* out) {
-  const int qmax = bits == 4 ? 8 : 4, bpq = bits / 2;
-  int64_t s = 0;
-  for (int q = qmax; q >= 1; q /= 2)
-    while (kp - s >= 128 * q) {
-      uint8_t* span = out + s * bits / 8;
-      for (int lane = 0; lane < 32; ++lane)
-        for (int m = 0; m < q; ++m) {
-          const uint8_t* e = c + s + m * 128 + 4 * lane;
-          uint8_t* o = span + (lane * q + m) * bpq;
-          if (bits == 4) {
-            o[0] = uint8_t(e[0] | (e[1] << 4));
-            o[1] = uint8_t(e[2] | (e[3] << 4));
-          } else {
-            std::memcpy(o, e, 4);
-          }
-        }
-      s += 128 * q;
-      if (q != qmax) break;  // tail spans appear at most once each
-    }
 }
 
 // Packs 16 rows of per-element 4-bit codes (rows16[rr * kp + k], zero past the real rows) into the
@@ -368,13 +344,13 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     default: break;
   }
 
-  // Codes: one row at a time into per-element codes, then interleaved (8-bit) or, per group of 16
-  // rows, packed into mma tiles (4-bit).
+  // Codes: one row at a time into per-element codes, then copied as they are (8-bit, row-major) or, per
+  // group of 16 rows, packed into mma tiles (4-bit).
   for (int64_t r = 0; r < code_rows; ++r) {
     std::fill(row.begin(), row.end(), uint8_t(0));
     if (r < N) row_codes(q, r, row.data());  // padding rows of the last 4-bit group stay zero (never stored)
     if (bits == 8) {
-      interleave_row(row.data(), kp, bits, &codes[size_t(r * d.code_row_bytes)]);
+      std::memcpy(&codes[size_t(r * d.code_row_bytes)], row.data(), size_t(kp));
     } else {
       std::memcpy(&rows16[size_t((r & 15) * kp)], row.data(), size_t(kp));
       if ((r & 15) == 15)
