@@ -156,6 +156,37 @@ int sm_version() {
   return g.empty() ? 0 : g[0].cc_major * 10 + g[0].cc_minor;
 }
 
+// Checks y (n x rows) of one linear against the reference `want` with the FP8 path's bound (above) when
+// `fp8` ran, else the bf16 path's 1e-2 sum|w x|; returns the worst err / tol.
+double check_fp8_linear(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& base,
+                        const std::vector<float>& x, const std::vector<float>& wdq, int n, int rows, int cols, bool fp8,
+                        bool acc, const std::string& what) {
+  float amax = 0;
+  for (float e : x) amax = std::max(amax, std::fabs(e));
+  const double sb = amax / 448.0;
+  int bad = 0;
+  double worst = 0;
+  for (int t = 0; t < n && bad < 3; ++t)
+    for (int r = 0; r < rows && bad < 3; ++r) {
+      double bound = 0, sabs = 0;
+      for (int kk = 0; kk < cols; ++kk) {
+        const double w = std::fabs(wdq[size_t(r) * cols + kk]), xv = std::fabs(x[size_t(t) * cols + kk]);
+        bound += w * std::max(xv / 16.0, sb / 1024.0);
+        sabs += w * xv;
+      }
+      const size_t j = size_t(t) * rows + r;
+      const double tol = (fp8 ? bound + 1e-5 * sabs : 1e-2 * sabs) + (acc ? 1e-6 * std::fabs(base[j]) : 0) + 1e-30;
+      const double err = std::fabs(double(got[j]) - want[j]);
+      worst = std::max(worst, err / tol);
+      if (!(err <= tol)) {
+        ++bad;
+        ADD_FAILURE() << what << " [" << rows << "x" << cols << "] n " << n << " acc " << acc << " elem " << j
+                      << ": got " << got[j] << " want " << want[j] << " tol " << tol;
+      }
+    }
+  return worst;
+}
+
 // FP8 weights on the prefill path: per-tensor e4m3/e5m2 go to the FP8 tensor cores on sm_89+ with the
 // activations quantized to e4m3 (scale amax/448). Per element |x - e4m3(x)| <= max(2^-4 |x|,
 // 2^-10 s_b) (relative half-ulp of 3 mantissa bits; half the subnormal step 2^-9 s_b), the weight
@@ -207,35 +238,69 @@ TEST(CudaFp8Prefill, MatchesRef) {
         if (!fc.per_channel && fp8_hw)
           EXPECT_TRUE(used_fp8) << "the FP8 tensor-core path did not run: " << cuda::fp8_prefill_last_error();
         if (fc.per_channel) EXPECT_FALSE(used_fp8);
-        float amax = 0;
-        for (float e : x) amax = std::max(amax, std::fabs(e));
-        const double sb = amax / 448.0;
-        int bad = 0;
-        double worst = 0;
-        for (int t = 0; t < n && bad < 3; ++t)
-          for (int r = 0; r < fc.rows && bad < 3; ++r) {
-            double bound = 0, sabs = 0;
-            for (int kk = 0; kk < fc.cols; ++kk) {
-              const double w = std::fabs(wdq[size_t(r) * fc.cols + kk]), xv = std::fabs(x[size_t(t) * fc.cols + kk]);
-              bound += w * std::max(xv / 16.0, sb / 1024.0);
-              sabs += w * xv;
-            }
-            const size_t j = size_t(t) * fc.rows + r;
-            const double tol = (used_fp8 ? bound + 1e-5 * sabs : 1e-2 * sabs) + (acc ? 1e-6 * std::fabs(base[j]) : 0) + 1e-30;
-            const double err = std::fabs(double(got[j]) - want[j]);
-            worst = std::max(worst, err / tol);
-            if (!(err <= tol)) {
-              ++bad;
-              ADD_FAILURE() << quant_traits(fc.f).name << (fc.per_channel ? " per-channel" : "") << " [" << fc.rows << "x"
-                            << fc.cols << "] n " << n << " acc " << acc << " elem " << j << ": got " << got[j] << " want "
-                            << want[j] << " tol " << tol;
-            }
-          }
+        const double worst = check_fp8_linear(got, want, base, x, wdq, n, fc.rows, fc.cols, used_fp8, acc,
+                                              std::string(quant_traits(fc.f).name) + (fc.per_channel ? " per-channel" : ""));
         RecordProperty("worst_err_over_tol", std::to_string(worst));
         std::printf("fp8_prefill %s%s [%dx%d] n=%d acc=%d: fp8=%d worst err/tol %.3f\n",
                     std::string(quant_traits(fc.f).name).c_str(),
                     fc.per_channel ? " per-channel" : "", fc.rows, fc.cols, n, int(acc), int(used_fp8), worst);
       }
+  }
+}
+
+// Linears sharing one input in one prefill call (q/k/v-like): the FP8 path quantizes the input once and
+// reuses it with each weight's own scale; a weight on the bf16 path in between overwrites the shared
+// scratch, so the next FP8 weight must quantize again. Order: fp8 A, nf4 B, fp8 C, fp8 D.
+TEST(CudaFp8Prefill, SharedInputQuantizedOnceAndAfterOtherPaths) {
+  QF_REQUIRE_GPU();
+  const bool fp8_hw = sm_version() >= 89;
+  const int rows = 96, cols = 512, n = 64;
+  auto make = [&](QuantFormat f, uint32_t seed, float scale, const char* name) {
+    auto wf = randv(size_t(rows) * cols, seed, scale);
+    Linear l;
+    l.name = name;
+    l.in = cols;
+    l.out = rows;
+    l.qweight = quantize_weight(tensor_from(wf, {rows, cols}, DType::F32), f, QuantParams{});
+    return l;
+  };
+  ModelWeights mw = one_layer(make(QuantFormat::FP8_E4M3, 11, 0.05f, "a"));
+  LayerWeights& L = mw.layers[0];
+  L.k = make(QuantFormat::NF4, 12, 0.05f, "b");
+  L.v = make(QuantFormat::FP8_E4M3, 13, 0.3f, "c");  // other per-tensor scales than a's
+  L.o = make(QuantFormat::FP8_E4M3, 14, 0.01f, "d");
+  ModelConfig cfg;
+  auto gpu = make_backend("cuda");
+  auto ref = make_backend("ref");
+  gpu->prepare(mw, cfg);
+  const Linear* lp[] = {&L.q, &L.k, &L.v, &L.o};
+  auto x = randv(size_t(n) * cols, 21, 1.f);
+  x[5] = 7.f;
+  auto dx = upload(*gpu, x);
+  std::vector<std::vector<float>> want(4, std::vector<float>(size_t(n) * rows, 0.f));
+  std::vector<std::shared_ptr<float>> dys;
+  float* yr[4];
+  float* yd[4];
+  for (int i = 0; i < 4; ++i) {
+    dys.push_back(upload(*gpu, std::vector<float>(size_t(n) * rows, NAN)));
+    yr[i] = want[size_t(i)].data();
+    yd[i] = dys.back().get();
+  }
+  const int64_t before = cuda::fp8_prefill_gemm_count(), quants_before = cuda::fp8_prefill_act_quant_count();
+  ref->linear(lp, LinearInput{x.data()}, n, yr, false);
+  gpu->linear(lp, LinearInput{dx.get()}, n, yd, false);
+  if (fp8_hw) {
+    EXPECT_EQ(cuda::fp8_prefill_gemm_count() - before, 3) << cuda::fp8_prefill_last_error();
+    EXPECT_EQ(cuda::fp8_prefill_act_quant_count() - quants_before, 2) << "a: quantize; c: again after b; d: reuse";
+  }
+  for (int i = 0; i < 4; ++i) {
+    std::vector<float> wdq(size_t(rows) * cols);
+    dequantize_rows(lp[i]->qweight, 0, rows, wdq.data());
+    const auto got = download(*gpu, yd[i], want[size_t(i)].size());
+    const bool fp8 = fp8_hw && i != 1;
+    const double worst = check_fp8_linear(got, want[size_t(i)], want[size_t(i)], x, wdq, n, rows, cols, fp8, false,
+                                          std::string("shared input, weight ") + lp[i]->name);
+    std::printf("fp8_shared_input weight %s: fp8=%d worst err/tol %.3f\n", lp[i]->name.c_str(), int(fp8), worst);
   }
 }
 

@@ -566,12 +566,13 @@ class CudaBackend final : public Backend {
       }
       return p;
     };
+    Fp8ActCache fp8_act;  // these linears share one input: the FP8 path quantizes it once
     for (size_t i = 0; i < ls.size(); ++i) {
       const int rows = int(ls[i]->out);
       if (dl[i]->qw) {
         CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace,
                             static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr,
-                            grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), 0, 0};
+                            grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), 0, 0, &fp8_act};
         glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
       } else {
         const WType t = dl[i]->w.type;

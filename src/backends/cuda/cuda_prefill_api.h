@@ -25,6 +25,8 @@ double run_prefill_attention(const PrefillAttentionProbe& p, bool tensor_cores, 
 
 // FP8 tensor-core GEMMs run by quant_gemm since start (the rest went through bf16 dequantization).
 int64_t fp8_prefill_gemm_count();
+// How many times the FP8 path quantized an input (linears sharing an input reuse one quantization).
+int64_t fp8_prefill_act_quant_count();
 // Why the last FP8 GEMM attempt fell back to the bf16 path ("" when none did).
 std::string fp8_prefill_last_error();
 

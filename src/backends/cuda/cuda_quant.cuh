@@ -16,6 +16,14 @@ namespace qforge::cuda {
 
 struct CudaQuantWeight;  // defined in cuda_quant*.cu; opaque to the rest of the backend
 
+// The FP8 prefill path's e4m3 copy of one input (codes + scale in act_bf16_scratch): linears that share
+// an input (q/k/v, gate/up) pass the same cache and quantize it once. Valid for the x it names only while
+// that x and the scratch are unchanged: owned by one linear_gemm call; quant_gemm's bf16 path clears it.
+struct Fp8ActCache {
+  const float* x = nullptr;
+  int64_t n = 0, cols = 0;
+};
+
 struct CudaGemmContext {
   cublasHandle_t blas = nullptr;
   cublasLtHandle_t lt = nullptr;
@@ -25,6 +33,7 @@ struct CudaGemmContext {
   float* act_scratch = nullptr;              // >= n*cols floats for a staged prefill input
   __nv_bfloat16* act_bf16_scratch = nullptr; // >= n*cols bf16: quant_gemm's bf16 copy of x (x may be act_scratch)
   int sm_major = 0, sm_minor = 0;
+  Fp8ActCache* fp8_act = nullptr;  // optional, see Fp8ActCache
 };
 
 // Copies q's buffers to the device (accounted as weights on cuda:0); may repack.
