@@ -556,17 +556,26 @@ class CudaBackend final : public Backend {
   void linear_gemm(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl,
                    const LinearInputDev& din, int64_t n, int cols, std::span<float* const> ys, bool acc) {
     void* staged[3] = {};
+    Fp8ActCache fp8_act;  // these linears share one input: the FP8 path quantizes it once
     auto staged_for = [&](WType t) -> void* {
       void*& p = staged[int(t)];
       if (!p) {
-        if (t == WType::F32) p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, size_t(n) * cols * 4);
-        else p = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
+        unsigned* amax = nullptr;
+        if (t == WType::F32) {  // (quantized weights) + max |x| after the input, for the FP8 path
+          const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
+          p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
+          amax = reinterpret_cast<unsigned*>(static_cast<char*>(p) + bytes);
+          QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream_));
+          fp8_act.amax_of = static_cast<const float*>(p);
+          fp8_act.amax = amax;
+        } else {
+          p = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
+        }
         if (t != WType::F32 && staged[3 - int(t)] == p) staged[3 - int(t)] = nullptr;  // f16/bf16 share one buffer
-        stage_input(din, n, cols, p, t, stream_);
+        stage_input(din, n, cols, p, t, stream_, amax);
       }
       return p;
     };
-    Fp8ActCache fp8_act;  // these linears share one input: the FP8 path quantizes it once
     for (size_t i = 0; i < ls.size(); ++i) {
       const int rows = int(ls[i]->out);
       if (dl[i]->qw) {

@@ -65,8 +65,10 @@ struct GemvBatch {
 // ys[i][t, r] (+)= input[t]·W_i[r] (+ b_i[r]) for t < n (n <= 8); input staged per block in shared
 // memory through stage_linear_input. Tokens beyond what shared memory holds run in several launches.
 void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool accumulate, cudaStream_t s);
-// out[n, cols] = the staged input (rmsnorm / swiglu / copy), as f32, f16 or bf16.
-void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType out_type, cudaStream_t s);
+// out[n, cols] = the staged input (rmsnorm / swiglu / copy), as f32, f16 or bf16; with `amax` (a device
+// word zeroed before) also max |out| as float bits.
+void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType out_type, cudaStream_t s,
+                 unsigned* amax = nullptr);
 // y[t, r] += bias[r]
 void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s);
 // out[i, :] = table[ids[i], :] as f32.

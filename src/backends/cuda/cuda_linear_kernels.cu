@@ -358,8 +358,10 @@ void raise_gemv1_smem() {
   QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WT, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
 }
 
+// One block per token; with `amax` also max |out| over all tokens (float bits; zeroed before), for the
+// FP8 prefill path's per-tensor activation scale (saves it a pass over the staged input).
 template <WType OT>
-__global__ void stage_kernel(LinearInputDev in, int cols, void* out) {
+__global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* amax) {
   __shared__ float red[32];
   const int t = blockIdx.x;
   const float* x = in.x + size_t(t) * cols;
@@ -378,6 +380,7 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out) {
     __syncthreads();
     inv = red[0];
   }
+  float m = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
     float v;
     if (in.up) {
@@ -392,6 +395,16 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out) {
     if constexpr (OT == WType::F32) static_cast<float*>(out)[o] = v;
     else if constexpr (OT == WType::F16) static_cast<__half*>(out)[o] = __float2half_rn(v);
     else static_cast<__nv_bfloat16*>(out)[o] = __float2bfloat16_rn(v);
+    m = fmaxf(m, fabsf(v));
+  }
+  if (!amax) return;  // block-uniform
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  __syncthreads();  // red may still be read for the rms above
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
+    atomicMax(amax, __float_as_uint(m));
   }
 }
 
@@ -435,12 +448,12 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
   }
 }
 
-void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType ot, cudaStream_t s) {
+void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType ot, cudaStream_t s, unsigned* amax) {
   if (n == 0) return;
   switch (ot) {
-    case WType::F32: stage_kernel<WType::F32><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
-    case WType::F16: stage_kernel<WType::F16><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
-    case WType::BF16: stage_kernel<WType::BF16><<<unsigned(n), 256, 0, s>>>(in, cols, out); break;
+    case WType::F32: stage_kernel<WType::F32><<<unsigned(n), 256, 0, s>>>(in, cols, out, amax); break;
+    case WType::F16: stage_kernel<WType::F16><<<unsigned(n), 256, 0, s>>>(in, cols, out, amax); break;
+    case WType::BF16: stage_kernel<WType::BF16><<<unsigned(n), 256, 0, s>>>(in, cols, out, amax); break;
   }
   QF_CUDA(cudaGetLastError());
 }

@@ -22,6 +22,9 @@ struct CudaQuantWeight;  // defined in cuda_quant*.cu; opaque to the rest of the
 struct Fp8ActCache {
   const float* x = nullptr;
   int64_t n = 0, cols = 0;
+  // Optional, set by whoever staged the input: max |x| (float bits, device) of the input amax_of.
+  const float* amax_of = nullptr;
+  const unsigned* amax = nullptr;
 };
 
 struct CudaGemmContext {

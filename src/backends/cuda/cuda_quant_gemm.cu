@@ -254,14 +254,18 @@ bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, boo
   Fp8ActCache* cache = ctx.fp8_act;
   if (!cache || cache->x != x || cache->n != n || cache->cols != K) {  // else: this input is already in xq
     const int threads = 256;
-    QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), s));
     const int64_t n4 = n * K / 4;
-    amax_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, amax);
-    QF_CUDA(cudaGetLastError());
-    quant_act_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, amax, b_scale_p,
+    const unsigned* am = cache && cache->amax && cache->amax_of == x ? cache->amax : nullptr;  // from the staging
+    if (!am) {
+      QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), s));
+      amax_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, amax);
+      QF_CUDA(cudaGetLastError());
+      am = amax;
+    }
+    quant_act_kernel<<<grid_for(n4), threads, 0, s>>>(reinterpret_cast<const float4*>(x), n4, am, b_scale_p,
                                                        reinterpret_cast<uint32_t*>(xq));
     QF_CUDA(cudaGetLastError());
-    if (cache) *cache = Fp8ActCache{x, n, K};
+    if (cache) cache->x = x, cache->n = n, cache->cols = K;
     g_fp8_act_quants.fetch_add(1, std::memory_order_relaxed);
   }
   const float alpha = w.dev.gscale, beta = accumulate ? 1.f : 0.f;  // alpha: the weight's per-tensor scale
@@ -328,7 +332,7 @@ void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, b
   if (fp8_eligible(w, ctx) && reinterpret_cast<uintptr_t>(x) % 16 == 0 && fp8_gemm(w, x, n, y, accumulate, ctx, s))
     return;
   dequantize_to_bf16(w, ctx.dequant_scratch, s);
-  if (ctx.fp8_act) *ctx.fp8_act = Fp8ActCache{};  // act_bf16_scratch is overwritten below
+  if (ctx.fp8_act) ctx.fp8_act->x = nullptr;  // act_bf16_scratch is overwritten below (the amax stays valid)
   to_bf16_kernel<<<grid_for(n * w.cols), 256, 0, s>>>(x, n * w.cols, ctx.act_bf16_scratch);
   QF_CUDA(cudaGetLastError());
   check_blas(cublasSetStream(ctx.blas, s), "cublasSetStream");
