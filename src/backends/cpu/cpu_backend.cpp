@@ -1,8 +1,8 @@
 // backends/cpu/cpu_backend.cpp — the "cpu" backend: host memory, threaded SIMD linear layers and
 // attention. The cheap input transforms (rmsnorm, swiglu) and rope reuse the reference code;
 // the matrix work is in linear_cpu.cpp / quant_linear*.cpp and attention_cpu.cpp. prepare() repacks
-// q4_0 linears into the row-interleaved layout that decode and prefill then read (q4_0_interleaved.h;
-// QFORGE_CPU_Q4_0_REPACK=0 off; skipped when the copy would take more than half of the available memory).
+// q4_0 / q8_0 linears into the row-interleaved layout that decode and prefill then read (gguf_interleaved.h;
+// QFORGE_CPU_REPACK=0 off; skipped when the copy would take more than half of the available memory).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backends/cpu/q4_0_interleaved.h"
+#include "backends/cpu/gguf_interleaved.h"
 
 #include "backends/host_backend.h"
 #include "backends/ref/ref_ops.h"
@@ -39,15 +39,15 @@ class CpuBackend final : public HostBackend {
   std::string_view name() const override { return "cpu"; }
   void set_model_part(const ModelPart& part) override { part_ = part; }
 
-  // q4_0 linears of this backend's part get an interleaved copy that every linear() call reads
+  // q4_0 / q8_0 linears of this backend's part get an interleaved copy that every linear() call reads
   // (Linear::backend_data owns it; repacked_ maps the Linear to it). The QuantWeight stays (other readers:
   // the GPU upload of a split model, GGUF writing, the byte accounting).
   void prepare(ModelWeights& w, const ModelConfig&) override {
-    if (!cpu_quant::q4_0_repack_enabled()) return;
+    if (!cpu_quant::interleaved_repack_enabled()) return;
     std::vector<Linear*> todo;
     size_t extra = 0;
     auto consider = [&](Linear& l) {
-      if (l.qweight.format != QuantFormat::Q4_0 || l.qweight.cols % 32 != 0) return;
+      if (!cpu_quant::interleavable(l.qweight.format) || l.qweight.cols % 32 != 0) return;
       todo.push_back(&l);
       extra += l.qweight.storage_bytes();
     };
@@ -58,11 +58,11 @@ class CpuBackend final : public HostBackend {
         consider(*l);
     }
     if (part_.head) consider(w.lm_head);
-    // The copy is extra memory (about the q4_0 bytes again): only when it takes at most half of what
+    // The copy is extra memory (about the q4_0 / q8_0 bytes again): only when it takes at most half of what
     // the system has available, so a model that barely fits is not pushed out of memory by it.
     if (todo.empty() || extra > available_host_bytes() / 2) return;
     for (Linear* l : todo) {
-      auto p = std::make_shared<cpu_quant::Q4_0Interleaved>(cpu_quant::repack_q4_0(l->qweight));
+      auto p = std::make_shared<cpu_quant::GgufInterleaved>(cpu_quant::repack_interleaved(l->qweight));
       repacked_[l] = p.get();
       l->backend_data = p;
     }
@@ -105,10 +105,10 @@ class CpuBackend final : public HostBackend {
 
  private:
   void one_linear(const Linear& l, const float* x, int64_t n, float* y) {
-    if (!repacked_.empty()) {  // the interleaved q4_0 copy (decode and prefill)
+    if (!repacked_.empty()) {  // the interleaved q4_0 / q8_0 copy (decode and prefill)
       auto it = repacked_.find(&l);
       if (it != repacked_.end()) {
-        cpu_quant::q4_0_interleaved_linear(*it->second, x, n, y, cpu_quant::best_isa());
+        cpu_quant::interleaved_linear(*it->second, x, n, y, cpu_quant::best_isa());
         if (l.bias.defined())
           for (int64_t t = 0; t < n; ++t) ref::add(y + t * l.out, l.bias.data<float>(), l.out);
         return;
@@ -118,7 +118,7 @@ class CpuBackend final : public HostBackend {
   }
 
   ModelPart part_;
-  std::unordered_map<const Linear*, const cpu_quant::Q4_0Interleaved*> repacked_;
+  std::unordered_map<const Linear*, const cpu_quant::GgufInterleaved*> repacked_;
   std::vector<float> input_, out_;  // reused scratch for transformed inputs / residual outputs
 };
 

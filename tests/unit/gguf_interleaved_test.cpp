@@ -1,7 +1,8 @@
-// tests/unit/q4_0_interleaved_test.cpp — the cpu backend's q4_0 decode repack (q4_0_interleaved.h):
-// the repacked bytes read back block for block; the interleaved kernels (each ISA this CPU has, 1 and 2
-// threads) against quant_linear_ref on odd shapes (rows not a multiple of 8, one block, odd block
-// counts, > 256 KB so several chunks run); and the backend's prepare() + linear() as the model uses them.
+// tests/unit/gguf_interleaved_test.cpp — the cpu backend's q4_0 / q8_0 repack (gguf_interleaved.h): the
+// repacked bytes read back block for block; the interleaved kernels (each ISA this CPU has, 1 and 2
+// threads, token counts that hit every tile size and remainder) against quant_linear_ref on odd shapes
+// (rows not a multiple of 8, one block, odd block counts, > 256 KB so several chunks run); and the
+// backend's prepare() + linear() as the model uses them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +12,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/cpu/q4_0_interleaved.h"
+#include "backends/cpu/gguf_interleaved.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
 #include "model/weights.h"
@@ -25,15 +26,17 @@ using test::randn;
 using cpu_quant::Isa;
 
 namespace {
-QuantWeight make_q4_0(int64_t rows, int64_t cols, uint32_t seed) {
+QuantWeight make_quant(QuantFormat f, int64_t rows, int64_t cols, uint32_t seed) {
   auto v = randn(rows * cols, seed);
   Tensor w = Tensor::empty(DType::F32, {rows, cols});
   std::memcpy(w.raw(), v.data(), v.size() * sizeof(float));
-  return quantize_weight(w, QuantFormat::Q4_0, {});
+  return quantize_weight(w, f, {});
 }
+QuantWeight make_q4_0(int64_t rows, int64_t cols, uint32_t seed) { return make_quant(QuantFormat::Q4_0, rows, cols, seed); }
+constexpr QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q8_0};
 
 // |y - y_ref| bound: f32 summation (2 K 2^-24 sum|w x|) plus the int8 activation rounding
-// (|dx| <= d_b / 2 per element, d_b = amax of the block / 127).
+// (|dx| <= d_b (1/2 + 127 2^-11) per element, d_b = amax of the block / 127, the scale rounded to f16).
 void expect_close(const QuantWeight& q, const float* x, int64_t nt, const float* y, const std::string& what) {
   const int64_t N = q.rows, K = q.cols;
   std::vector<float> yr(size_t(nt * N)), deq(size_t(N * K));
@@ -47,7 +50,7 @@ void expect_close(const QuantWeight& q, const float* x, int64_t nt, const float*
         mag += w * std::fabs(double(x[t * K + k]));
         float amax = 0;
         for (int64_t i = k / 32 * 32; i < k / 32 * 32 + 32; ++i) amax = std::max(amax, std::fabs(x[t * K + i]));
-        act += w * double(amax / 127.0f) / 2;
+        act += w * double(amax / 127.0f) * (0.5 + 127.0 / 2048);
       }
       const double tol = 4.0 * double(K) * std::ldexp(1.0, -24) * mag + act * 1.001 + 1e-30;
       ASSERT_NEAR(y[t * N + r], yr[size_t(t * N + r)], tol) << what << " t=" << t << " r=" << r;
@@ -65,48 +68,52 @@ struct Shape { int64_t rows, cols; };
 const Shape kShapes[] = {{1, 32}, {7, 64}, {8, 96}, {9, 160}, {13, 1088}, {37, 2080}, {1030, 1024}, {16, 32}};
 }  // namespace
 
-TEST(QuantLinearQ4Interleaved, RepackReadsBackEveryBlock) {
-  for (const auto& s : kShapes) {
-    const QuantWeight q = make_q4_0(s.rows, s.cols, 3);
-    const auto p = cpu_quant::repack_q4_0(q);
-    ASSERT_EQ(p.groups, (s.rows + 7) / 8);
-    ASSERT_EQ(p.nbytes, size_t(p.groups * (s.cols / 32) * 144));
-    const auto* src = static_cast<const quant_detail::BlockQ4_0*>(q.data.raw());
-    for (int64_t r = 0; r < s.rows; ++r)
-      for (int64_t b = 0; b < s.cols / 32; ++b) {
-        uint16_t d;
-        uint8_t qs[16];
-        cpu_quant::interleaved_block(p, r, b, d, qs);
-        const quant_detail::BlockQ4_0& o = src[r * (s.cols / 32) + b];
-        ASSERT_EQ(d, o.d) << s.rows << "x" << s.cols << " r=" << r << " b=" << b;
-        ASSERT_EQ(0, std::memcmp(qs, o.qs, 16)) << s.rows << "x" << s.cols << " r=" << r << " b=" << b;
-      }
-    for (int64_t r = s.rows; r < p.groups * 8; ++r)  // padded rows are zero
-      for (int64_t b = 0; b < s.cols / 32; ++b) {
-        uint16_t d;
-        uint8_t qs[16];
-        cpu_quant::interleaved_block(p, r, b, d, qs);
-        ASSERT_EQ(d, 0);
-      }
-  }
-  QuantWeight q8 = make_q4_0(4, 64, 1);
-  q8.format = QuantFormat::Q8_0;
-  EXPECT_THROW(cpu_quant::repack_q4_0(q8), Error);
+TEST(QuantLinearInterleaved, RepackReadsBackEveryBlock) {
+  for (QuantFormat f : kFormats)
+    for (const auto& s : kShapes) {
+      const QuantWeight q = make_quant(f, s.rows, s.cols, 3);
+      const auto p = cpu_quant::repack_interleaved(q);
+      const bool q8 = f == QuantFormat::Q8_0;
+      const int64_t src_block = q8 ? 34 : 18, code_bytes = src_block - 2;
+      ASSERT_EQ(p.groups, (s.rows + 7) / 8);
+      ASSERT_EQ(p.nbytes, size_t(p.groups * (s.cols / 32) * (q8 ? 272 : 144)));
+      const auto* src = static_cast<const uint8_t*>(q.data.raw());
+      for (int64_t r = 0; r < s.rows; ++r)
+        for (int64_t b = 0; b < s.cols / 32; ++b) {
+          uint16_t d;
+          uint8_t qs[32];
+          cpu_quant::interleaved_block(p, r, b, d, qs);
+          const uint8_t* o = src + (r * (s.cols / 32) + b) * src_block;
+          uint16_t od;
+          std::memcpy(&od, o, 2);
+          ASSERT_EQ(d, od) << q8 << " " << s.rows << "x" << s.cols << " r=" << r << " b=" << b;
+          ASSERT_EQ(0, std::memcmp(qs, o + 2, size_t(code_bytes))) << q8 << " " << s.rows << "x" << s.cols << " r=" << r;
+        }
+      for (int64_t r = s.rows; r < p.groups * 8; ++r)  // padded rows are zero
+        for (int64_t b = 0; b < s.cols / 32; ++b) {
+          uint16_t d;
+          uint8_t qs[32];
+          cpu_quant::interleaved_block(p, r, b, d, qs);
+          ASSERT_EQ(d, 0);
+        }
+    }
+  EXPECT_THROW(cpu_quant::repack_interleaved(make_quant(QuantFormat::Q4_K, 4, 256, 1)), Error);
 }
 
-TEST(QuantLinearQ4Interleaved, KernelsMatchReference) {
+TEST(QuantLinearInterleaved, KernelsMatchReference) {
   for (int threads : {1, 2}) {
     ThreadPool::set_global_threads(threads);
     for (Isa isa : isas())
+      for (QuantFormat f : kFormats)
       for (const auto& s : kShapes) {
-        const QuantWeight q = make_q4_0(s.rows, s.cols, 11);
-        const auto p = cpu_quant::repack_q4_0(q);
-        for (int64_t nt : {1, 3, 4, 6, 9, 13}) {
+        const QuantWeight q = make_quant(f, s.rows, s.cols, 11);
+        const auto p = cpu_quant::repack_interleaved(q);
+        for (int64_t nt : {1, 2, 3, 4, 5, 6, 7, 9, 13}) {
           const auto x = randn(nt * s.cols, 17 + uint32_t(nt));
           std::vector<float> y(size_t(nt * s.rows), -1e30f);
-          cpu_quant::q4_0_interleaved_linear(p, x.data(), nt, y.data(), isa);
+          cpu_quant::interleaved_linear(p, x.data(), nt, y.data(), isa);
           expect_close(q, x.data(), nt, y.data(),
-                       std::string(cpu_quant::isa_name(isa)) + " " + std::to_string(s.rows) + "x" +
+                       std::string(quant_traits(f).name) + " " + std::string(cpu_quant::isa_name(isa)) + " " + std::to_string(s.rows) + "x" +
                            std::to_string(s.cols) + " nt=" + std::to_string(nt) + " threads=" + std::to_string(threads));
         }
       }
@@ -114,11 +121,11 @@ TEST(QuantLinearQ4Interleaved, KernelsMatchReference) {
   ThreadPool::set_global_threads(0);
 }
 
-// As the model uses it: prepare() attaches the interleaved copy to the q4_0 linears of the part (not
-// to others), linear() with 1, 3 and 5 tokens (decode and prefill both on the interleaved copy), with and
+// As the model uses it: prepare() attaches the interleaved copy to the q4_0 and q8_0 linears of the part
+// (not to others: nf4 here), linear() with 1, 3 and 5 tokens (decode and prefill both on the interleaved copy), with and
 // without the residual accumulate, several layers in one call.
-TEST(QuantLinearQ4Interleaved, BackendPrepareAndLinear) {
-  if (!cpu_quant::q4_0_repack_enabled()) GTEST_SKIP() << "repack off (no AVX2 or QFORGE_CPU_Q4_0_REPACK=0)";
+TEST(QuantLinearInterleaved, BackendPrepareAndLinear) {
+  if (!cpu_quant::interleaved_repack_enabled()) GTEST_SKIP() << "repack off (no AVX2 or QFORGE_CPU_REPACK=0)";
   ThreadPool::set_global_threads(2);
   const int64_t hidden = 96, inter = 160;
   ModelWeights w;
@@ -146,19 +153,21 @@ TEST(QuantLinearQ4Interleaved, BackendPrepareAndLinear) {
         return t;
       }(),
       QuantFormat::Q8_0, {});
+  w.layers[1].v.qweight = make_quant(QuantFormat::NF4, 13, hidden, 12);
   set(w.lm_head, 1001, hidden, 10);
   auto be = make_backend("cpu");
   be->set_model_part({1, 2, false, true});  // layer 1 and the head only
   be->prepare(w, ModelConfig{});
   EXPECT_FALSE(w.layers[0].q.backend_data) << "layer 0 is outside the part";
   EXPECT_TRUE(w.layers[1].q.backend_data);
-  EXPECT_FALSE(w.layers[1].k.backend_data) << "q8_0 is not repacked";
+  EXPECT_TRUE(w.layers[1].k.backend_data) << "q8_0 is repacked";
+  EXPECT_FALSE(w.layers[1].v.backend_data) << "nf4 is not repacked";
   EXPECT_TRUE(w.lm_head.backend_data);
   const auto& L = w.layers[1];
   for (int64_t n : {1, 3, 5})
     for (bool acc : {false, true}) {
       const auto x = randn(n * hidden, 20 + uint32_t(n));
-      const Linear* ls[] = {&L.q, &L.k, &L.gate, &w.lm_head, &w.layers[0].q};
+      const Linear* ls[] = {&L.q, &L.k, &L.v, &L.gate, &w.lm_head, &w.layers[0].q};
       std::vector<std::vector<float>> ys;
       std::vector<float*> yp;
       for (const Linear* l : ls) ys.emplace_back(size_t(n * l->out), acc ? 0.0f : -1e30f);

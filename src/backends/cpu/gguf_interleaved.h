@@ -1,0 +1,67 @@
+// src/backends/cpu/gguf_interleaved.h — load-time repack of GGUF q4_0 and q8_0 weights for the CPU: rows
+// in groups of 8, per group and block of 32 columns the 8 fp16 scales (16 B) then the 8 rows' code bytes
+// (q4_0: 16 nibble bytes each, 144 B per group-block; q8_0: 32 int8 each, 272 B); the groups follow each
+// other, so a thread streams one sequential run of memory. The last group is padded with zero rows.
+// Decode and prefill run an int8-activation kernel over this layout (AVX-512 VNNI / AVX2), which splits
+// or flips each block's codes once for a tile of tokens (prefill reuses them from registers).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "backends/cpu/quant_linear_kernels.h"
+#include "qforge/quant.h"
+
+namespace qforge::cpu_quant {
+
+inline constexpr int kRowGroup = 8;                 // rows per group
+inline constexpr int64_t kQ4GroupBlockBytes = 144;  // 8 x fp16 scale + 8 x 16 nibble bytes
+inline constexpr int64_t kQ8GroupBlockBytes = 272;  // 8 x fp16 scale + 8 x 32 int8
+
+struct GgufInterleaved {
+  QuantFormat format = QuantFormat::None;  // Q4_0 or Q8_0
+  int64_t rows = 0, cols = 0;  // the QuantWeight's shape (cols % 32 == 0)
+  int64_t groups = 0;          // ceil(rows / 8)
+  int64_t group_block_bytes = 0;
+  std::shared_ptr<uint8_t> bytes;  // groups * (cols/32) * group_block_bytes, host_alloc'ed (MemCategory::Other)
+  size_t nbytes = 0;
+};
+
+// Whether the CPU kernels read an interleaved copy of weights in format f.
+inline bool interleavable(QuantFormat f) { return f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0; }
+// Builds the interleaved copy of a q4_0 / q8_0 weight (throws qforge::Error for any other weight or
+// columns not in whole blocks of 32).
+GgufInterleaved repack_interleaved(const QuantWeight& w);
+// Reads row r, block b back from the interleaved copy (tests): scale bits and the row's code bytes
+// (16 for q4_0, 32 for q8_0).
+void interleaved_block(const GgufInterleaved& p, int64_t r, int64_t b, uint16_t& d, uint8_t* qs);
+
+// The kernels' arguments: int8 activations in natural block order (quantize_act_row_*, pairs off).
+struct GroupArgs {
+  const uint8_t* data = nullptr;
+  int64_t rows = 0, nb = 0;  // blocks of 32 per row
+  const int8_t* xq = nullptr;
+  const float* dx = nullptr;    // [n_tokens, nb]
+  const float* dsum = nullptr;  // [n_tokens, nb]
+  int64_t n_tokens = 0;
+  float* y = nullptr;  // y[t * rows + r]
+};
+// Writes the 8 row results of group g for token t (rows past `rows` in the last group are not written).
+inline void store_group(const GroupArgs& a, int64_t g, int64_t t, const float (&out)[8]) {
+  float* y = a.y + t * a.rows;
+  for (int r = 0; r < kRowGroup && g * kRowGroup + r < a.rows; ++r) y[g * kRowGroup + r] = out[r];
+}
+// Groups [g0, g1) for every token (rows past `rows` in the last group are not written).
+void q4x8_groups_avx512(const GroupArgs& a, int64_t g0, int64_t g1);
+void q4x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1);
+void q8x8_groups_avx512(const GroupArgs& a, int64_t g0, int64_t g1);
+void q8x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1);
+
+// y[n_tokens, rows] = x W^T over the interleaved copy, threaded over groups; isa Avx512 or Avx2
+// (throws qforge::Error if the CPU lacks it). Any n_tokens.
+void interleaved_linear(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa);
+
+// Whether the cpu backend repacks q4_0 / q8_0 at prepare(): an AVX2+ CPU and QFORGE_CPU_REPACK (or the
+// older QFORGE_CPU_Q4_0_REPACK) not "0".
+bool interleaved_repack_enabled();
+
+}  // namespace qforge::cpu_quant
