@@ -1,12 +1,14 @@
 // tests/unit/backend_ops_test.cpp — the optimised CPU backend against the scalar reference on
-// random, odd-sized inputs: linear (f32/f16/bf16 weights, 1..17 tokens, bias), attention
-// (GQA, continuing positions, sliding window), and the element-wise ops.
+// random, odd-sized inputs: linear (f32/f16/bf16 weights, 1..17 tokens, bias; the tile kernel of every
+// ISA the CPU has against a double reference), attention (GQA, continuing positions, sliding window),
+// and the element-wise ops.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_kernels.h"
 #include "backends/ref/ref_ops.h"
 #include "core/thread_pool.h"
 #include "test_support.h"
@@ -154,4 +156,49 @@ TEST(FusedLinear, CpuMatchesRefForEveryInputForm) {
       EXPECT_LT(rel_max_err(ya_c, ya_r), 2e-5) << form << acc;
       EXPECT_LT(rel_max_err(yb_c, yb_r), 2e-5) << form << acc;
     }
+}
+
+// The float-weight tile kernels (scalar, AVX2, AVX-512 where the CPU has them) against a double
+// reference on odd shapes: rows not a multiple of the row tile, K with a tail of every length mod 16,
+// token counts hitting every token-tile remainder. Bound: 2 K 2^-24 sum|w x| (f32 accumulation).
+TEST(FloatLinearTiles, EveryIsaMatchesDoubleReference) {
+  using Tile = void (*)(const void*, DType, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+  std::vector<std::pair<const char*, Tile>> tiles = {{"scalar", cpu::dot_tile_scalar}};
+  if (cpu::cpu_has_avx2()) tiles.push_back({"avx2", cpu::dot_tile_avx2});
+  if (cpu::cpu_has_avx512()) tiles.push_back({"avx512", cpu::dot_tile_avx512});
+  int checked = 0;
+  for (DType wt : {DType::F32, DType::F16, DType::BF16})
+    for (auto [rows, in] : {std::pair<int64_t, int64_t>{1, 1}, {3, 15}, {5, 16}, {7, 33}, {9, 100}, {13, 257}})
+      for (int64_t nt : {1, 2, 3, 4, 5, 7, 9}) {
+        const auto wf = test::randn(rows * in, 5 + uint32_t(rows));
+        std::vector<uint16_t> w16(wf.size());
+        std::vector<float> wq(wf.size());  // the weight as the kernel sees it (after the dtype rounding)
+        for (size_t i = 0; i < wf.size(); ++i) {
+          w16[i] = wt == DType::F16 ? f32_to_f16(wf[i]) : f32_to_bf16(wf[i]);
+          wq[i] = wt == DType::F32 ? wf[i] : wt == DType::F16 ? f16_to_f32(w16[i]) : bf16_to_f32(w16[i]);
+        }
+        const void* w = wt == DType::F32 ? static_cast<const void*>(wf.data()) : w16.data();
+        const auto x = test::randn(nt * in, 9 + uint32_t(nt));
+        for (auto [name, tile] : tiles) {
+          const int64_t ys = rows + 3;  // a row stride wider than the rows, as in a chunk of a layer
+          std::vector<float> y(size_t(nt * ys), -7.0f);
+          tile(w, wt, rows, in, x.data(), nt, y.data(), ys);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < ys; ++r) {
+              if (r >= rows) {
+                ASSERT_EQ(y[size_t(t * ys + r)], -7.0f) << name << ": wrote past the rows";
+                continue;
+              }
+              double exact = 0, mag = 0;
+              for (int64_t i = 0; i < in; ++i) {
+                exact += double(wq[size_t(r * in + i)]) * x[size_t(t * in + i)];
+                mag += std::fabs(double(wq[size_t(r * in + i)]) * x[size_t(t * in + i)]);
+              }
+              ASSERT_NEAR(y[size_t(t * ys + r)], exact, 2.0 * double(in) * std::ldexp(1.0, -24) * mag + 1e-30)
+                  << name << " " << dtype_name(wt) << " " << rows << "x" << in << " nt=" << nt << " t=" << t << " r=" << r;
+            }
+          ++checked;
+        }
+      }
+  EXPECT_GE(checked, 3 * 6 * 7);
 }

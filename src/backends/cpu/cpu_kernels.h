@@ -1,5 +1,6 @@
 // backends/cpu/cpu_kernels.h — SIMD kernels of the optimised CPU backend. *_avx2.cpp files are
-// compiled with -mavx2 -mfma -mf16c and only called when the CPU has them (cpu_has_avx2()).
+// compiled with -mavx2 -mfma -mf16c and only called when the CPU has them (cpu_has_avx2()); *_avx512.cpp
+// files enable AVX-512 per function (target pragma) and are only called when cpu_has_avx512().
 #pragma once
 #include <cstdint>
 
@@ -7,12 +8,16 @@
 
 namespace qforge::cpu {
 
-bool cpu_has_avx2();  // AVX2 + FMA + F16C, checked once
+bool cpu_has_avx2();    // AVX2 + FMA + F16C, checked once
+bool cpu_has_avx512();  // that + AVX-512 F/BW/VL/DQ, checked once
 
 // y[t*y_stride + r] = sum_i x[t*in + i] * W[r][i] for rows [0, nrows) of w (row stride `in`),
 // tokens [0, n_tok). W is f32/f16/bf16 (`wt`).
 void dot_tile_avx2(const void* w, DType wt, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y,
                    int64_t y_stride);
+// Same with AVX-512 (4 rows x 4 tokens of zmm accumulators).
+void dot_tile_avx512(const void* w, DType wt, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y,
+                     int64_t y_stride);
 // Same, portable scalar code (f32 accumulation) for CPUs without AVX2.
 void dot_tile_scalar(const void* w, DType wt, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y,
                      int64_t y_stride);

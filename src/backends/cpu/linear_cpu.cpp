@@ -1,7 +1,8 @@
 // backends/cpu/linear_cpu.cpp — threaded linear layer: output rows split over the thread pool,
-// each chunk computed by the AVX2 tile kernel (or the scalar one); quantized weights go to the
-// fused quantized kernels. Also the CPU feature check.
+// each chunk computed by the AVX-512 or AVX2 tile kernel (or the scalar one); quantized weights go to
+// the fused quantized kernels. Also the CPU feature checks.
 #include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
 #include "model/weights.h"
@@ -12,6 +13,15 @@ bool cpu_has_avx2() {
   static const bool ok = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
+  return ok;
+}
+
+bool cpu_has_avx512() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   }();
   return ok;
 }
@@ -36,7 +46,10 @@ void linear(const Linear& l, const float* x, int64_t n, float* y) {
   if (l.quantized()) {
     quant_linear_cpu(l.qweight, x, n, y);
   } else {
-    const bool simd = cpu_has_avx2();
+    const cpu_quant::Isa cap = cpu_quant::isa_cap();
+    const auto tile = cpu_has_avx512() && cap >= cpu_quant::Isa::Avx512 ? dot_tile_avx512
+                      : cpu_has_avx2() && cap >= cpu_quant::Isa::Avx2   ? dot_tile_avx2
+                                                                        : dot_tile_scalar;
     const DType wt = l.weight.dtype();
     const size_t esz = dtype_size(wt);
     const auto* w = static_cast<const char*>(l.weight.raw());
@@ -47,8 +60,7 @@ void linear(const Linear& l, const float* x, int64_t n, float* y) {
       for (int64_t t0 = 0; t0 < n; t0 += 64) {
         int64_t nt = std::min<int64_t>(64, n - t0);
         const void* wr = w + r0 * l.in * int64_t(esz);
-        if (simd) dot_tile_avx2(wr, wt, r1 - r0, l.in, x + t0 * l.in, nt, y + t0 * l.out + r0, l.out);
-        else dot_tile_scalar(wr, wt, r1 - r0, l.in, x + t0 * l.in, nt, y + t0 * l.out + r0, l.out);
+        tile(wr, wt, r1 - r0, l.in, x + t0 * l.in, nt, y + t0 * l.out + r0, l.out);
       }
     });
   }

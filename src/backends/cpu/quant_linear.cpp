@@ -5,6 +5,7 @@
 // is the generic path: 256-wide tiles dequantized by the reference dequantize_segment, f32 dot.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,23 @@ bool isa_supported(Isa isa) {
   }
 }
 
+Isa isa_cap() {
+  static const Isa cap = [] {
+    const char* e = std::getenv("QFORGE_CPU_ISA");
+    const std::string v = e ? e : "";
+    if (v == "scalar") return Isa::Scalar;
+    if (v == "avx2") return Isa::Avx2;
+    if (!v.empty() && v != "avx512") throw Error("QFORGE_CPU_ISA must be scalar, avx2 or avx512 (got \"" + v + "\")");
+    return Isa::Avx512;
+  }();
+  return cap;
+}
+
 Isa best_isa() {
-  static const Isa isa = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+  static const Isa isa = [] {
+    const Isa hw = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+    return std::min(hw, isa_cap());
+  }();
   return isa;
 }
 

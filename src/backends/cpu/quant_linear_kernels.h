@@ -14,7 +14,8 @@ namespace qforge::cpu_quant {
 
 enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
 std::string_view isa_name(Isa isa);
-Isa best_isa();             // what this CPU runs: avx512 (f/bw/vl/dq/vnni) > avx2 (+fma+f16c) > scalar
+Isa best_isa();             // what this CPU runs: avx512 (f/bw/vl/dq/vnni) > avx2 (+fma+f16c) > scalar, capped by isa_cap()
+Isa isa_cap();              // QFORGE_CPU_ISA=scalar|avx2|avx512 (A/B runs, debugging); unset: no cap
 bool isa_supported(Isa isa);
 
 // Activation precision of the GGUF integer-dot path (q4_0, q8_0, q4_k): the activation row is
