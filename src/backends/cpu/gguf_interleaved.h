@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 
 #include "backends/cpu/quant_linear_kernels.h"
 #include "qforge/quant.h"
@@ -50,6 +51,27 @@ inline void store_group(const GroupArgs& a, int64_t g, int64_t t, const float (&
   float* y = a.y + t * a.rows;
   for (int r = 0; r < kRowGroup && g * kRowGroup + r < a.rows; ++r) y[g * kRowGroup + r] = out[r];
 }
+// f(std::integral_constant<int, R>{}) for R = rem (1 <= rem <= RMAX).
+template <int RMAX, class F>
+inline void remainder_tile(int64_t rem, F&& f) {
+  if constexpr (RMAX >= 1) {
+    if (rem == RMAX) f(std::integral_constant<int, RMAX>{});
+    else remainder_tile<RMAX - 1>(rem, f);
+  }
+}
+// The kernels' loop: kernel(tile, g, t0, end, prefetch) for every group of [g0, g1) and every token, in
+// tiles of TMAX tokens and then one tile of the remainder (tile: std::integral_constant<int, T>). Only a
+// group's first tile prefetches; `end` bounds the prefetches to the range's bytes.
+template <int TMAX, class Kernel>
+inline void run_groups(const GroupArgs& a, int64_t g0, int64_t g1, int64_t group_block_bytes, Kernel&& kernel) {
+  const char* end = reinterpret_cast<const char*>(a.data + g1 * a.nb * group_block_bytes);
+  for (int64_t g = g0; g < g1; ++g) {
+    int64_t t = 0;
+    for (; t + TMAX <= a.n_tokens; t += TMAX) kernel(std::integral_constant<int, TMAX>{}, g, t, end, t == 0);
+    if (t < a.n_tokens) remainder_tile<TMAX - 1>(a.n_tokens - t, [&](auto tile) { kernel(tile, g, t, end, t == 0); });
+  }
+}
+
 // Groups [g0, g1) for every token (rows past `rows` in the last group are not written).
 void q4x8_groups_avx512(const GroupArgs& a, int64_t g0, int64_t g1);
 void q4x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1);

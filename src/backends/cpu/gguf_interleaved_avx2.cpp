@@ -117,21 +117,15 @@ void q8_group_tokens(const GroupArgs& a, int64_t g, int64_t t0, const char* end,
 }  // namespace
 
 void q8x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1) {
-  const char* end = reinterpret_cast<const char*>(a.data + g1 * a.nb * kQ8GroupBlockBytes);
-  for (int64_t g = g0; g < g1; ++g) {
-    int64_t t = 0;
-    for (; t + 2 <= a.n_tokens; t += 2) q8_group_tokens<2>(a, g, t, end, t == 0);
-    if (t < a.n_tokens) q8_group_tokens<1>(a, g, t, end, t == 0);
-  }
+  run_groups<2>(a, g0, g1, kQ8GroupBlockBytes, [&](auto tile, int64_t g, int64_t t, const char* end, bool prefetch) {
+    q8_group_tokens<decltype(tile)::value>(a, g, t, end, prefetch);
+  });
 }
 
 void q4x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1) {
-  const char* end = reinterpret_cast<const char*>(a.data + g1 * a.nb * kQ4GroupBlockBytes);
-  for (int64_t g = g0; g < g1; ++g) {
-    int64_t t = 0;
-    for (; t + 2 <= a.n_tokens; t += 2) q4_group_tokens<2>(a, g, t, end, t == 0);
-    if (t < a.n_tokens) q4_group_tokens<1>(a, g, t, end, t == 0);
-  }
+  run_groups<2>(a, g0, g1, kQ4GroupBlockBytes, [&](auto tile, int64_t g, int64_t t, const char* end, bool prefetch) {
+    q4_group_tokens<decltype(tile)::value>(a, g, t, end, prefetch);
+  });
 }
 
 }  // namespace qforge::cpu_quant
