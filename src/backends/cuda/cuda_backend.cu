@@ -561,7 +561,7 @@ class CudaBackend final : public Backend {
       void*& p = staged[int(t)];
       if (!p) {
         unsigned* amax = nullptr;
-        if (t == WType::F32) {  // (quantized weights) + max |x| after the input, for the FP8 path
+        if (t == WType::F32) {  // f32 input (quantized or f32 weights); max |x| in a word after it, for the FP8 path
           const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
           p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
           amax = reinterpret_cast<unsigned*>(static_cast<char*>(p) + bytes);
