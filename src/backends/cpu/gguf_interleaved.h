@@ -5,6 +5,8 @@
 // Decode and prefill run an int8-activation kernel over this layout (AVX-512 VNNI / AVX2), which splits
 // or flips each block's codes once for a tile of tokens (prefill reuses them from registers).
 #pragma once
+#include <xmmintrin.h>
+
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -46,6 +48,14 @@ struct GroupArgs {
   int64_t n_tokens = 0;
   float* y = nullptr;  // y[t * rows + r]
 };
+// Software prefetch of the group-block `kPrefetch` bytes ahead of `blk` into L2 (every cache line of
+// its `bytes`), unless that runs past `end` (the kernels' range).
+inline constexpr int64_t kPrefetch = 2048;
+inline void prefetch_ahead(const uint8_t* blk, int64_t bytes, const char* end) {
+  const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
+  if (pf + bytes > end) return;
+  for (int64_t c = 0; c < bytes; c += 64) _mm_prefetch(pf + c, _MM_HINT_T1);
+}
 // Writes the 8 row results of group g for token t (rows past `rows` in the last group are not written).
 inline void store_group(const GroupArgs& a, int64_t g, int64_t t, const float (&out)[8]) {
   float* y = a.y + t * a.rows;

@@ -14,7 +14,6 @@
 namespace qforge::cpu_quant {
 
 namespace {
-constexpr int64_t kPrefetch = 2048;  // bytes ahead, into L2
 
 // T tokens [t0, t0 + T) of one group: each row pair's nibbles are split once per block and used for all
 // T tokens (16 ymm registers bound T to 2 here).
@@ -30,14 +29,7 @@ void q4_group_tokens(const GroupArgs& a, int64_t g, int64_t t0, const char* end,
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + b * kQ4GroupBlockBytes;
-    if (prefetch) {
-      const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
-      if (pf + 144 <= end) {
-        _mm_prefetch(pf, _MM_HINT_T1);
-        _mm_prefetch(pf + 64, _MM_HINT_T1);
-        _mm_prefetch(pf + 128, _MM_HINT_T1);
-      }
-    }
+    if (prefetch) prefetch_ahead(blk, kQ4GroupBlockBytes, end);
     const __m256 dw8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     __m256i xlo[T], xhi[T];
     __m256 sx[T], cx[T];
@@ -90,11 +82,7 @@ void q8_group_tokens(const GroupArgs& a, int64_t g, int64_t t0, const char* end,
   for (int i = 0; i < T; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + b * kQ8GroupBlockBytes;
-    if (prefetch) {
-      const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
-      if (pf + kQ8GroupBlockBytes <= end)
-        for (int c = 0; c < 5; ++c) _mm_prefetch(pf + 64 * c, _MM_HINT_T1);
-    }
+    if (prefetch) prefetch_ahead(blk, kQ8GroupBlockBytes, end);
     const __m256 dw8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     __m256i w[8];
     for (int r = 0; r < 8; ++r) w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * r));

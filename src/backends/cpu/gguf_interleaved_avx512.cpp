@@ -18,8 +18,6 @@
 
 namespace qforge::cpu_quant {
 namespace {
-// Software prefetch distance (bytes ahead of the block being read) into L2.
-constexpr int64_t kPrefetch = 2048;
 
 // The 4 rows of one zmm: sum of each 128-bit lane.
 inline void lane_sums(__m512 v, float* out) {
@@ -41,14 +39,7 @@ void q4_group_tokens(const GroupArgs& a, int64_t g, int64_t t0, const char* end,
   for (int i = 0; i < T; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + b * kQ4GroupBlockBytes;
-    if (prefetch) {
-      const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
-      if (pf + 144 <= end) {
-        _mm_prefetch(pf, _MM_HINT_T1);
-        _mm_prefetch(pf + 64, _MM_HINT_T1);
-        _mm_prefetch(pf + 128, _MM_HINT_T1);
-      }
-    }
+    if (prefetch) prefetch_ahead(blk, kQ4GroupBlockBytes, end);
     const __m512 dw8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
     const __m512 w0 = _mm512_permutexvar_ps(perm0, dw8), w1 = _mm512_permutexvar_ps(perm1, dw8);
     const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
@@ -89,11 +80,7 @@ void q8_group_tokens(const GroupArgs& a, int64_t g, int64_t t0, const char* end,
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + b * kQ8GroupBlockBytes;
-    if (prefetch) {
-      const char* pf = reinterpret_cast<const char*>(blk) + kPrefetch;
-      if (pf + kQ8GroupBlockBytes <= end)
-        for (int c = 0; c < 5; ++c) _mm_prefetch(pf + 64 * c, _MM_HINT_T1);
-    }
+    if (prefetch) prefetch_ahead(blk, kQ8GroupBlockBytes, end);
     const __m512 dw8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
     __m512i w[4];
     __m512 ws[4];
