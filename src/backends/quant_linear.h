@@ -14,7 +14,6 @@ void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, fl
 namespace cpu_detail {
 // acc[t] += dot(wtile[0..len), x[t*ldx + 0..len)) for t < n_tokens; AVX2/FMA (quant_linear_avx2.cpp).
 void dot_tokens_avx2(const float* wtile, const float* x, int64_t ldx, int64_t n_tokens, int64_t len, float* acc);
-bool cpu_has_avx2_fma();
 }  // namespace cpu_detail
 
 }  // namespace qforge

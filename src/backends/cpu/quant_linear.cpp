@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
@@ -16,16 +17,6 @@
 #include "quant/quant_codecs.h"
 
 namespace qforge {
-
-namespace cpu_detail {
-bool cpu_has_avx2_fma() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  }();
-  return has;
-}
-}  // namespace cpu_detail
 
 namespace cpu_quant {
 
@@ -38,15 +29,11 @@ std::string_view isa_name(Isa isa) {
 }
 
 bool isa_supported(Isa isa) {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return cpu_detail::cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
-  }();
+  // The integer kernels' AVX-512 level is the float kernels' plus VNNI.
+  static const bool avx512 = cpu::cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   switch (isa) {
     case Isa::Avx512: return avx512;
-    case Isa::Avx2: return cpu_detail::cpu_has_avx2_fma();
+    case Isa::Avx2: return cpu::cpu_has_avx2();
     default: return true;
   }
 }
