@@ -33,6 +33,19 @@ struct LinearInputDev {
   const float* up = nullptr;     // [n, cols] or null
 };
 
+// Block-cooperative: the maximum of every thread's `m`, returned to every thread. Every thread of the
+// block (whole warps) must call it; `red` is >= 32 floats of shared scratch (a first barrier lets an
+// earlier use of it finish); ends with __syncthreads().
+__device__ inline float block_max(float m, float* red) {
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
+  __syncthreads();
+  return m;
+}
+
 // Block-cooperative: writes the staged input of token t (cols floats) into shared memory `dst`.
 // Every thread of the block must call it; ends with __syncthreads(). `red` is >= 32 floats of
 // shared scratch. The RMS reduction is in f32 (reference: double; documented tolerance).

@@ -398,14 +398,8 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* a
     m = fmaxf(m, fabsf(v));
   }
   if (!amax) return;  // block-uniform
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  __syncthreads();  // red may still be read for the rms above
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
-    atomicMax(amax, __float_as_uint(m));
-  }
+  m = block_max(m, red);
+  if (threadIdx.x == 0) atomicMax(amax, __float_as_uint(m));
 }
 
 __global__ void bias_kernel(float* y, const float* bias, int64_t total, int rows) {

@@ -123,19 +123,14 @@ std::atomic<int64_t> g_fp8_gemms{0}, g_fp8_act_quants{0};
 // amax |x| over n4 float4s into *amax (bits of a non-negative float; zeroed before). One atomic per
 // block (one per warp serialized ~17k atomics on one word: 24 us for a 2048 x 4096 input, measured).
 __global__ void __launch_bounds__(256) amax_kernel(const float4* x, int64_t n4, unsigned* amax) {
-  __shared__ float red[8];
+  __shared__ float red[32];
   float m = 0.f;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     const float4 v = x[i];
     m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
   }
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
-    atomicMax(amax, __float_as_uint(m));
-  }
+  m = block_max(m, red);
+  if (threadIdx.x == 0) atomicMax(amax, __float_as_uint(m));
 }
 
 // xq = sat_rne(x / s_b) as e4m3 with s_b = amax / 448 (1 when amax is 0); writes s_b for cuBLASLt's B

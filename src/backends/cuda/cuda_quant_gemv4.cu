@@ -83,14 +83,7 @@ __device__ void convert_token(uint32_t* xs, int kp, int e) {
 __device__ int token_exponent(const float* x, int n, float* red) {
   float m = 0.f;
   for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, fabsf(x[i]));
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();  // red may still be read by the caller's previous use
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  float am = 0.f;
-  for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
-  __syncthreads();
+  const float am = block_max(m, red);
   if (!(am > 0.f) || !isfinite(am)) return 0;
   return max(-100, min(100, ilogbf(am) - 14));
 }
