@@ -18,10 +18,9 @@ enum class ElemKind : uint8_t { Lut4, Int8, E4M3, E5M2 };
 enum class ScaleKind : uint8_t { None, F32, F16, E4M3, E8M0, Q4K };
 
 // Kernel view of a weight in the fast layout.
-// 8-bit codes ("span" layout): one row is Kp elements (K padded to 128) in spans; a span of Q quads per
-// lane covers 128*Q elements; lane l holds Q*4 contiguous bytes of the span, its quad m covers
-// k = span + m*128 + 4*l + e, element e in byte e. Full spans use Q = 4 (16 bytes per lane); the tail of
-// the row uses the halving Q sizes (binary decomposition of the remainder).
+// 8-bit codes: row-major, one byte per element, Kp = roundup(K, 128) bytes per row (zero codes in the
+// padding). The GEMV walks a row in spans of Q quads per lane (128*Q elements: Q = 4 for full spans,
+// then the halving tail); lane l's quad m is k = span + 128 m + 4 l, one coalesced 4-byte load.
 // 4-bit codes ("mma tile" layout): rows padded to 16, K to Kp = roundup(K, 64); tile (row group rg of 16
 // rows, k chunk kc of 64) is 512 bytes at (rg * Kp/64 + kc) * 512, lane l's 16 bytes at l * 16: word s
 // (k step of 16) holds, nibble i (low first), the A-fragment element a_i of mma.m16n8k16 for that lane:

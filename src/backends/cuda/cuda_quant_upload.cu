@@ -252,7 +252,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   d.code_row_bytes = kp * bits / 8;
   std::vector<uint8_t> codes(static_cast<size_t>(code_rows * d.code_row_bytes));
   std::vector<uint8_t> rows16(bits == 4 ? static_cast<size_t>(16 * kp) : 0);
-  std::vector<uint8_t> row(static_cast<size_t>(kp));
 
   // Scales, by format (the vectors that are used get uploaded below).
   std::vector<float> sc32;
@@ -344,18 +343,15 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     default: break;
   }
 
-  // Codes: one row at a time into per-element codes, then copied as they are (8-bit, row-major) or, per
-  // group of 16 rows, packed into mma tiles (4-bit).
+  // Codes: one row at a time as per-element codes, straight into place (8-bit, row-major; `codes` starts
+  // zeroed, so the padding is zero) or into the group's 16-row buffer, packed into mma tiles when the
+  // group is complete (4-bit; padding rows of the last group stay zero).
   for (int64_t r = 0; r < code_rows; ++r) {
-    std::fill(row.begin(), row.end(), uint8_t(0));
-    if (r < N) row_codes(q, r, row.data());  // padding rows of the last 4-bit group stay zero (never stored)
-    if (bits == 8) {
-      std::memcpy(&codes[size_t(r * d.code_row_bytes)], row.data(), size_t(kp));
-    } else {
-      std::memcpy(&rows16[size_t((r & 15) * kp)], row.data(), size_t(kp));
-      if ((r & 15) == 15)
-        pack_tiles4(rows16.data(), kp, w->desc.int_codes, &codes[size_t((r >> 4) * 16 * d.code_row_bytes)]);
-    }
+    uint8_t* row = bits == 8 ? &codes[size_t(r * d.code_row_bytes)] : &rows16[size_t((r & 15) * kp)];
+    if (bits == 4) std::fill(row, row + kp, uint8_t(0));  // the buffer holds the previous group's rows
+    if (r < N) row_codes(q, r, row);
+    if (bits == 4 && (r & 15) == 15)
+      pack_tiles4(rows16.data(), kp, w->desc.int_codes, &codes[size_t((r >> 4) * 16 * d.code_row_bytes)]);
   }
 
   d.codes = static_cast<const uint8_t*>(upload(*w, 0, codes.data(), codes.size(), s));
