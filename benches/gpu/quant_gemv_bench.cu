@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/cuda_kernels.cuh"
 #include "backends/cuda/cuda_quant.cuh"
 #include "qforge/dtype.h"
 
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   QF_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  init_kernels(0);  // the backend's kernel settings (PDL, QFORGE_CUDA_GEMV1 for A/B runs)
   cudaStream_t stream;
   QF_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   cudaEvent_t e0, e1;

@@ -212,6 +212,23 @@ TEST_F(QuantGpu, GemvSeveralWeightsOneLaunch) {
   }
 }
 
+// One token of an 8-bit format takes the streaming GEMV (units of one row x 2048 codes): rows of one full
+// unit and a partial one, of two, and of three with a short last unit (q8_0 needs K % 32 == 0), one
+// weight and three sharing a launch (rows counted across weights).
+TEST_F(QuantGpu, GemvEightBitLongRows) {
+  uint32_t seed = 900;
+  for (const auto& c : cases()) {
+    if (c.f != QuantFormat::INT8 && c.f != QuantFormat::FP8_E4M3 && c.f != QuantFormat::FP8_E5M2 && c.f != QuantFormat::Q8_0)
+      continue;
+    for (int64_t K : {int64_t(2176), int64_t(4096), int64_t(4160), int64_t(6176)}) {
+      check_gemv({quantize_weight(random_weight(130, K, seed++), c.f, c.p)}, c.name + "_long", kGemvTol);
+      std::vector<QuantWeight> qs;
+      for (int64_t rows : {3, 64, 17}) qs.push_back(quantize_weight(random_weight(rows, K, seed++), c.f, c.p));
+      check_gemv(qs, c.name + "_long_group", kGemvTol);
+    }
+  }
+}
+
 TEST_F(QuantGpu, GemvLargeInputStagedInGlobalMemory) {
   // 8 tokens x 4096 cols = 128 KB of input: staged once per launch in global memory.
   for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4}) {

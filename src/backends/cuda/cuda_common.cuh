@@ -54,8 +54,19 @@ __device__ inline float block_max(float m, float* red) {
 // dependent global loads here cost more than the weights of a small layer (measured, perf-notes).
 __device__ inline float silu_times(float g, float u) { return g / (1.f + __expf(-g)) * u; }
 
-template <int UNROLL = 4>  // float4 loads per operand a thread has in flight (registers: 8 per unit)
+//
+// SWZ (1, 2 or 4) swizzles the 16-byte chunks of dst for readers whose lanes each read SWZ consecutive
+// chunks (a lane's 16 bytes of bf16 or 8-bit weights): element i sits at staged_index<SWZ>(i), which
+// flips the low chunk bits by bits 3.. of the chunk index, so that the 8 lanes of a 128-bit shared load
+// phase hit 8 different bank groups instead of 2 (SWZ 4: a 4-way conflict) or 4 (SWZ 2).
+template <int SWZ>
+__host__ __device__ __forceinline__ int staged_chunk(int ch) { return ch ^ ((ch >> 3) & (SWZ - 1)); }
+template <int SWZ>
+__host__ __device__ __forceinline__ int staged_index(int i) { return (staged_chunk<SWZ>(i >> 2) << 2) | (i & 3); }
+
+template <int UNROLL = 4, int SWZ = 1>  // float4 loads per operand a thread has in flight (registers: 8 per unit)
 __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int cols, float* dst, float* red) {
+  static_assert(SWZ == 1 || SWZ == 2 || SWZ == 4, "swizzle: 1, 2 or 4 chunks per lane");
   const float* x = in.x + size_t(t) * cols;
   const float* u = in.up ? in.up + size_t(t) * cols : nullptr;
   const float* w = in.rms_w;
@@ -87,19 +98,20 @@ __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int c
           ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
           v = make_float4(v.x * b[j].x, v.y * b[j].y, v.z * b[j].z, v.w * b[j].w);  // times rms_w; 1/rms below
         }
-        d4[i] = v;
+        d4[staged_chunk<SWZ>(i)] = v;
       }
     }
   } else {
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
       const float v = x[i];
+      const int di = staged_index<SWZ>(i);
       if (u) {
-        dst[i] = silu_times(v, u[i]);
+        dst[di] = silu_times(v, u[i]);
       } else if (w) {
         ss += v * v;
-        dst[i] = v * w[i];
+        dst[di] = v * w[i];
       } else {
-        dst[i] = v;
+        dst[di] = v;
       }
     }
   }
@@ -118,7 +130,7 @@ __device__ inline void stage_linear_input(const LinearInputDev& in, int t, int c
   }
   __syncthreads();
   const float inv = red[0];
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] *= inv;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[staged_index<SWZ>(i)] *= inv;
   __syncthreads();
 }
 

@@ -48,6 +48,17 @@ int resident_blocks(const void* kernel, int threads, size_t smem);
 // SMs of the current device (queried once).
 int device_sm_count();
 
+// Settings of the one-token streaming GEMV (cuda_gemv_stream.cuh), read from the environment by
+// init_kernels: QFORGE_CUDA_GEMV1=0 turns it off (general kernels for one token too; A/B runs),
+// QFORGE_CUDA_GEMV1_THREADS=1024 / QFORGE_CUDA_GEMV1_PER_SM=N set the block shape and blocks per SM.
+struct StreamGemvConfig {
+  bool on = true;
+  int threads = 512;
+  int per_sm = 2;
+  int max_smem = 48 * 1024;  // opt-in dynamic shared memory per block
+};
+const StreamGemvConfig& stream_gemv_config();
+
 enum class WType : int { F32 = 0, F16 = 1, BF16 = 2 };
 inline size_t wtype_size(WType t) { return t == WType::F32 ? 4 : 2; }
 

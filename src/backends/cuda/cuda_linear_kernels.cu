@@ -2,8 +2,9 @@
 // launch for a list of layers sharing an input, one wave of blocks each staging the input once in
 // shared memory with RMSNorm or SwiGLU folded in, rows split evenly over warps, L2 prefetch of the
 // weights before the programmatic-dependent-launch wait, 16-byte weight loads, bias and residual
-// add in the epilogue), the input staging kernel in front of cuBLAS for prefill, bias add and the
-// embedding lookup; also the PDL switch (pdl_enabled).
+// add in the epilogue) and, for one token, the float row source of the streaming GEMV
+// (cuda_gemv_stream.cuh); the input staging kernel in front of cuBLAS for prefill, bias add and the
+// embedding lookup; also the PDL and streaming-GEMV switches (pdl_enabled, stream_gemv_config).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +12,7 @@
 #include <tuple>
 #include <mutex>
 
-#include "backends/cuda/cuda_kernels.cuh"
+#include "backends/cuda/cuda_gemv_stream.cuh"
 
 namespace qforge::cuda {
 namespace {
@@ -19,7 +20,7 @@ namespace {
 int g_num_sms = 132;
 bool g_pdl = false;      // programmatic dependent launch for decode kernels (init_linear_kernels)
 int g_max_smem = 48 * 1024;  // dynamic shared memory a block may use (raised in init_kernels)
-bool g_gemv1 = true;         // the one-token kernel (QFORGE_CUDA_GEMV1=0 turns it off, for A/B runs)
+StreamGemvConfig g_stream;   // the one-token streaming GEMV (init_linear_kernels reads the environment)
 
 template <WType WT>
 __device__ __forceinline__ float load_w(const void* p, size_t i) {
@@ -169,104 +170,59 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const __grid_constant
   }
 }
 
-// One token (decode): the rows of all layers are cut into units of one row x kChunk<WT> columns;
-// block b takes an even share of the rows and its warps an even share of those units, so short
-// rows (down projection) and few rows (q/k/v) still keep every warp streaming. Each warp requests
-// its first two units before the block stages the input (the weights depend on no earlier kernel),
-// then keeps one unit in flight while it multiplies the other. A unit's warp-reduced sum goes to
-// shared memory; after a barrier each row adds its units in order (deterministic, no atomics),
-// then bias and residual.
-// Block shapes: 512 threads x 2 blocks per SM (default) or 1024 x 1 (QFORGE_CUDA_GEMV1_THREADS=1024);
-// both hold 64 registers per thread, so the staging keeps only 2 float4 per operand in flight.
-// QFORGE_CUDA_GEMV1_PER_SM sets the blocks per SM of the grid (tuning runs).
-int g_gemv1_threads = 512;
-int g_gemv1_per_sm = 2;
-constexpr int kG1Loads = 4;  // 16-byte loads per lane per unit
+// One token (decode): the float rows of a GemvBatch as a source of the streaming GEMV
+// (cuda_gemv_stream.cuh): units of one row x 1024 (bf16/f16) or 512 (f32) columns, 16-byte loads.
 template <WType WT>
-constexpr int kEpv = WT == WType::F32 ? 4 : 8;  // weights per 16 bytes
-template <WType WT>
-constexpr int kChunk = 32 * kEpv<WT> * kG1Loads;
-
-// Global row of the batch -> (layer, row in that layer).
-__device__ __forceinline__ int g1_layer(const GemvBatch& b, int& row) {
-  int li = 0;
-  while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
-  return li;
-}
-
-template <WType WT>
-__device__ __forceinline__ void g1_load(const GemvBatch& b, int row, int c, int lane, uint4 (&u)[kG1Loads]) {
-  const int li = g1_layer(b, row);
-  const char* p = static_cast<const char*>(b.w[li]) + size_t(row) * b.cols * sizeof_w<WT>();
-#pragma unroll
-  for (int j = 0; j < kG1Loads; ++j) {
-    const int k = c * kChunk<WT> + (j * 32 + lane) * kEpv<WT>;
-    u[j] = k < b.cols ? __ldg(reinterpret_cast<const uint4*>(p + size_t(k) * sizeof_w<WT>())) : make_uint4(0, 0, 0, 0);
+struct FloatRows {
+  using Args = GemvBatch;
+  static constexpr int kEpv = WT == WType::F32 ? 4 : 8;  // weights per 16 bytes
+  static constexpr int kChunk = 32 * kEpv * kStreamLoads;
+  static constexpr int kSwizzle = kEpv / 4;  // a lane's 16 bytes of weights meet 1 (f32) or 2 input chunks
+  struct Frag {
+    uint4 u[kStreamLoads];
+  };
+  // Global row of the batch -> (layer, row in that layer).
+  __device__ static int layer(const GemvBatch& b, int& row) {
+    int li = 0;
+    while (li + 1 < b.n_layers && row >= b.rows[li]) row -= b.rows[li++];
+    return li;
   }
-}
-
-template <WType WT>
-__device__ __forceinline__ float g1_dot(const uint4 (&u)[kG1Loads], const float* xs, int cols, int c, int lane) {
-  float s0 = 0.f, s1 = 0.f;
+  __device__ static void load(const GemvBatch& b, int row, int c, int lane, Frag& f) {
+    const int li = layer(b, row);
+    const char* p = static_cast<const char*>(b.w[li]) + size_t(row) * b.cols * sizeof_w<WT>();
 #pragma unroll
-  for (int j = 0; j < kG1Loads; ++j) {
-    const int k = c * kChunk<WT> + (j * 32 + lane) * kEpv<WT>;
-    if (k < cols) {
-      float f[kEpv<WT>];
-      unpack16<WT>(u[j], f);
-      const float4* xv = reinterpret_cast<const float4*>(xs + k);
+    for (int j = 0; j < kStreamLoads; ++j) {
+      const int k = c * kChunk + (j * 32 + lane) * kEpv;
+      f.u[j] = k < b.cols ? __ldg(reinterpret_cast<const uint4*>(p + size_t(k) * sizeof_w<WT>())) : make_uint4(0, 0, 0, 0);
+    }
+  }
+  __device__ static float dot(const GemvBatch& b, const Frag& fr, const float* xs, int c, int lane) {
+    float s0 = 0.f, s1 = 0.f;
 #pragma unroll
-      for (int q = 0; q < kEpv<WT> / 4; ++q) {
-        const float4 x4 = xv[q];
-        (q & 1 ? s1 : s0) += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+    for (int j = 0; j < kStreamLoads; ++j) {
+      const int k = c * kChunk + (j * 32 + lane) * kEpv;
+      if (k < b.cols) {
+        float f[kEpv];
+        unpack16<WT>(fr.u[j], f);
+        const float4* xv = reinterpret_cast<const float4*>(xs);
+#pragma unroll
+        for (int q = 0; q < kEpv / 4; ++q) {
+          const float4 x4 = xv[staged_chunk<kSwizzle>(k / 4 + q)];
+          (q & 1 ? s1 : s0) += f[4 * q] * x4.x + f[4 * q + 1] * x4.y + f[4 * q + 2] * x4.z + f[4 * q + 3] * x4.w;
+        }
       }
     }
+    return s0 + s1;
   }
-  float s = s0 + s1;
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  return s;
-}
-
-template <WType WT, int THREADS>
-__global__ void __launch_bounds__(THREADS, 1024 / THREADS) gemv1_kernel(const __grid_constant__ GemvBatch b, LinearInputDev in, bool acc,
-                                                              int total, int nch) {
-  extern __shared__ float4 smem4[];
-  float* red = reinterpret_cast<float*>(smem4);
-  float* xs = red + 32;
-  float* part = xs + ((b.cols + 3) & ~3);
-  const int rb0 = int(int64_t(blockIdx.x) * total / gridDim.x), rb1 = int(int64_t(blockIdx.x + 1) * total / gridDim.x);
-  const int units = (rb1 - rb0) * nch, warps = blockDim.x >> 5;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int u0 = warp * units / warps, u1 = (warp + 1) * units / warps;
-  uint4 A[kG1Loads], B[kG1Loads];
-  if (u0 < u1) g1_load<WT>(b, rb0 + u0 / nch, u0 % nch, lane, A);
-  if (u0 + 1 < u1) g1_load<WT>(b, rb0 + (u0 + 1) / nch, (u0 + 1) % nch, lane, B);
-  pdl_wait();
-  pdl_launch_dependents();
-  stage_linear_input<2>(in, 0, b.cols, xs, red);
-  for (int u = u0; u < u1; u += 2) {
-    float s = g1_dot<WT>(A, xs, b.cols, u % nch, lane);
-    if (lane == 0) part[u] = s;
-    if (u + 2 < u1) g1_load<WT>(b, rb0 + (u + 2) / nch, (u + 2) % nch, lane, A);
-    if (u + 1 < u1) {
-      s = g1_dot<WT>(B, xs, b.cols, (u + 1) % nch, lane);
-      if (lane == 0) part[u + 1] = s;
-      if (u + 3 < u1) g1_load<WT>(b, rb0 + (u + 3) / nch, (u + 3) % nch, lane, B);
-    }
-  }
-  __syncthreads();
-  for (int r = threadIdx.x; r < rb1 - rb0; r += blockDim.x) {
-    float v = 0.f;
-    for (int c = 0; c < nch; ++c) v += part[r * nch + c];
-    int row = rb0 + r;
-    const int li = g1_layer(b, row);
+  __device__ static void store(const GemvBatch& b, int row, float v, bool acc) {
+    const int li = layer(b, row);
     if (b.bias[li]) v += b.bias[li][row];
     float* y = b.y[li] + row;
     *y = acc ? *y + v : v;
   }
-}
+};
 
-// Launches gemv1_kernel when the layout allows it (16-byte aligned rows, input and unit sums fit in
+// Takes the streaming GEMV when the layout allows it (16-byte aligned rows, input and unit sums fit in
 // shared memory); returns false otherwise (the caller takes the general kernel).
 template <WType WT>
 bool try_gemv1(const GemvBatch& b, const LinearInputDev& in, bool acc, cudaStream_t s) {
@@ -275,24 +231,8 @@ bool try_gemv1(const GemvBatch& b, const LinearInputDev& in, bool acc, cudaStrea
     total += b.rows[i];
     if (reinterpret_cast<uintptr_t>(b.w[i]) % 16 != 0) return false;
   }
-  if (b.cols % kEpv<WT> != 0 || total == 0) return false;
-  const int nch = (b.cols + kChunk<WT> - 1) / kChunk<WT>;
-  const int64_t units = int64_t(total) * nch;
-  // One wave (two blocks per SM), each block with at least ~2 units per warp; more blocks when the
-  // unit sums would not fit (huge vocabularies).
-  const int per_sm = g_gemv1_per_sm;
-  int blocks = int(std::min<int64_t>(int64_t(g_num_sms) * per_sm, (units + 31) / 32));
-  const int64_t max_units = 8192;
-  blocks = int(std::max<int64_t>(blocks, (units + max_units - 1) / max_units));
-  blocks = std::max(1, std::min(blocks, total));
-  const int64_t rows_per_block = (total + blocks - 1) / blocks;
-  const size_t smem = (32 + size_t((b.cols + 3) & ~3) + size_t(rows_per_block * nch)) * sizeof(float);
-  if (smem > size_t(g_max_smem)) return false;
-  if (g_gemv1_threads == 512)
-    launch_pdl(gemv1_kernel<WT, 512>, dim3(unsigned(blocks)), dim3(512), smem, s, b, in, acc, total, nch);
-  else
-    launch_pdl(gemv1_kernel<WT, 1024>, dim3(unsigned(blocks)), dim3(1024), smem, s, b, in, acc, total, nch);
-  return true;
+  if (b.cols % FloatRows<WT>::kEpv != 0) return false;
+  return launch_stream_gemv<FloatRows<WT>>(b, in, b.cols, b.cols, total, acc, s);
 }
 
 int occupancy(const void* kernel, size_t smem) { return resident_blocks(kernel, kWarps * 32, smem); }
@@ -350,13 +290,6 @@ void raise_smem_all() {
   raise_smem<WT, 4, kMaxGemvTokens, true>(); raise_smem<WT, 4, kMaxGemvTokens, false>();
 }
 
-// Both block shapes may take all of the opt-in shared memory (two 512-thread blocks then share an SM
-// only when both fit: occupancy, not correctness).
-template <WType WT>
-void raise_gemv1_smem() {
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WT, 512>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
-  QF_CUDA(cudaFuncSetAttribute(gemv1_kernel<WT, 1024>, cudaFuncAttributeMaxDynamicSharedMemorySize, g_max_smem));
-}
 
 // One block per token; with `amax` also max |out| over all tokens (float bits; zeroed before), for the
 // FP8 prefill path's per-tensor activation scale (saves it a pass over the staged input).
@@ -423,7 +356,7 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
   const int chunk = int(std::min<size_t>(kMaxGemvTokens, (size_t(g_max_smem) - 32 * sizeof(float)) / per_token));
   if (chunk < 1)
     throw Error("cuda: linear input of " + std::to_string(b.cols) + " columns does not fit in shared memory");
-  if (n == 1 && g_gemv1) {
+  if (n == 1 && g_stream.on) {
     bool done = false;
     switch (wt) {
       case WType::F32: done = try_gemv1<WType::F32>(b, in, accumulate, s); break;
@@ -469,13 +402,14 @@ void embed(const void* table, WType t, int64_t cols, const int32_t* ids, int64_t
 }
 
 bool pdl_enabled() { return g_pdl; }
+const StreamGemvConfig& stream_gemv_config() { return g_stream; }
 
 void init_linear_kernels(int device) {
   QF_CUDA(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, device));
   int major = 0;
   QF_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   const char* g1 = std::getenv("QFORGE_CUDA_GEMV1");
-  g_gemv1 = !(g1 && std::strcmp(g1, "0") == 0);
+  g_stream.on = !(g1 && std::strcmp(g1, "0") == 0);
   const char* e = std::getenv("QFORGE_CUDA_PDL");
   // On by default on sm_90+ (QFORGE_CUDA_PDL=0 turns it off): with the one-token GEMV in 512-thread
   // blocks, the next kernel's blocks start as this one's retire and request their weights early
@@ -486,12 +420,10 @@ void init_linear_kernels(int device) {
   QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   g_max_smem = std::max(48 * 1024, optin);
   const char* g1t = std::getenv("QFORGE_CUDA_GEMV1_THREADS");
-  g_gemv1_threads = g1t && std::strcmp(g1t, "1024") == 0 ? 1024 : 512;
+  g_stream.threads = g1t && std::strcmp(g1t, "1024") == 0 ? 1024 : 512;
   const char* g1b = std::getenv("QFORGE_CUDA_GEMV1_PER_SM");
-  g_gemv1_per_sm = g1b ? std::max(1, std::min(4, std::atoi(g1b))) : 1024 / g_gemv1_threads;
-  raise_gemv1_smem<WType::F32>();
-  raise_gemv1_smem<WType::F16>();
-  raise_gemv1_smem<WType::BF16>();
+  g_stream.per_sm = g1b ? std::max(1, std::min(4, std::atoi(g1b))) : 1024 / g_stream.threads;
+  g_stream.max_smem = g_max_smem;
   raise_smem_all<WType::F32>();
   raise_smem_all<WType::F16>();
   raise_smem_all<WType::BF16>();

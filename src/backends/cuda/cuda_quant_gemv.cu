@@ -1,16 +1,19 @@
 // backends/cuda/cuda_quant_gemv.cu — decode GEMV entry point (quant_gemv) and the kernels of the 8-bit
 // formats (int8, fp8, q8_0) and of bnb 4-bit rows that are not 16-aligned; the 4-bit tile layout goes to
-// cuda_quant_gemv4.cu. The input (RMSNorm / SwiGLU folded in by stage_linear_input) is staged once per
-// block in shared memory (or, when n_tokens*K is too large, once per launch in a global scratch buffer),
-// then each warp streams R=4 rows of row-major codes in spans of up to 512 k (per row, Q coalesced 4-byte
-// loads per lane: lane l's quad m is k = span + 128 m + 4 l, so a warp reads 128 contiguous bytes per
-// load and the matching input reads hit consecutive shared-memory words), decodes quads in registers
-// (byte tricks / hardware cvt) and accumulates in f32. Launched with programmatic dependent
-// launch: the first codes are requested before waiting for the previous kernel.
+// cuda_quant_gemv4.cu. One token of an 8-bit format runs the streaming GEMV (cuda_gemv_stream.cuh) with
+// the Quant8Rows source: 16 codes per 16-byte load, units spread evenly over one wave of warps.
+// 2-8 tokens (and inputs too large for shared memory) take gemv_kernel: the input (RMSNorm / SwiGLU
+// folded in by stage_linear_input) is staged once per block in shared memory (or, when n_tokens*K is
+// too large, once per launch in a global scratch buffer), then each warp streams R=4 rows of row-major
+// codes in spans of up to 512 k (per row, Q coalesced 4-byte loads per lane: lane l's quad m is
+// k = span + 128 m + 4 l, so a warp reads 128 contiguous bytes per load and the matching input reads
+// hit consecutive shared-memory words), decodes quads in registers (byte tricks / hardware cvt) and
+// accumulates in f32. Launched with programmatic dependent launch: the first codes are requested
+// before waiting for the previous kernel.
 #include <algorithm>
 #include <string>
 
-#include "backends/cuda/cuda_kernels.cuh"
+#include "backends/cuda/cuda_gemv_stream.cuh"
 #include "backends/cuda/cuda_quant_impl.cuh"
 #include "qforge/memory.h"
 
@@ -223,6 +226,83 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
   }
 }
 
+// One token: the 8-bit rows as a source of the streaming GEMV (cuda_gemv_stream.cuh), units of one row x
+// 2048 codes. A lane's 16 codes of a load lie in one q8_0 block of 32, so its block scale is requested with
+// them (one scale per 16 codes); rows are Kp bytes (16-byte aligned), zero codes and zero input past K.
+template <ElemKind E, ScaleKind S>
+struct Quant8Rows {
+  static_assert(S == ScaleKind::None || S == ScaleKind::F16, "8-bit formats: no scale or q8_0's f16 block scale");
+  using Args = GemvArgs;
+  static constexpr int kChunk = 32 * 16 * kStreamLoads;
+  static constexpr int kSwizzle = 4;  // a lane's 16 codes meet 4 input chunks
+  struct Frag {
+    uint4 u[kStreamLoads];
+    uint32_t s[kStreamLoads / 2];  // q8_0: the f16 block scales of loads 2i (low half) and 2i+1 (high half)
+  };
+  // Global row of the launch -> (weight, row in that weight).
+  __device__ static int weight(const GemvArgs& a, int& row) {
+    int wi = 0;
+    while (wi + 1 < a.nw && row >= a.w[wi].rows) row -= a.w[wi++].rows;
+    return wi;
+  }
+  __device__ static void load(const GemvArgs& a, int row, int c, int lane, Frag& f) {
+    const DevQuant& d = a.w[weight(a, row)];
+    const uint8_t* p = d.codes + int64_t(row) * d.code_row_bytes;
+#pragma unroll
+    for (int j = 0; j < kStreamLoads; ++j) {
+      const int k = c * kChunk + (j * 32 + lane) * 16;
+      const bool in = k < a.kp;
+      f.u[j] = in ? __ldg(reinterpret_cast<const uint4*>(p + k)) : make_uint4(0, 0, 0, 0);
+      if constexpr (S == ScaleKind::F16) {
+        const uint32_t h = in ? __ldg(static_cast<const unsigned short*>(d.sc) + int64_t(row) * d.sc_row + (k >> d.sc_shift)) : 0u;
+        f.s[j / 2] = j % 2 ? f.s[j / 2] | h << 16 : h;
+      }
+    }
+  }
+  __device__ static float dot(const GemvArgs& a, const Frag& f, const float* xs, int c, int lane) {
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kStreamLoads; ++j) {
+      const int k = c * kChunk + (j * 32 + lane) * 16;
+      if (k < a.kp) {
+        const uint32_t w[4] = {f.u[j].x, f.u[j].y, f.u[j].z, f.u[j].w};
+        const float4* xv = reinterpret_cast<const float4*>(xs);
+        float p0 = 0.f, p1 = 0.f;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          float v[4];
+          decode8x4<E>(w[q], v);
+          const float4 x4 = xv[staged_chunk<kSwizzle>(k / 4 + q)];
+          (q & 1 ? p1 : p0) += v[0] * x4.x + v[1] * x4.y + v[2] * x4.z + v[3] * x4.w;
+        }
+        if constexpr (S == ScaleKind::None) sum += p0 + p1;
+        else sum = fmaf(p0 + p1, __half2float(__ushort_as_half(static_cast<unsigned short>(f.s[j / 2] >> (16 * (j % 2))))), sum);
+      }
+    }
+    return sum;
+  }
+  __device__ static void store(const GemvArgs& a, int row, float v, bool acc) {
+    const int wi = weight(a, row);
+    const DevQuant& d = a.w[wi];
+    if (d.row_scale) v *= d.row_scale[row];
+    v *= d.gscale;
+    float* y = a.y[wi] + row;
+    *y = acc ? *y + v : v;
+  }
+};
+
+// The streaming GEMV for one token of an 8-bit format; false when it does not apply (the caller takes
+// gemv_kernel).
+bool try_stream8(QuantFormat f, const GemvArgs& a, int total, cudaStream_t s) {
+  switch (f) {
+    case QuantFormat::INT8: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::Q8_0: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F16>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::FP8_E4M3: return launch_stream_gemv<Quant8Rows<ElemKind::E4M3, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::FP8_E5M2: return launch_stream_gemv<Quant8Rows<ElemKind::E5M2, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    default: return false;
+  }
+}
+
 template <class Kern>
 void launch(Kern kernel, const GemvArgs& a, size_t smem, int tasks, cudaStream_t s, bool warp_tasks = false) {
   const int per_sm = resident_blocks(reinterpret_cast<const void*>(kernel), kThreads, smem);
@@ -278,6 +358,11 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       a.y[i] = ys[i0 + i];
       a.flat_codes[i] = w.flat_codes;
       a.flat_absmax[i] = w.flat_absmax;
+    }
+    if (!w0.generic && n_tokens == 1) {
+      int total = 0;
+      for (size_t i = 0; i < nw; ++i) total += int(ws[i0 + i]->rows);
+      if (try_stream8(w0.format, a, total, s)) continue;
     }
     if (!w0.generic) {
       // Split-K width: enough warps in flight to fill the GPU (~32 per SM), at most one span each.
