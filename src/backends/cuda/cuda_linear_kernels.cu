@@ -432,15 +432,23 @@ void init_linear_kernels(int device) {
 
 int resident_blocks(const void* kernel, int threads, size_t smem) {
   static std::mutex mu;
-  static std::map<std::tuple<const void*, int, size_t>, int> cache;
+  static std::map<std::tuple<const void*, int, size_t, int>, int> cache;
+  static std::map<std::pair<const void*, int>, size_t> opted;  // (kernel, device) -> opt-in set so far
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({kernel, threads, smem});
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  auto it = cache.find({kernel, threads, smem, dev});
   if (it != cache.end()) return it->second;
-  if (smem > 40 * 1024)  // dynamic + static above 48 KB needs the opt-in
+  // Dynamic + static above 48 KB needs the opt-in. It only ever grows: a smaller size asked later must
+  // not lower the limit under a larger size cached earlier (that launch would fail).
+  size_t& limit = opted[{kernel, dev}];
+  if (smem > 40 * 1024 && smem + 1024 > limit) {
     QF_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem) + 1024));
+    limit = smem + 1024;
+  }
   int per_sm = 0;
   QF_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  return cache[{kernel, threads, smem}] = std::max(1, per_sm);
+  return cache[{kernel, threads, smem, dev}] = std::max(1, per_sm);
 }
 
 int device_sm_count() {
