@@ -47,6 +47,8 @@ void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cu
 int resident_blocks(const void* kernel, int threads, size_t smem);
 // SMs of the current device (queried once).
 int device_sm_count();
+// Dynamic shared memory a block of the current device may opt in to (227 KB on H100, 99 KB on sm_89 / sm_120).
+int device_smem_optin();
 
 // Settings of the one-token streaming GEMV (cuda_gemv_stream.cuh), read from the environment by
 // init_kernels: QFORGE_CUDA_GEMV1=0 turns it off (general kernels for one token too; A/B runs),

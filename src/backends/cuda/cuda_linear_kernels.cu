@@ -454,6 +454,19 @@ int resident_blocks(const void* kernel, int threads, size_t smem) {
   return cache[{kernel, threads, smem, dev}] = std::max(1, per_sm);
 }
 
+int device_smem_optin() {
+  static int cached[64] = {};
+  int dev = 0;
+  QF_CUDA(cudaGetDevice(&dev));
+  if (dev >= 64) dev = 63;
+  if (!cached[dev]) {
+    int v = 0;
+    QF_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    cached[dev] = std::max(48 * 1024, v);
+  }
+  return cached[dev];
+}
+
 int device_sm_count() {
   static const int n = [] {
     int dev = 0, v = 0;

@@ -376,7 +376,7 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
     for (size_t i = 0; i < nw; ++i)
       a.group_start[i + 1] = a.group_start[i] + int((ws[i0 + i]->rows + task_rows - 1) / task_rows);
     size_t smem = size_t(n_tokens) * a.kp * 4;
-    if (smem > kSmemLimit) {
+    if (smem > std::min<size_t>(kSmemLimit, size_t(device_smem_optin()) - 4 * 1024)) {
       float* g = global_stage(size_t(n_tokens) * a.kp);
       const size_t st_smem = size_t(a.cols) * 4;
       if (st_smem > 40 * 1024)

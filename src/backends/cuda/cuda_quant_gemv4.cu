@@ -384,7 +384,6 @@ uint32_t* global_stage4(size_t words, int** xexp) {
   return static_cast<uint32_t*>(scratch_for_current_device(buf).get(std::max(words * 4, size_t(4) << 20)));
 }
 
-constexpr size_t kSmemLimit = 200 * 1024;
 
 template <ScaleKind S, bool Z, bool IC, int KS, int U>
 void launch4(Gemv4Args a, int64_t stage_words, cudaStream_t s) {
@@ -405,7 +404,7 @@ void launch4(Gemv4Args a, int64_t stage_words, cudaStream_t s) {
   gpb = std::max<int64_t>(1, std::min<int64_t>(gpb, 8192 / per_group));  // unit sums <= 32 KB per block
   const int blocks = int((a.total + gpb - 1) / gpb);
   const size_t smem = smem_for(gpb);
-  if (smem > kSmemLimit)
+  if (smem + 1024 > size_t(device_smem_optin()))
     throw Error("quant_gemv: " + std::to_string(smem) + " bytes of shared memory needed (input " + std::to_string(a.cols) +
                 " x " + std::to_string(a.ntok) + " tokens)");
   (void)resident_blocks(kp, kThreads, smem);  // sets the shared-memory opt-in for this size
@@ -455,7 +454,13 @@ void quant_gemv4(std::span<const CudaQuantWeight* const> ws, const LinearInputDe
     }
     a.total = a.group_start[nw];
     const int64_t stage_words = int64_t(n_tokens) * a.tstride;
-    if (stage_words * 4 > 96 * 1024) {  // stage once per launch in global memory instead of per block
+    // Stage once per launch in global memory instead of per block when the input would crowd out the rest
+    // of the block's shared memory: the table (table formats, 32 KB) and up to 32 KB of unit sums must still
+    // fit under the device's opt-in limit (96 KB of input on an H100; ~34 KB on 99 KB parts such as sm_89).
+    const bool table = !w0.desc.int_codes;
+    const int64_t stage_limit =
+        std::min<int64_t>(96 * 1024, int64_t(device_smem_optin()) - (table ? kTableWords * 4 : 0) - 33 * 1024);
+    if (stage_words * 4 > stage_limit) {
       int* xexp = nullptr;
       uint32_t* g = global_stage4(size_t(stage_words), &xexp);
       stage4_global_kernel<<<1, 512, 0, s>>>(a, g, xexp);
