@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "qforge/quant.h"
+#include "qforge/status.h"
 #include "qforge/tensor.h"
 
 namespace qforge {
@@ -18,10 +19,22 @@ struct Linear {
   QuantWeight qweight;  // when quantized (qweight.format != None)
   Tensor bias;        // [out] f32, optional
   std::shared_ptr<void> backend_data;  // backend-private (device copy, repacked layout)
+  // Bytes of a backend copy that replaced qweight's buffers (the cpu backend's interleaved q4_0 / q8_0 layout:
+  // qweight.data is then released, its shape and format stay); 0 otherwise.
+  size_t replaced_bytes = 0;
 
   bool quantized() const { return qweight.format != QuantFormat::None; }
-  size_t weight_bytes() const { return quantized() ? qweight.storage_bytes() : weight.nbytes(); }
+  // qweight's buffers were handed to a backend copy: only that backend can run this linear.
+  bool released() const { return replaced_bytes != 0; }
+  size_t weight_bytes() const { return quantized() ? qweight.storage_bytes() + replaced_bytes : weight.nbytes(); }
 };
+
+// Throws qforge::Error when l's quantized bytes were released to the cpu backend's copy (`who` reads them).
+inline void require_weight_bytes(const Linear& l, const char* who) {
+  if (l.released())
+    throw Error(std::string(who) + ": " + l.name + " has no " + std::string(quant_traits(l.qweight.format).name) +
+                " bytes here: they were released to the cpu backend's interleaved copy, which alone runs it");
+}
 
 struct LayerWeights {
   Tensor attn_norm;  // input_layernorm [hidden] f32

@@ -14,8 +14,11 @@
 #include "backends/backend.h"
 #include "backends/cpu/gguf_interleaved.h"
 #include "backends/quant_linear.h"
+#include "backends/ref/ref_ops.h"
 #include "core/thread_pool.h"
 #include "model/weights.h"
+#include "qforge/memory.h"
+#include "qforge/memory_estimate.h"
 #include "qforge/model_config.h"
 #include "qforge/status.h"
 #include "test_support.h"
@@ -155,15 +158,45 @@ TEST(QuantLinearInterleaved, BackendPrepareAndLinear) {
       QuantFormat::Q8_0, {});
   w.layers[1].v.qweight = make_quant(QuantFormat::NF4, 13, hidden, 12);
   set(w.lm_head, 1001, hidden, 10);
+  const auto& L = w.layers[1];
+  // The reference reads the original bytes, which prepare() releases from the repacked linears: keep copies.
+  const std::vector<QuantWeight> orig = {L.q.qweight, L.k.qweight, L.v.qweight, L.gate.qweight, w.lm_head.qweight,
+                                         w.layers[0].q.qweight};
+  const std::vector<QuantWeight> keep = {L.o.qweight, L.up.qweight, L.down.qweight};  // alive: see the byte count
+  const int64_t weights_before = MemoryAccounting::get(MemDevice::Host, MemCategory::Weights).current;
   auto be = make_backend("cpu");
   be->set_model_part({1, 2, false, true});  // layer 1 and the head only
   be->prepare(w, ModelConfig{});
   EXPECT_FALSE(w.layers[0].q.backend_data) << "layer 0 is outside the part";
+  EXPECT_FALSE(w.layers[0].q.released());
   EXPECT_TRUE(w.layers[1].q.backend_data);
   EXPECT_TRUE(w.layers[1].k.backend_data) << "q8_0 is repacked";
   EXPECT_FALSE(w.layers[1].v.backend_data) << "nf4 is not repacked";
+  EXPECT_FALSE(w.layers[1].v.released());
   EXPECT_TRUE(w.lm_head.backend_data);
-  const auto& L = w.layers[1];
+  // The originals are released (shape and format stay; weight_bytes() now counts the copy), and other readers
+  // get a clear error instead of reading freed bytes.
+  for (const Linear* l : std::initializer_list<const Linear*>{&L.q, &L.k, &L.o, &L.down, &w.lm_head}) {
+    EXPECT_TRUE(l->released()) << l->name;
+    EXPECT_FALSE(l->qweight.data.defined()) << l->name;
+    EXPECT_EQ(l->qweight.rows, l->out);
+    EXPECT_GE(l->weight_bytes(), quant_storage_bytes(l->qweight.format, l->qweight.params, l->out, l->in));
+  }
+  EXPECT_EQ(L.q.weight_bytes(), quant_storage_bytes(QuantFormat::Q4_0, {}, hidden, hidden)) << "96 rows: no padding";
+  {
+    std::vector<float> y(static_cast<size_t>(hidden)), x1(static_cast<size_t>(hidden), 1.f);
+    EXPECT_THROW(ref::linear(L.q, x1.data(), 1, y.data()), Error);
+  }
+  // The copies are Weights now; the released originals are still held by `orig` here, so the category grew by
+  // the copies' bytes.
+  size_t copies = 0;
+  for (const Linear* l : std::initializer_list<const Linear*>{&L.q, &L.k, &L.o, &L.gate, &L.up, &L.down, &w.lm_head})
+    copies += l->replaced_bytes;
+  EXPECT_EQ(MemoryAccounting::get(MemDevice::Host, MemCategory::Weights).current - weights_before, int64_t(copies));
+  // A second cpu backend over the same weights runs the released linears on the existing copies.
+  auto be2 = make_backend("cpu");
+  be2->set_model_part({1, 2, false, true});
+  be2->prepare(w, ModelConfig{});
   for (int64_t n : {1, 3, 5})
     for (bool acc : {false, true}) {
       const auto x = randn(n * hidden, 20 + uint32_t(n));
@@ -172,10 +205,10 @@ TEST(QuantLinearInterleaved, BackendPrepareAndLinear) {
       std::vector<float*> yp;
       for (const Linear* l : ls) ys.emplace_back(size_t(n * l->out), acc ? 0.0f : -1e30f);
       for (auto& y : ys) yp.push_back(y.data());
-      be->linear(ls, LinearInput{x.data()}, n, yp, acc);
+      (n == 3 ? be2 : be)->linear(ls, LinearInput{x.data()}, n, yp, acc);
       for (size_t i = 0; i < std::size(ls); ++i)
-        expect_close(ls[i]->qweight, x.data(), n, ys[i].data(), ls[i]->name + " #" + std::to_string(i) +
-                                                                    " n=" + std::to_string(n) + " acc=" + std::to_string(acc));
+        expect_close(orig[i], x.data(), n, ys[i].data(), ls[i]->name + " #" + std::to_string(i) +
+                                                             " n=" + std::to_string(n) + " acc=" + std::to_string(acc));
     }
   ThreadPool::set_global_threads(0);
 }

@@ -33,7 +33,7 @@ GgufInterleaved repack_interleaved(const QuantWeight& w) {
   // A backend copy beside the QuantWeight (other readers: GPU upload of a split model, GGUF writing):
   // accounted as "other", not as weights, so that the weight count stays what the model holds; it shows
   // in the host total and RSS.
-  p.bytes = host_alloc(std::max<size_t>(p.nbytes, 1), MemCategory::Other, true);  // zero: padded rows
+  p.bytes = host_alloc(std::max<size_t>(p.nbytes, 1), MemCategory::Weights, true);  // zero: padded rows
   const auto* src = static_cast<const uint8_t*>(w.data.raw());
   uint8_t* dst = p.bytes.get();
   ThreadPool::global().parallel_for(p.groups, 16, [&](int64_t g0, int64_t g1) {

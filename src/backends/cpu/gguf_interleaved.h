@@ -25,7 +25,8 @@ struct GgufInterleaved {
   int64_t rows = 0, cols = 0;  // the QuantWeight's shape (cols % 32 == 0)
   int64_t groups = 0;          // ceil(rows / 8)
   int64_t group_block_bytes = 0;
-  std::shared_ptr<uint8_t> bytes;  // groups * (cols/32) * group_block_bytes, host_alloc'ed (MemCategory::Other)
+  std::shared_ptr<uint8_t> bytes;  // groups * (cols/32) * group_block_bytes, host_alloc'ed (MemCategory::Weights:
+                                   // the cpu backend releases the original bytes once the copy exists)
   size_t nbytes = 0;
 };
 

@@ -44,6 +44,7 @@ void dot_tile_scalar(const void* w, DType wt, int64_t nrows, int64_t in, const f
 
 void linear(const Linear& l, const float* x, int64_t n, float* y) {
   if (l.quantized()) {
+    require_weight_bytes(l, "cpu linear");
     quant_linear_cpu(l.qweight, x, n, y);
   } else {
     const cpu_quant::Isa cap = cpu_quant::isa_cap();

@@ -9,7 +9,10 @@
 
 namespace qforge::cuda {
 
-std::shared_ptr<void> glue_upload_quant(const Linear& l, cudaStream_t s) { return upload_quant_weight(l.qweight, s); }
+std::shared_ptr<void> glue_upload_quant(const Linear& l, cudaStream_t s) {
+  require_weight_bytes(l, "cuda upload");
+  return upload_quant_weight(l.qweight, s);
+}
 
 size_t glue_quant_device_bytes(const void* w) { return device_bytes(*static_cast<const CudaQuantWeight*>(w)); }
 

@@ -7,6 +7,7 @@ namespace qforge::ref {
 
 void linear(const Linear& l, const float* x, int64_t n, float* y) {
   if (l.quantized()) {
+    require_weight_bytes(l, "ref linear");
     quant_linear_ref(l.qweight, x, n, y);
   } else {
     for (int64_t t = 0; t < n; ++t)
