@@ -4,10 +4,8 @@
 // q4_0 / q8_0 linears into the row-interleaved layout that decode and prefill then read (gguf_interleaved.h;
 // QFORGE_CPU_REPACK=0 off) and releases the original bytes (the copy holds the same codes and scales).
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "backends/cpu/gguf_interleaved.h"
@@ -25,17 +23,15 @@ void attention(const float* q, const float* k, const float* v, float* k_cache, f
 
 namespace {
 
-// MemAvailable of /proc/meminfo (bytes); unlimited when it cannot be read.
-
 class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
   void set_model_part(const ModelPart& part) override { part_ = part; }
 
   // q4_0 / q8_0 linears of this backend's part get an interleaved copy that every linear() call reads
-  // (Linear::backend_data owns it; repacked_ maps the Linear to it). The copy holds the same codes and
-  // scales, so the QuantWeight's bytes are released once every copy exists (Linear::released(): shape and
-  // format stay; only this backend can run the linear). Releasing each original as soon as its copy was
+  // (Linear::backend_data owns it). The copy holds the same codes and scales, so the QuantWeight's bytes
+  // are released once every copy exists (Linear::released(), which also marks the linears that have a copy:
+  // shape and format stay; only this backend can run them). Releasing each original as soon as its copy was
   // made would cap the extra memory at one matrix, but decoded 8% slower (TinyLlama q8_0, 22.8 / 23.6 vs
   // 25.7 / 26.2 tok/s, alternating runs; likely the copies landing on the freed pages); so prepare() still
   // briefly holds both, and the steady state holds the copies only.
@@ -43,13 +39,9 @@ class CpuBackend final : public HostBackend {
     if (!cpu_quant::interleaved_repack_enabled()) return;
     std::vector<Linear*> done;
     auto repack = [&](Linear& l) {
-      if (l.released()) {  // repacked by an earlier cpu backend on these weights (only it releases bytes)
-        repacked_[&l] = static_cast<const cpu_quant::GgufInterleaved*>(l.backend_data.get());
-        return;
-      }
-      if (!cpu_quant::interleavable(l.qweight.format) || l.qweight.cols % 32 != 0) return;
+      // (Already released: repacked by an earlier cpu backend on these weights, which one_linear reads too.)
+      if (l.released() || !cpu_quant::interleavable(l.qweight.format) || l.qweight.cols % 32 != 0) return;
       auto p = std::make_shared<cpu_quant::GgufInterleaved>(cpu_quant::repack_interleaved(l.qweight));
-      repacked_[&l] = p.get();
       l.replaced_bytes = p->nbytes;
       l.backend_data = p;
       done.push_back(&l);
@@ -100,20 +92,17 @@ class CpuBackend final : public HostBackend {
 
  private:
   void one_linear(const Linear& l, const float* x, int64_t n, float* y) {
-    if (!repacked_.empty()) {  // the interleaved q4_0 / q8_0 copy (decode and prefill)
-      auto it = repacked_.find(&l);
-      if (it != repacked_.end()) {
-        cpu_quant::interleaved_linear(*it->second, x, n, y, cpu_quant::best_isa());
-        if (l.bias.defined())
-          for (int64_t t = 0; t < n; ++t) ref::add(y + t * l.out, l.bias.data<float>(), l.out);
-        return;
-      }
+    if (l.released()) {  // the interleaved q4_0 / q8_0 copy (decode and prefill); only the cpu backend releases
+      cpu_quant::interleaved_linear(*static_cast<const cpu_quant::GgufInterleaved*>(l.backend_data.get()), x, n, y,
+                                    cpu_quant::best_isa());
+      if (l.bias.defined())
+        for (int64_t t = 0; t < n; ++t) ref::add(y + t * l.out, l.bias.data<float>(), l.out);
+      return;
     }
     cpu::linear(l, x, n, y);
   }
 
   ModelPart part_;
-  std::unordered_map<const Linear*, const cpu_quant::GgufInterleaved*> repacked_;
   std::vector<float> input_, out_;  // reused scratch for transformed inputs / residual outputs
 };
 

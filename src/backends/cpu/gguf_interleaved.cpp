@@ -30,9 +30,7 @@ GgufInterleaved repack_interleaved(const QuantWeight& w) {
   const int64_t src_block = q8 ? int64_t(sizeof(quant_detail::BlockQ8_0)) : int64_t(sizeof(quant_detail::BlockQ4_0));
   const int64_t code_bytes = src_block - 2;  // after the fp16 scale: 16 nibble bytes or 32 int8
   p.nbytes = size_t(p.groups * nb * gbb);
-  // A backend copy beside the QuantWeight (other readers: GPU upload of a split model, GGUF writing):
-  // accounted as "other", not as weights, so that the weight count stays what the model holds; it shows
-  // in the host total and RSS.
+  // Accounted as weights: the cpu backend releases the QuantWeight's bytes once its copies exist.
   p.bytes = host_alloc(std::max<size_t>(p.nbytes, 1), MemCategory::Weights, true);  // zero: padded rows
   const auto* src = static_cast<const uint8_t*>(w.data.raw());
   uint8_t* dst = p.bytes.get();
