@@ -74,16 +74,9 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS)
 template <class Src, int THREADS>
 void launch_stream_gemv_as(const typename Src::Args& a, const LinearInputDev& in, int cols, int klim, bool acc, int total,
                            int nch, int blocks, size_t smem, cudaStream_t s) {
-  // Either block shape may take all of the opt-in shared memory (two 512-thread blocks then share an SM
-  // only when both fit: occupancy, not correctness). Raised once per kernel and device.
-  static bool raised[64] = {};
-  int dev = 0;
-  QF_CUDA(cudaGetDevice(&dev));
-  if (dev < 64 && !raised[dev]) {
-    QF_CUDA(cudaFuncSetAttribute(stream_gemv_kernel<Src, THREADS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 stream_gemv_config().max_smem));
-    raised[dev] = true;
-  }
+  // Opts the kernel in to `smem` (grow-only, per kernel and device); two 512-thread blocks then share an
+  // SM only when both fit: occupancy, not correctness.
+  (void)resident_blocks(reinterpret_cast<const void*>(stream_gemv_kernel<Src, THREADS>), THREADS, smem);
   launch_pdl(stream_gemv_kernel<Src, THREADS>, dim3(unsigned(blocks)), dim3(unsigned(THREADS)), smem, s, a, in, cols,
              klim, acc, total, nch);
 }
@@ -105,7 +98,7 @@ bool launch_stream_gemv(const typename Src::Args& a, const LinearInputDev& in, i
   blocks = std::max(1, std::min(blocks, total));
   const int64_t rows_per_block = (total + blocks - 1) / blocks;
   const size_t smem = (32 + size_t((klim + 3) & ~3) + size_t(rows_per_block * nch)) * sizeof(float);
-  if (smem > size_t(cfg.max_smem)) return false;
+  if (smem + 1024 > size_t(device_smem_optin())) return false;  // resident_blocks opts in smem + 1 KB
   if (cfg.threads == 1024) launch_stream_gemv_as<Src, 1024>(a, in, cols, klim, acc, total, nch, blocks, smem, s);
   else launch_stream_gemv_as<Src, 512>(a, in, cols, klim, acc, total, nch, blocks, smem, s);
   return true;

@@ -57,7 +57,6 @@ struct StreamGemvConfig {
   bool on = true;
   int threads = 512;
   int per_sm = 2;
-  int max_smem = 48 * 1024;  // opt-in dynamic shared memory per block
 };
 const StreamGemvConfig& stream_gemv_config();
 

@@ -426,7 +426,6 @@ void init_linear_kernels(int device) {
   g_stream.threads = g1t && std::strcmp(g1t, "1024") == 0 ? 1024 : 512;
   const char* g1b = std::getenv("QFORGE_CUDA_GEMV1_PER_SM");
   g_stream.per_sm = g1b ? std::max(1, std::min(4, std::atoi(g1b))) : 1024 / g_stream.threads;
-  g_stream.max_smem = g_max_smem;
   raise_smem_all<WType::F32>();
   raise_smem_all<WType::F16>();
   raise_smem_all<WType::BF16>();
