@@ -178,92 +178,156 @@ __device__ __forceinline__ void load_unit(const Gemv4Args& a, int group, int ch,
     u[s] = kc0 + s < nkc ? __ldg(reinterpret_cast<const uint4*>(p + s * 512)) : make_uint4(0, 0, 0, 0);
 }
 
-// The 4 / KS block scales (and q4_k minimums) of row r in the span at k = 64 kc, with one vector load
-// where the blocks are adjacent (`row` = scale_row(d, r)).
-template <ScaleKind S, int KS>
-__device__ __forceinline__ void span_scales(const DevQuant& d, int r, const void* row, int kc, float (&sc)[4 / KS],
-                                            float (&mn)[4 / KS]) {
+// The block scales (and q4_k minimums, int4 zero points) of the lane's rows g, g + 8 in one span of 64 k,
+// as the raw words the loads return: a unit's words are requested together with its codes, one unit
+// ahead of their use (requested at the span's start they were the kernel's main stall: each waited a
+// global-load latency behind ~50 instructions of decode; perf-notes "CUDA decode, round 5").
+template <ScaleKind S, bool Z, int KS>
+struct SpanScales {
+  static constexpr int NG = 4 / KS;  // scale blocks per span
+  static constexpr int RW = S == ScaleKind::F32 ? NG : S == ScaleKind::F16 ? (NG + 1) / 2 : S == ScaleKind::Q4K ? 2 : 1;
+  uint32_t w[2][RW];
+  uint32_t z[2];  // int4 zero points, byte j of block j
+};
+
+// Loads the raw scale words of row r (`row` = scale_row(d, r)) for the span at k = 64 kc.
+template <ScaleKind S, bool Z, int KS>
+__device__ __forceinline__ void fetch_span_scales(const DevQuant& d, int r, const void* row, int kc, int h,
+                                                  SpanScales<S, Z, KS>& ss) {
   constexpr int NG = 4 / KS;
-#pragma unroll
-  for (int j = 0; j < NG; ++j) mn[j] = 0.f;
+  uint32_t* w = ss.w[h];
   if constexpr (S == ScaleKind::F32) {
     const float* p = static_cast<const float*>(row) + (int64_t(kc * 64) >> d.sc_shift);
     if constexpr (NG == 1) {
-      sc[0] = __ldg(p);
+      w[0] = __float_as_uint(__ldg(p));
     } else if constexpr (NG == 2) {
       const float2 v = __ldg(reinterpret_cast<const float2*>(p));
-      sc[0] = v.x, sc[1] = v.y;
+      w[0] = __float_as_uint(v.x), w[1] = __float_as_uint(v.y);
     } else {
       const float4 v = __ldg(reinterpret_cast<const float4*>(p));
-      sc[0] = v.x, sc[1] = v.y, sc[2] = v.z, sc[3] = v.w;
+      w[0] = __float_as_uint(v.x), w[1] = __float_as_uint(v.y), w[2] = __float_as_uint(v.z), w[3] = __float_as_uint(v.w);
     }
   } else if constexpr (S == ScaleKind::F16) {
-    const __half* p = static_cast<const __half*>(row) + (int64_t(kc * 64) >> d.sc_shift);
-    if constexpr (NG == 2) {
-      const float2 v = __half22float2(__ldg(reinterpret_cast<const __half2*>(p)));
-      sc[0] = v.x, sc[1] = v.y;
+    const uint16_t* p = static_cast<const uint16_t*>(row) + (int64_t(kc * 64) >> d.sc_shift);
+    if constexpr (NG == 1) {
+      w[0] = __ldg(p);
+    } else if constexpr (NG == 2) {
+      w[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
     } else {
-#pragma unroll
-      for (int j = 0; j < NG; ++j) sc[j] = __half2float(__ldg(p + j));
+      w[0] = uint32_t(__ldg(p)) | uint32_t(__ldg(p + 1)) << 16;
+      w[1] = uint32_t(__ldg(p + 2)) | uint32_t(__ldg(p + 3)) << 16;
     }
   } else if constexpr (S == ScaleKind::E4M3) {  // nvfp4: 4 blocks of 16 -> one 32-bit load
     static_assert(NG == 4);
-    const uint32_t v = __ldg(reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(row) + kc * 4));
+    w[0] = __ldg(reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(row) + kc * 4));
+  } else if constexpr (S == ScaleKind::E8M0) {  // mxfp4: 2 blocks of 32
+    static_assert(NG == 2);
+    w[0] = __ldg(reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(row) + kc * 2));
+  } else {  // Q4K: 2 sub-blocks of 32 (u16 sc | m << 8) and the (d, dmin) of their 256-block
+    static_assert(S == ScaleKind::Q4K && NG == 2);
+    w[0] = __ldg(reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(row) + kc * 2));
+    w[1] = __ldg(reinterpret_cast<const uint32_t*>(d.q4k_d + int64_t(r) * (d.kp >> 8) + (kc >> 2)));
+  }
+  if constexpr (Z) {
+    ss.z[h] = 0;
+#pragma unroll
+    for (int j = 0; j < NG; ++j)
+      ss.z[h] |= uint32_t(__ldg(d.zeros + int64_t(r) * d.sc_row + ((kc * 64 + j * KS * 16) >> d.sc_shift))) << (8 * j);
+  }
+}
+
+__device__ __forceinline__ float2 half2_bits(uint32_t v) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&v));
+}
+
+// The NG block scales (and minimums) of row h of a span from its raw words.
+template <ScaleKind S, bool Z, int KS>
+__device__ __forceinline__ void decode_span_scales(const SpanScales<S, Z, KS>& ss, int h, float (&sc)[4 / KS],
+                                                   float (&mn)[4 / KS]) {
+  constexpr int NG = 4 / KS;
+  const uint32_t* w = ss.w[h];
+#pragma unroll
+  for (int j = 0; j < NG; ++j) mn[j] = 0.f;
+  if constexpr (S == ScaleKind::F32) {
+#pragma unroll
+    for (int j = 0; j < NG; ++j) sc[j] = __uint_as_float(w[j]);
+  } else if constexpr (S == ScaleKind::F16) {
+    if constexpr (NG == 1) {
+      sc[0] = half2_bits(w[0]).x;
+    } else {
+#pragma unroll
+      for (int j = 0; j < NG / 2; ++j) {
+        const float2 v = half2_bits(w[j]);
+        sc[2 * j] = v.x, sc[2 * j + 1] = v.y;
+      }
+    }
+  } else if constexpr (S == ScaleKind::E4M3) {
+    const uint32_t v = w[0];
     const float2 lo = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v & 0xffffu), __NV_E4M3)));
     const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v >> 16), __NV_E4M3)));
     sc[0] = lo.x, sc[1] = lo.y, sc[2] = hi.x, sc[3] = hi.y;
-  } else if constexpr (S == ScaleKind::E8M0) {  // mxfp4: 2 blocks of 32
-    static_assert(NG == 2);
-    const uint32_t v = __ldg(reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(row) + kc * 2));
-    sc[0] = e8m0_dev(v & 0xff), sc[1] = e8m0_dev(v >> 8);
-  } else {  // Q4K: 2 sub-blocks of 32 (u16 sc | m << 8) and the (d, dmin) of their 256-block
-    static_assert(S == ScaleKind::Q4K && NG == 2);
-    const uint32_t v = __ldg(reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(row) + kc * 2));
-    const float2 dd = __half22float2(__ldg(d.q4k_d + int64_t(r) * (d.kp >> 8) + (kc >> 2)));
+  } else if constexpr (S == ScaleKind::E8M0) {
+    sc[0] = e8m0_dev(w[0] & 0xff), sc[1] = e8m0_dev((w[0] >> 8) & 0xff);
+  } else {
+    const uint32_t v = w[0];
+    const float2 dd = half2_bits(w[1]);
     sc[0] = dd.x * float(v & 63), mn[0] = dd.y * float((v >> 8) & 63);
     sc[1] = dd.x * float((v >> 16) & 63), mn[1] = dd.y * float(v >> 24);
   }
 }
 
-// Scales of row r (the pointer span_scales walks).
+// Scales of row r (the pointer fetch_span_scales walks).
 template <ScaleKind S>
 __device__ __forceinline__ const void* scale_row(const DevQuant& d, int r) {
   using T = std::conditional_t<S == ScaleKind::F32, float, std::conditional_t<S == ScaleKind::F16 || S == ScaleKind::Q4K, uint16_t, uint8_t>>;
   return static_cast<const T*>(d.sc) + int64_t(r) * d.sc_row;
 }
 
-// One unit: U spans of 64 k for the lane's rows g, g + 8; acc gets the block-scaled sums (C layout).
-// IC: integer codes (decode_int; Z adds the int4 zero point to the bias), else table lookup.
-template <ScaleKind S, bool Z, bool IC, int KS, int U>
-__device__ __forceinline__ void unit_dot(const Gemv4Args& a, int group, int ch, int lane, const uint4 (&u)[U],
-                                         const uint32_t* xs, const uint32_t* lane_tbl, float (&acc)[4]) {
-  constexpr bool kMin = S == ScaleKind::Q4K;
-  constexpr int NG = 4 / KS;  // scale blocks per span
+// The raw scale words of a unit's spans (rows g, g + 8 of the lane), requested with its codes.
+template <ScaleKind S, bool Z, int KS, int U>
+__device__ __forceinline__ void load_unit_scales(const Gemv4Args& a, int group, int ch, int lane,
+                                                 SpanScales<S, Z, KS> (&us)[U]) {
   const int wi = g4_weight(a, group);
   const DevQuant& d = a.w[wi];
-  const int g = lane >> 2, tq = lane & 3, nkc = a.kp >> 6;
+  const int g = lane >> 2, nkc = a.kp >> 6;
   const int r0 = min((group - a.group_start[wi]) * 16 + g, d.rows - 1), r1 = min(r0 + 8, d.rows - 1);
   const void* srow0 = scale_row<S>(d, r0);
   const void* srow1 = scale_row<S>(d, r1);
+#pragma unroll
+  for (int sp = 0; sp < U; ++sp) {
+    const int kc = ch * U + sp;
+    if (kc < nkc) {
+      fetch_span_scales<S, Z, KS>(d, r0, srow0, kc, 0, us[sp]);
+      fetch_span_scales<S, Z, KS>(d, r1, srow1, kc, 1, us[sp]);
+    }
+  }
+}
+
+// One unit: U spans of 64 k for the lane's rows g, g + 8; acc gets the block-scaled sums (C layout).
+// IC: integer codes (decode_int; Z adds the int4 zero point to the bias), else table lookup.
+template <ScaleKind S, bool Z, bool IC, int KS, int U>
+__device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, const uint4 (&u)[U],
+                                         const SpanScales<S, Z, KS> (&us)[U], const uint32_t* xs,
+                                         const uint32_t* lane_tbl, float (&acc)[4]) {
+  constexpr bool kMin = S == ScaleKind::Q4K;
+  constexpr int NG = 4 / KS;  // scale blocks per span
+  const int g = lane >> 2, tq = lane & 3, nkc = a.kp >> 6;
   // B column g is token g; lanes past the last token read token 0 (their C columns are never stored).
   const uint32_t* xrow = xs + size_t(g < a.ntok ? g : 0) * a.tstride + tq * 4;
 #pragma unroll
   for (int sp = 0; sp < U; ++sp) {
     const int kc = ch * U + sp;
     if (kc >= nkc) break;
-    // Scales (and zeros) of the span's blocks first, so their loads overlap the decode.
     float s0[NG], m0[NG], s1[NG], m1[NG];
     __half2 b0[NG], b1[NG];
-    span_scales<S, KS>(d, r0, srow0, kc, s0, m0);
-    span_scales<S, KS>(d, r1, srow1, kc, s1, m1);
+    decode_span_scales<S, Z, KS>(us[sp], 0, s0, m0);
+    decode_span_scales<S, Z, KS>(us[sp], 1, s1, m1);
 #pragma unroll
     for (int j = 0; j < NG; ++j) {
-      const int k = kc * 64 + j * KS * 16;
       b0[j] = b1[j] = __float2half2_rn(a.int_bias);
       if constexpr (Z) {
-        const int bi = k >> d.sc_shift;
-        b0[j] = __hadd2(b0[j], __half2half2(__ushort2half_rn(__ldg(d.zeros + int64_t(r0) * d.sc_row + bi))));
-        b1[j] = __hadd2(b1[j], __half2half2(__ushort2half_rn(__ldg(d.zeros + int64_t(r1) * d.sc_row + bi))));
+        b0[j] = __hadd2(b0[j], __half2half2(__ushort2half_rn((us[sp].z[0] >> (8 * j)) & 0xff)));
+        b1[j] = __hadd2(b1[j], __half2half2(__ushort2half_rn((us[sp].z[1] >> (8 * j)) & 0xff)));
       }
     }
     const uint32_t words[4] = {u[sp].x, u[sp].y, u[sp].z, u[sp].w};
@@ -315,8 +379,12 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int u0 = warp * units / kWarps, u1 = (warp + 1) * units / kWarps;
   uint4 cur[U], nxt[U];
+  SpanScales<S, Z, KS> scur[U], snxt[U];
   int grp = g0 + u0 / a.nch, chn = u0 % a.nch;  // (row group, unit) of u, advanced incrementally
-  if (u0 < u1) load_unit<U>(a, grp, chn, lane, cur);  // codes do not depend on the previous kernel
+  if (u0 < u1) {  // codes and scales do not depend on the previous kernel
+    load_unit<U>(a, grp, chn, lane, cur);
+    load_unit_scales<S, Z, KS, U>(a, grp, chn, lane, scur);
+  }
   if constexpr (!IC) {  // made before the staging, whose barriers publish it
     // Thread t fills 16 of the 32 copies of entry t / 2 (its value by the register lookup of byte t / 2).
     static_assert(kThreads * 16 == kTableWords, "two threads per table entry");
@@ -338,11 +406,15 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
   __syncthreads();
   // One unit: request the unit after it into `next`, multiply `buf`, store the unit sums
   // part[(u * 16 + row) * ntok + token] (lane (g, tq) holds rows g, g + 8, tokens 2tq, 2tq + 1).
-  auto step = [&](int u, const uint4 (&buf)[U], uint4 (&next)[U]) {
+  auto step = [&](int u, const uint4 (&buf)[U], const SpanScales<S, Z, KS> (&sbuf)[U], uint4 (&next)[U],
+                  SpanScales<S, Z, KS> (&snext)[U]) {
     const int ngrp = chn + 1 == a.nch ? grp + 1 : grp, nchn = chn + 1 == a.nch ? 0 : chn + 1;
-    if (u + 1 < u1) load_unit<U>(a, ngrp, nchn, lane, next);
+    if (u + 1 < u1) {
+      load_unit<U>(a, ngrp, nchn, lane, next);
+      load_unit_scales<S, Z, KS, U>(a, ngrp, nchn, lane, snext);
+    }
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    unit_dot<S, Z, IC, KS, U>(a, grp, chn, lane, buf, xs, tbl + lane, acc);
+    unit_dot<S, Z, IC, KS, U>(a, chn, lane, buf, sbuf, xs, tbl + lane, acc);
     grp = ngrp;
     chn = nchn;
     const int g = lane >> 2, t0 = 2 * (lane & 3);
@@ -357,8 +429,8 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
     }
   };
   for (int u = u0; u < u1; u += 2) {  // two buffers in turn (no register copies)
-    step(u, cur, nxt);
-    if (u + 1 < u1) step(u + 1, nxt, cur);
+    step(u, cur, scur, nxt, snxt);
+    if (u + 1 < u1) step(u + 1, nxt, snxt, cur, scur);
   }
   __syncthreads();
   const int outs = (g1 - g0) * 16 * a.ntok;
