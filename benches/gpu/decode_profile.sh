@@ -26,7 +26,7 @@ for r in csv.DictReader(lines):
         continue
     unit = r.get("Metric Unit", "")
     v = float(r["Metric Value"].replace(",", ""))
-    v = v / 1000.0 if unit == "nsecond" else v if unit == "usecond" else v * 1000.0 if unit == "msecond" else v
+    v = v / 1000.0 if unit in ("nsecond", "ns") else v * 1000.0 if unit in ("msecond", "ms") else v
     rows.append((r["Kernel Name"], v))
 last = max(i for i, (n, _) in enumerate(rows) if "embed_kernel" in n)
 step = rows[last:]

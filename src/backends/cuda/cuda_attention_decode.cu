@@ -16,6 +16,9 @@ namespace {
 constexpr int kKT = 32;        // keys per shared-memory tile (one key per lane when scoring)
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
+// float4 loads of K and of V a thread has in flight when staging a tile: a whole 32-key tile of 128-dim
+// heads in one memory round trip (the kernel is a chain of such round trips, not a stream of bytes).
+constexpr int kStageUnroll = 4;
 int g_attn_smem_limit = 48 * 1024;
 int g_attn_sms = 132;
 
@@ -42,7 +45,7 @@ struct DecodeSmem {
 // heads g = w, w + 8, ... of the group: lane j scores key j against q_g, the softmax statistics
 // are warp shuffles, and the lane owning output dims d, d + 32, ... accumulates p_j * V[j][d] —
 // one barrier per tile, no block-wide reductions.
-__global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, int splits, float* part_o,
+__global__ void __launch_bounds__(kThreads, 2) decode_attention_kernel(AttnArgs a, int splits, float* part_o,
                                                                     float* part_ml, unsigned* counters) {
   extern __shared__ float4 smem4[];
   float* sm = reinterpret_cast<float*>(smem4);
@@ -77,10 +80,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
   auto stage_tile = [&](int t0, int len) {  // cache rows [t0, t0 + len) except pos -> ks / vs
     if (vec) {
       const int hq = hd >> 2, nq = len * hq;
-      for (int i0 = tid; i0 < nq; i0 += 2 * kThreads) {
-        float4 kv[2], vv[2];
+      for (int i0 = tid; i0 < nq; i0 += kStageUnroll * kThreads) {
+        float4 kv[kStageUnroll], vv[kStageUnroll];
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
+        for (int u = 0; u < kStageUnroll; ++u) {
           const int i = i0 + u * kThreads, r = i / hq, c = (i % hq) * 4;
           if (i < nq && t0 + r != pos) {
             const size_t off = size_t(t0 + r) * kvd + size_t(kvh) * hd + c;
@@ -89,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
           }
         }
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
+        for (int u = 0; u < kStageUnroll; ++u) {
           const int i = i0 + u * kThreads, r = i / hq, c = (i % hq) * 4;
           if (i < nq && t0 + r != pos) {
             *reinterpret_cast<float4*>(ks + r * kst + c) = kv[u];
@@ -254,35 +257,50 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
   __syncthreads();
   if (!last_block) return;
   __threadfence();
+  // Each warp combines the heads it owns: lane s holds split s's (m, l) (splits <= kKT = 32: one round
+  // trip), then every lane sums its float4 columns over the splits with 8 loads in flight (the combine
+  // had been ~3 dependent L2 round trips per split pair and column block: most of the kernel's tail).
   for (int g = warp; g < G; g += kWarps) {
     float* w = wts + g * splits;  // this head's combine weights (splits <= kKT)
-    float M = -INFINITY;
-    for (int s = lane; s < splits; s += 32) M = fmaxf(M, __ldcg(part_ml + 2 * (size_t(kvh * G + g) * splits + s)));
+    const size_t hb = size_t(kvh * G + g) * splits;
+    const float m = lane < splits ? __ldcg(part_ml + 2 * (hb + lane)) : -INFINITY;
+    const float l = lane < splits ? __ldcg(part_ml + 2 * (hb + lane) + 1) : 0.f;
+    float M = m;
     for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-    float Ls = 0.f;
-    for (int s = lane; s < splits; s += 32) {
-      const size_t pi = size_t(kvh * G + g) * splits + s;
-      const float m = __ldcg(part_ml + 2 * pi);
-      const float e = m == -INFINITY ? 0.f : __ldcg(part_ml + 2 * pi + 1) * expf(m - M);
-      Ls += e;
-    }
+    const float e = m == -INFINITY ? 0.f : l * expf(m - M);
+    float Ls = e;
     for (int o = 16; o > 0; o >>= 1) Ls += __shfl_xor_sync(0xffffffffu, Ls, o);
-    for (int s = lane; s < splits; s += 32) {
-      const float m = __ldcg(part_ml + 2 * (size_t(kvh * G + g) * splits + s));
-      w[s] = m == -INFINITY ? 0.f : expf(m - M) / Ls;
-    }
+    if (lane < splits) w[lane] = m == -INFINITY ? 0.f : expf(m - M) / Ls;
     __syncwarp();
-    for (int d = lane; d < hd; d += 32) {
-      const float* po = part_o + size_t(kvh * G + g) * splits * hd + d;
-      float o0 = 0.f, o1 = 0.f;
-      int s = 0;
-      for (; s + 2 <= splits; s += 2) {
-        const float w0 = w[s], w1 = w[s + 1];
-        if (w0 != 0.f) o0 += w0 * __ldcg(po + size_t(s) * hd);
-        if (w1 != 0.f) o1 += w1 * __ldcg(po + size_t(s + 1) * hd);
+    // Empty splits wrote no part_o (their weight is 0): select, never multiply, their stale values.
+    auto wsum = [&](float acc, int s, float v) { return w[s] != 0.f ? fmaf(w[s], v, acc) : acc; };
+    const float* po = part_o + hb * hd;
+    float* out = a.out + size_t(kvh * G + g) * hd;
+    if (vec) {
+      for (int c = lane; c < hd4; c += 32) {
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int s0 = 0; s0 < splits; s0 += 8) {
+          float4 v[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            if (s0 + j < splits) v[j] = __ldcg(reinterpret_cast<const float4*>(po + size_t(s0 + j) * hd) + c);
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            if (s0 + j < splits) {
+              o.x = wsum(o.x, s0 + j, v[j].x);
+              o.y = wsum(o.y, s0 + j, v[j].y);
+              o.z = wsum(o.z, s0 + j, v[j].z);
+              o.w = wsum(o.w, s0 + j, v[j].w);
+            }
+        }
+        reinterpret_cast<float4*>(out)[c] = o;
       }
-      if (s < splits && w[s] != 0.f) o0 += w[s] * __ldcg(po + size_t(s) * hd);
-      a.out[size_t(kvh * G + g) * hd + d] = o0 + o1;
+    } else {
+      for (int d = lane; d < hd; d += 32) {
+        float o = 0.f;
+        for (int s = 0; s < splits; ++s) o = wsum(o, s, __ldcg(po + size_t(s) * hd + d));
+        out[d] = o;
+      }
     }
   }
   // The queries roped in place (the contract of attention()): every block has read q by now.
@@ -298,12 +316,15 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttnArgs a, 
 
 constexpr int kMaxCounters = 256;  // kv heads; the counters sit first in the scratch (fixed place)
 
-// Blocks per kv head: about one block per SM in all, at most kKT (the combine keeps one weight per
-// split and head in shared memory), and no more than the capacity has tiles (32 splits of 16 keys
-// instead of 17 of 32 measured no faster at 512 tokens: the block's chain is latency, not keys).
+// Blocks per kv head: at least one block per SM in all, and enough that a full cache leaves each block
+// one tile (staged before the PDL wait: no memory round trip after it), but at most kKT (the combine
+// keeps one weight per split and head in shared memory) and no more than the capacity has tiles.
+// (32 splits of 16 keys instead of 17 of 32 measured no faster at 512 tokens, when 17 blocks of 32 keys
+// were one tile each too: the block's chain is latency, not keys.)
 int decode_splits(int kv_heads, int capacity) {
-  const int want = std::max(1, (g_attn_sms + kv_heads - 1) / kv_heads);
-  return std::max(1, std::min({want, kKT, (capacity + kKT - 1) / kKT}));
+  const int tiles = (capacity + kKT - 1) / kKT;
+  const int want = std::max((g_attn_sms + kv_heads - 1) / kv_heads, tiles);
+  return std::max(1, std::min({want, kKT, tiles}));
 }
 
 }  // namespace
