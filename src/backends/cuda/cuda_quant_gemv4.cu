@@ -140,9 +140,15 @@ __device__ __forceinline__ void decode_lut(uint32_t w, const uint32_t (&lo)[4], 
 // 3 instructions per 2 weights instead of ~5 for the register lookup (which now only fills the table).
 // H100, nf4 14336x4096: 1376 -> 1541 GB/s; the fill costs ~0.3 us, so 2048x2048 lost 5% (perf-notes).
 constexpr int kTableWords = 256 * 32;
-__device__ __forceinline__ void decode_tbl(uint32_t w, const uint32_t* lane_tbl, uint32_t (&a)[4]) {
+// `lane_tbl` is the shared-memory byte address of the lane's copy of entry 0: one lookup is then byte
+// extract, shift-add, load (indexing a uint32_t pointer cost a fourth instruction: idx * 32 + lane, then
+// * 4 + base; SASS of nf4, H100).
+__device__ __forceinline__ void decode_tbl(uint32_t w, uint32_t lane_tbl, uint32_t (&a)[4]) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) a[j] = lane_tbl[prmt(w, 0u, 0x4440u + j) << 5];
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t addr = lane_tbl + (prmt(w, 0u, 0x4440u + j) << 7);
+    asm volatile("ld.shared.b32 %0, [%1];" : "=r"(a[j]) : "r"(addr));
+  }
 }
 
 // Integer formats (pair order: nibbles j, j + 4 -> register j): (1024 + c) as f16 by or-ing the code into
@@ -308,7 +314,7 @@ __device__ __forceinline__ void load_unit_scales(const Gemv4Args& a, int group, 
 template <ScaleKind S, bool Z, bool IC, int KS, int U>
 __device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, const uint4 (&u)[U],
                                          const SpanScales<S, Z, KS> (&us)[U], const uint32_t* xs,
-                                         const uint32_t* lane_tbl, float (&acc)[4]) {
+                                         uint32_t lane_tbl, float (&acc)[4]) {
   constexpr bool kMin = S == ScaleKind::Q4K;
   constexpr int NG = 4 / KS;  // scale blocks per span
   const int g = lane >> 2, tq = lane & 3, nkc = a.kp >> 6;
@@ -372,6 +378,7 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
   __shared__ int xe_s[8];
   uint32_t* tbl = reinterpret_cast<uint32_t*>(smem4);  // table formats: the replicated f16-pair table
   uint32_t* xs_smem = tbl + (IC ? 0 : kTableWords);
+  const uint32_t lane_tbl = uint32_t(__cvta_generic_to_shared(tbl)) + 4 * (threadIdx.x & 31);
   const uint32_t* xs = a.xg ? a.xg : xs_smem;
   float* part = reinterpret_cast<float*>(xs_smem + (a.xg ? 0 : size_t(a.ntok) * a.tstride));
   const int g0 = int(int64_t(blockIdx.x) * a.total / gridDim.x), g1 = int(int64_t(blockIdx.x + 1) * a.total / gridDim.x);
@@ -414,7 +421,7 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
       load_unit_scales<S, Z, KS, U>(a, ngrp, nchn, lane, snext);
     }
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    unit_dot<S, Z, IC, KS, U>(a, chn, lane, buf, sbuf, xs, tbl + lane, acc);
+    unit_dot<S, Z, IC, KS, U>(a, chn, lane, buf, sbuf, xs, lane_tbl, acc);
     grp = ngrp;
     chn = nchn;
     const int g = lane >> 2, t0 = 2 * (lane & 3);
