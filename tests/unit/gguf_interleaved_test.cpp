@@ -114,10 +114,38 @@ TEST(QuantLinearInterleaved, KernelsMatchReference) {
         for (int64_t nt : {1, 2, 3, 4, 5, 6, 7, 9, 13}) {
           const auto x = randn(nt * s.cols, 17 + uint32_t(nt));
           std::vector<float> y(size_t(nt * s.rows), -1e30f);
-          cpu_quant::interleaved_linear(p, x.data(), nt, y.data(), isa);
+          cpu_quant::interleaved_linear(p, x.data(), nt, y.data(), isa, /*allow_amx=*/false);
           expect_close(q, x.data(), nt, y.data(),
                        std::string(quant_traits(f).name) + " " + std::string(cpu_quant::isa_name(isa)) + " " + std::to_string(s.rows) + "x" +
                            std::to_string(s.cols) + " nt=" + std::to_string(nt) + " threads=" + std::to_string(threads));
+        }
+      }
+  }
+  ThreadPool::set_global_threads(0);
+}
+
+// The AMX prefill kernel: token tiles of 16 with a padded remainder, row-group pairs with a missing second
+// group (odd group counts) and partial last groups, odd block counts (a lone last block), 1 and 2 threads.
+TEST(QuantLinearInterleaved, AmxMatchesReference) {
+  if (!cpu_quant::amx_available()) GTEST_SKIP() << "no AMX int8 on this CPU (or QFORGE_CPU_AMX=0)";
+  for (int threads : {1, 2}) {
+    ThreadPool::set_global_threads(threads);
+    for (QuantFormat f : kFormats)
+      for (const auto& s : kShapes) {
+        const QuantWeight q = make_quant(f, s.rows, s.cols, 23);
+        const auto p = cpu_quant::repack_interleaved(q);
+        for (int64_t nt : {1, 15, 16, 17, 40}) {
+          const auto x = randn(nt * s.cols, 31 + uint32_t(nt));
+          std::vector<float> y(size_t(nt * s.rows), -1e30f);
+          cpu_quant::interleaved_linear_amx(p, x.data(), nt, y.data());
+          expect_close(q, x.data(), nt, y.data(),
+                       std::string(quant_traits(f).name) + " amx " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+                           " nt=" + std::to_string(nt) + " threads=" + std::to_string(threads));
+          if (nt >= cpu_quant::kAmxMinTokens) {  // and the dispatch reaches it
+            std::vector<float> y2(y.size(), -1e30f);
+            cpu_quant::interleaved_linear(p, x.data(), nt, y2.data(), Isa::Avx512);
+            ASSERT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * sizeof(float))) << s.rows << "x" << s.cols;
+          }
         }
       }
   }

@@ -65,10 +65,15 @@ bool interleaved_repack_enabled() {
   return on;
 }
 
-void interleaved_linear(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa) {
+void interleaved_linear(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa,
+                        bool allow_amx) {
   if ((isa != Isa::Avx512 && isa != Isa::Avx2) || !isa_supported(isa))
     throw Error("interleaved_linear: this CPU has no " + std::string(isa_name(isa)) + " support");
   if (p.rows == 0 || n_tokens == 0) return;
+  if (allow_amx && isa == Isa::Avx512 && n_tokens >= kAmxMinTokens && amx_available()) {
+    interleaved_linear_amx(p, x, n_tokens, y);
+    return;
+  }
   const int64_t K = p.cols, nb = K / 32;
   if (K == 0) {
     std::fill(y, y + p.rows * n_tokens, 0.0f);

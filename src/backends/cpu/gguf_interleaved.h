@@ -3,7 +3,8 @@
 // (q4_0: 16 nibble bytes each, 144 B per group-block; q8_0: 32 int8 each, 272 B); the groups follow each
 // other, so a thread streams one sequential run of memory. The last group is padded with zero rows.
 // Decode and prefill run an int8-activation kernel over this layout (AVX-512 VNNI / AVX2), which splits
-// or flips each block's codes once for a tile of tokens (prefill reuses them from registers).
+// or flips each block's codes once for a tile of tokens (prefill reuses them from registers); prefill of
+// 16+ tokens runs on AMX tiles where the CPU has them (gguf_interleaved_amx.cpp).
 #pragma once
 #include <xmmintrin.h>
 
@@ -90,8 +91,18 @@ void q8x8_groups_avx512(const GroupArgs& a, int64_t g0, int64_t g1);
 void q8x8_groups_avx2(const GroupArgs& a, int64_t g0, int64_t g1);
 
 // y[n_tokens, rows] = x W^T over the interleaved copy, threaded over groups; isa Avx512 or Avx2
-// (throws qforge::Error if the CPU lacks it). Any n_tokens.
-void interleaved_linear(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa);
+// (throws qforge::Error if the CPU lacks it). Any n_tokens; from kAmxMinTokens tokens on an Avx512 call
+// goes to the AMX kernel where amx_available() (allow_amx = false keeps the VNNI kernels: tests).
+void interleaved_linear(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y, Isa isa,
+                        bool allow_amx = true);
+
+// AMX int8 prefill (gguf_interleaved_amx.cpp). amx_available(): AMX-TILE/AMX-INT8 and AVX-512 (not capped
+// by QFORGE_CPU_ISA), Linux granted the tile state to the process, and QFORGE_CPU_AMX is not "0".
+// interleaved_linear_amx: the same product as interleaved_linear (same int8 activations, exact int32
+// block sums; f32 additions in another order); any n_tokens, throws qforge::Error without AMX.
+inline constexpr int64_t kAmxMinTokens = 16;
+bool amx_available();
+void interleaved_linear_amx(const GgufInterleaved& p, const float* x, int64_t n_tokens, float* y);
 
 // Whether the cpu backend repacks q4_0 / q8_0 at prepare(): an AVX2+ CPU and QFORGE_CPU_REPACK (or the
 // older QFORGE_CPU_Q4_0_REPACK) not "0".
