@@ -158,6 +158,58 @@ TEST(FusedLinear, CpuMatchesRefForEveryInputForm) {
     }
 }
 
+// The AMX-BF16 prefill (bf16 / f16 weights) against a double reference: rows not a multiple of the
+// 64- / 32-row blocks, token counts with a padded last tile, K of one and of several 32-column blocks.
+// Bound: 6 K 2^-24 sum|w x| (three exact partial products per weight, f32 accumulation) for bf16; f16
+// adds the dropped low x low term (< 2^-24 |w x| each).
+TEST(FloatLinearTiles, AmxMatchesDoubleReference) {
+  if (!cpu::amx_bf16_available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or QFORGE_CPU_AMX=0)";
+  for (int threads : {1, 2}) {
+    ThreadPool::set_global_threads(threads);
+    for (DType wt : {DType::F16, DType::BF16})
+      for (auto [rows, in] : {std::pair<int64_t, int64_t>{1, 32}, {17, 64}, {70, 96}, {33, 2080}})
+        for (int64_t nt : {1, 16, 19, 40}) {
+          const auto wf = test::randn(rows * in, 5 + uint32_t(rows));
+          std::vector<uint16_t> w16(wf.size());
+          std::vector<float> wq(wf.size());
+          for (size_t i = 0; i < wf.size(); ++i) {
+            w16[i] = wt == DType::F16 ? f32_to_f16(wf[i]) : f32_to_bf16(wf[i]);
+            wq[i] = wt == DType::F16 ? f16_to_f32(w16[i]) : bf16_to_f32(w16[i]);
+          }
+          const auto x = test::randn(nt * in, 9 + uint32_t(nt));
+          std::vector<float> y(size_t(nt * rows), -7.0f);
+          cpu::linear_amx16(w16.data(), wt, rows, in, x.data(), nt, y.data());
+          if (rows == 1 && nt == 1) ASSERT_EQ(y.size(), 1u);  // nothing written past the rows and tokens
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < rows; ++r) {
+              double exact = 0, mag = 0;
+              for (int64_t i = 0; i < in; ++i) {
+                exact += double(wq[size_t(r * in + i)]) * x[size_t(t * in + i)];
+                mag += std::fabs(double(wq[size_t(r * in + i)]) * x[size_t(t * in + i)]);
+              }
+              ASSERT_NEAR(y[size_t(t * rows + r)], exact, 8.0 * double(in) * std::ldexp(1.0, -24) * mag + 1e-30)
+                  << dtype_name(wt) << " " << rows << "x" << in << " nt=" << nt << " t=" << t << " r=" << r
+                  << " threads=" << threads;
+            }
+        }
+  }
+  // Every part counts: x = 1 + 2^-9 + 2^-18 has three non-zero bf16 parts (h = 1, m = 2^-9, l = 2^-18) and an
+  // f16 w = 1 + 2^-10 two (h = 1, l = 2^-10); 32 of them sum exactly in f32 (bf16 w = 1) or to within
+  // the dropped 32 x 2^-28 (f16). A missing part would be off by 2^-13 or more.
+  ThreadPool::set_global_threads(2);
+  const float xv = 1.0f + std::ldexp(1.0f, -9) + std::ldexp(1.0f, -18);
+  const std::vector<float> xs(16 * 32, xv);
+  for (DType wt : {DType::BF16, DType::F16}) {
+    const float wv = wt == DType::BF16 ? 1.0f : 1.0f + std::ldexp(1.0f, -10);
+    const std::vector<uint16_t> w16(16 * 32, wt == DType::BF16 ? f32_to_bf16(wv) : f32_to_f16(wv));
+    std::vector<float> y(16 * 16, 0.0f);
+    cpu::linear_amx16(w16.data(), wt, 16, 32, xs.data(), 16, y.data());
+    const double want = 32.0 * double(xv) * double(wv);
+    for (float v : y) ASSERT_NEAR(v, want, wt == DType::BF16 ? 0.0 : 32.0 * std::ldexp(1.0, -27)) << dtype_name(wt);
+  }
+  ThreadPool::set_global_threads(0);
+}
+
 // The float-weight tile kernels (scalar, AVX2, AVX-512 where the CPU has them) against a double
 // reference on odd shapes: rows not a multiple of the row tile, K with a tail of every length mod 16,
 // token counts hitting every token-tile remainder. Bound: 2 K 2^-24 sum|w x| (f32 accumulation).

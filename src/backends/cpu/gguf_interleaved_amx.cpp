@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/amx_tiles.h"
 #include "backends/cpu/gguf_interleaved.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
@@ -33,21 +34,12 @@ namespace {
 
 constexpr int kTile = 16;              // tokens per A tile and weight rows (two groups) per B tile
 constexpr int64_t kBTileBytes = 512;   // 8 rows x 64 bytes
-// The tile intrinsics are asm statements that do not tell the compiler which memory they read or write.
-inline void compiler_fence() { asm volatile("" ::: "memory"); }
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
 
 // tmm0, tmm1: int32 sums (16 tokens x 16 rows) of an even / odd block; tmm2, tmm3: their activations
 // (16 tokens x 32 int8); tmm4, tmm5: their weights (B layout).
 void configure_tiles() {
-  TileConfig c;
+  cpu::AmxTileConfig c;
   for (int i : {0, 1}) c.rows[i] = kTile, c.colsb[i] = 64;
   for (int i : {2, 3}) c.rows[i] = kTile, c.colsb[i] = 32;
   for (int i : {4, 5}) c.rows[i] = 8, c.colsb[i] = 64;
@@ -131,7 +123,7 @@ void amx_pairs(const AmxCall& a, int64_t gp0, int64_t gp1) {
       block_codes(p, 2 * gp, b, rows32, scs.data() + b * kTile);
       to_b_tile(rows32, bt + b * kBTileBytes);
     }
-    compiler_fence();
+    cpu::amx_compiler_fence();
     const int64_t r0 = gp * kTile, nrows = std::min<int64_t>(kTile, p.rows - r0);
     const __mmask16 rmask = __mmask16((1u << nrows) - 1u);
     for (int64_t t0 = 0; t0 < a.n; t0 += kTile) {
@@ -151,10 +143,10 @@ void amx_pairs(const AmxCall& a, int64_t gp0, int64_t gp1) {
         _tile_dpbssd(1, 3, 5);
         _tile_stored(0, c0, 64);
         _tile_stored(1, c1, 64);
-        compiler_fence();
+        cpu::amx_compiler_fence();
         add_scaled(c0, scs.data() + b * kTile, a.dx, t0, a.n, nb, b, acc);
         add_scaled(c1, scs.data() + (b + 1) * kTile, a.dx, t0, a.n, nb, b + 1, acc);
-        compiler_fence();
+        cpu::amx_compiler_fence();
       }
       if (b < nb) {
         _tile_zero(0);
@@ -162,9 +154,9 @@ void amx_pairs(const AmxCall& a, int64_t gp0, int64_t gp1) {
         _tile_loadd(4, bt + b * kBTileBytes, 64);
         _tile_dpbssd(0, 2, 4);
         _tile_stored(0, c0, 64);
-        compiler_fence();
+        cpu::amx_compiler_fence();
         add_scaled(c0, scs.data() + b * kTile, a.dx, t0, a.n, nb, b, acc);
-        compiler_fence();
+        cpu::amx_compiler_fence();
       }
       const int64_t nt = std::min<int64_t>(kTile, a.n - t0);
       for (int64_t t = 0; t < nt; ++t) _mm512_mask_storeu_ps(a.y + (t0 + t) * p.rows + r0, rmask, acc[t]);

@@ -1,6 +1,7 @@
 // backends/cpu/linear_cpu.cpp — threaded linear layer: output rows split over the thread pool,
-// each chunk computed by the AVX-512 or AVX2 tile kernel (or the scalar one); quantized weights go to
-// the fused quantized kernels. Also the CPU feature checks.
+// each chunk computed by the AVX-512 or AVX2 tile kernel (or the scalar one); bf16 / f16 prompts of 16+
+// tokens on AMX where the CPU has it (linear_amx.cpp); quantized weights go to the fused quantized
+// kernels. Also the CPU feature checks.
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
@@ -46,12 +47,14 @@ void linear(const Linear& l, const float* x, int64_t n, float* y) {
   if (l.quantized()) {
     require_weight_bytes(l, "cpu linear");
     quant_linear_cpu(l.qweight, x, n, y);
+  } else if (const DType wt = l.weight.dtype(); n >= kAmxFloatMinTokens && (wt == DType::BF16 || wt == DType::F16) &&
+             l.in % 32 == 0 && cpu_quant::isa_cap() >= cpu_quant::Isa::Avx512 && amx_bf16_available()) {
+    linear_amx16(l.weight.raw(), wt, l.out, l.in, x, n, y);  // prefill on AMX tiles
   } else {
     const cpu_quant::Isa cap = cpu_quant::isa_cap();
     const auto tile = cpu_has_avx512() && cap >= cpu_quant::Isa::Avx512 ? dot_tile_avx512
                       : cpu_has_avx2() && cap >= cpu_quant::Isa::Avx2   ? dot_tile_avx2
                                                                         : dot_tile_scalar;
-    const DType wt = l.weight.dtype();
     const size_t esz = dtype_size(wt);
     const auto* w = static_cast<const char*>(l.weight.raw());
     // Grain: enough rows that a chunk streams a few hundred KB of weights.
