@@ -168,7 +168,8 @@ TEST(FloatLinearTiles, AmxMatchesDoubleReference) {
     ThreadPool::set_global_threads(threads);
     for (DType wt : {DType::F16, DType::BF16})
       for (auto [rows, in] : {std::pair<int64_t, int64_t>{1, 32}, {17, 64}, {70, 96}, {33, 2080}})
-        for (int64_t nt : {1, 16, 19, 40}) {
+        for (int64_t nt : {1, 16, 19, 40, 300}) {  // 300: two token chunks of the kernel
+          if (nt == 300 && in > 96) continue;
           const auto wf = test::randn(rows * in, 5 + uint32_t(rows));
           std::vector<uint16_t> w16(wf.size());
           std::vector<float> wq(wf.size());

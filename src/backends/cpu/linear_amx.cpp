@@ -194,27 +194,34 @@ void linear_amx16(const void* w, DType wt, int64_t rows, int64_t in, const float
   if ((wt != DType::BF16 && wt != DType::F16) || in % 32 != 0)
     throw Error("linear_amx16: bf16 / f16 weights with a multiple of 32 columns only");
   if (rows == 0 || n == 0) return;
-  Call a;
-  a.w = static_cast<const uint16_t*>(w);
-  a.rows = rows;
-  a.in = in;
-  a.n = n;
-  a.np = (n + kT - 1) / kT * kT;
-  a.y = y;
-  std::vector<uint16_t> xs(size_t(3 * a.np * in));
-  a.xs = xs.data();
-  ThreadPool::global().parallel_for(a.np, 4, [&](int64_t t0, int64_t t1) { split_x(x, n, a.np, in, xs.data(), t0, t1); });
+  // Tokens in chunks of up to 256: the split activations (6 bytes per input) stay ~22 MB at most for
+  // 14336 columns, and the weights are re-gathered once per chunk (amortized over 16 token tiles).
+  constexpr int64_t kChunk = 256;
+  std::vector<uint16_t> xs;
   const bool f16 = wt == DType::F16;
   const int64_t block_rows = f16 ? 2 * kT : 4 * kT, blocks = (rows + block_rows - 1) / block_rows;
-  ThreadPool::global().parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<uint16_t> bh, bl;
-    const size_t tiles = size_t(block_rows / kT * (in / 32) * kTileU16);
-    if (bh.size() < tiles) bh.resize(tiles);
-    if (f16 && bl.size() < tiles) bl.resize(tiles);
-    configure_tiles(8);
-    for (int64_t b = b0; b < b1; ++b) f16 ? block_f16(a, b, bh.data(), bl.data()) : block_bf16(a, b, bh.data());
-    _tile_release();
-  });
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    Call a;
+    a.w = static_cast<const uint16_t*>(w);
+    a.rows = rows;
+    a.in = in;
+    a.n = std::min(kChunk, n - c0);
+    a.np = (a.n + kT - 1) / kT * kT;
+    a.y = y + c0 * rows;
+    xs.resize(size_t(3 * a.np * in));
+    a.xs = xs.data();
+    const float* xc = x + c0 * in;
+    ThreadPool::global().parallel_for(a.np, 4, [&](int64_t t0, int64_t t1) { split_x(xc, a.n, a.np, in, xs.data(), t0, t1); });
+    ThreadPool::global().parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+      thread_local std::vector<uint16_t> bh, bl;
+      const size_t tiles = size_t(block_rows / kT * (in / 32) * kTileU16);
+      if (bh.size() < tiles) bh.resize(tiles);
+      if (f16 && bl.size() < tiles) bl.resize(tiles);
+      configure_tiles(8);
+      for (int64_t b = b0; b < b1; ++b) f16 ? block_f16(a, b, bh.data(), bl.data()) : block_bf16(a, b, bh.data());
+      _tile_release();
+    });
+  }
 }
 
 }  // namespace qforge::cpu
