@@ -180,7 +180,6 @@ TEST(FloatLinearTiles, AmxMatchesDoubleReference) {
           const auto x = test::randn(nt * in, 9 + uint32_t(nt));
           std::vector<float> y(size_t(nt * rows), -7.0f);
           cpu::linear_amx16(w16.data(), wt, rows, in, x.data(), nt, y.data());
-          if (rows == 1 && nt == 1) ASSERT_EQ(y.size(), 1u);  // nothing written past the rows and tokens
           for (int64_t t = 0; t < nt; ++t)
             for (int64_t r = 0; r < rows; ++r) {
               double exact = 0, mag = 0;
