@@ -178,8 +178,9 @@ TEST(FloatLinearTiles, AmxMatchesDoubleReference) {
             wq[i] = wt == DType::F16 ? f16_to_f32(w16[i]) : bf16_to_f32(w16[i]);
           }
           const auto x = test::randn(nt * in, 9 + uint32_t(nt));
-          std::vector<float> y(size_t(nt * rows), -7.0f);
+          std::vector<float> y(size_t(nt * rows + 64), -7.0f);  // 64 sentinels past the output
           cpu::linear_amx16(w16.data(), wt, rows, in, x.data(), nt, y.data());
+          for (size_t i = size_t(nt * rows); i < y.size(); ++i) ASSERT_EQ(y[i], -7.0f) << "wrote past the output";
           for (int64_t t = 0; t < nt; ++t)
             for (int64_t r = 0; r < rows; ++r) {
               double exact = 0, mag = 0;
