@@ -20,7 +20,6 @@ constexpr int kThreads = kWarps * 32;
 // heads in one memory round trip (the kernel is a chain of such round trips, not a stream of bytes).
 constexpr int kStageUnroll = 4;
 int g_attn_smem_limit = 48 * 1024;
-int g_attn_sms = 132;
 
 __device__ __forceinline__ int cur_pos(const AttnArgs& a) { return a.pos_dev ? *a.pos_dev : a.pos0; }
 
@@ -316,28 +315,24 @@ __global__ void __launch_bounds__(kThreads, 2) decode_attention_kernel(AttnArgs 
 
 constexpr int kMaxCounters = 256;  // kv heads; the counters sit first in the scratch (fixed place)
 
-// Blocks per kv head: at least one block per SM in all, and enough that a full cache leaves each block
-// one tile (staged before the PDL wait: no memory round trip after it), but at most kKT (the combine
-// keeps one weight per split and head in shared memory) and no more than the capacity has tiles.
+// Blocks per kv head: one per 32-key tile of a full cache, so each block has one tile (staged before the
+// PDL wait: no memory round trip after it), at most kKT (the combine keeps one weight per split and head
+// in shared memory). The grid's size comes from the capacity, not from the SM count.
 // (32 splits of 16 keys instead of 17 of 32 measured no faster at 512 tokens, when 17 blocks of 32 keys
 // were one tile each too: the block's chain is latency, not keys.)
-int decode_splits(int kv_heads, int capacity) {
-  const int tiles = (capacity + kKT - 1) / kKT;
-  const int want = std::max((g_attn_sms + kv_heads - 1) / kv_heads, tiles);
-  return std::max(1, std::min({want, kKT, tiles}));
-}
+int decode_splits(int capacity) { return std::max(1, std::min(kKT, (capacity + kKT - 1) / kKT)); }
 
 }  // namespace
 
 int64_t attention_scratch_floats(int heads, int kv_heads, int hd, int capacity) {
-  const int64_t splits = decode_splits(kv_heads, capacity);
+  const int64_t splits = decode_splits(capacity);
   return kMaxCounters + int64_t(heads) * splits * (hd + 2);
 }
 
 void attention_decode(const AttnArgs& a, float* scratch, cudaStream_t s) {
   if (a.n != 1) throw Error("cuda: attention_decode takes one token");
   if (a.hd > 256 || a.hd % 2 != 0) throw Error("cuda: attention head_dim " + std::to_string(a.hd) + " is not supported");
-  const int splits = decode_splits(a.kv_heads, a.capacity);
+  const int splits = decode_splits(a.capacity);
   const int G = a.heads / a.kv_heads;
   const DecodeSmem L(G, a.hd);
   if (a.kv_heads > kMaxCounters) throw Error("cuda: decode attention supports at most 256 kv heads");
@@ -355,7 +350,6 @@ void attention_decode(const AttnArgs& a, float* scratch, cudaStream_t s) {
 void init_attention_decode(int device) {
   int optin = 0;
   QF_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  QF_CUDA(cudaDeviceGetAttribute(&g_attn_sms, cudaDevAttrMultiProcessorCount, device));
   g_attn_smem_limit = std::max(48 * 1024, optin - 1024);
   QF_CUDA(cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, g_attn_smem_limit));
 }
