@@ -48,7 +48,7 @@ void linear(const Linear& l, const float* x, int64_t n, float* y) {
     require_weight_bytes(l, "cpu linear");
     quant_linear_cpu(l.qweight, x, n, y);
   } else if (const DType wt = l.weight.dtype(); n >= kAmxFloatMinTokens && (wt == DType::BF16 || wt == DType::F16) &&
-             l.in % 32 == 0 && cpu_quant::isa_cap() >= cpu_quant::Isa::Avx512 && amx_bf16_available()) {
+             l.in % 32 == 0 && amx_bf16_available()) {  // (needs best_isa() Avx512: QFORGE_CPU_ISA caps it)
     linear_amx16(l.weight.raw(), wt, l.out, l.in, x, n, y);  // prefill on AMX tiles
   } else {
     const cpu_quant::Isa cap = cpu_quant::isa_cap();
