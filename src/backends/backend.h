@@ -72,9 +72,10 @@ class Backend {
   // (the residual add). All layers share the input (q/k/v, gate/up run as one pass).
   virtual void linear(std::span<const Linear* const> layers, const LinearInput& in, int64_t n,
                       std::span<float* const> ys, bool accumulate) = 0;
-  // RoPE on q [n, heads*hd] and k [n, kv_heads*hd] (in place; token i at position pos0+i), k/v
-  // written to the caches [capacity, kv_heads*hd] at pos0.., then causal GQA attention over
-  // positions [0, pos0+n) → out [n, heads*hd].
+  // RoPE on q [n, heads*hd] and k [n, kv_heads*hd] (token i at position pos0+i), k/v written to the
+  // caches [capacity, kv_heads*hd] at pos0.., then causal GQA attention over positions [0, pos0+n) →
+  // out [n, heads*hd]. q and k are the backend's to use: rotated in place or left as they were
+  // (the CUDA prefill rotates them on the fly); callers must not read them afterwards.
   virtual void attention(float* q, float* k, const float* v, float* k_cache, float* v_cache, int64_t n, int64_t pos0,
                          const AttentionShape& s, const RopeTable& rope, float* out) = 0;
 

@@ -40,7 +40,8 @@ double rms_rel_err(const std::vector<float>& got, const std::vector<float>& want
 class CudaAttentionPrefillTc : public ::testing::TestWithParam<PrefillCase> {};
 
 // Rope + cache write through the backend (f32 kernel output checked at 2e-5), then the tensor-core
-// kernel alone on the same rotated q and filled caches. Its error comes from rounding q·scale, k, v
+// kernel alone on the same rotated q and filled caches, then the fused path (rope + cache write +
+// tensor-core attention in one call, as the backend runs it for bf16 / quantized models). Its error comes from rounding q·scale, k, v
 // and p to bf16 (2^-9 relative each): ~1e-3..5e-3 of max|out| in practice; bounds 2e-2 (max) and
 // 8e-3 (rms).
 TEST_P(CudaAttentionPrefillTc, MatchesRef) {
@@ -57,6 +58,7 @@ TEST_P(CudaAttentionPrefillTc, MatchesRef) {
   const uint32_t seed = uint32_t(c.n * 131 + c.pos0 * 7 + c.hd + c.heads * 3 + c.window);
   auto cache_k = randv(size_t(cap * kvd), seed + 1), cache_v = randv(size_t(cap * kvd), seed + 2);
   auto q = randv(size_t(c.n * qd), seed + 3), k = randv(size_t(c.n * kvd), seed + 4), v = randv(size_t(c.n * kvd), seed + 5);
+  const auto q0 = q, k0 = k, cache_k0 = cache_k, cache_v0 = cache_v;  // ref->attention rotates / writes in place
   auto dq = upload(*gpu, q), dk = upload(*gpu, k), dv = upload(*gpu, v);
   auto dkc = upload(*gpu, cache_k, MemCategory::KvCache), dvc = upload(*gpu, cache_v, MemCategory::KvCache);
   const std::vector<float> poison(size_t(c.n * qd), NAN);
@@ -82,6 +84,23 @@ TEST_P(CudaAttentionPrefillTc, MatchesRef) {
   p.out = dout_f32.get();
   cuda::run_prefill_attention(p, false, 1);
   EXPECT_LT(rel_max_err(download(*gpu, dout_f32.get(), out.size()), out), 2e-5) << "probe f32 " << case_name(c);
+
+  // The backend's fused path: unrotated q and k, the new rows written to the caches by the call itself
+  // (k rotated, bf16 shadows of the new rows), q rotated as the kernel loads it.
+  auto fq = upload(*gpu, q0), fk = upload(*gpu, k0), fv = upload(*gpu, v);
+  auto fkc = upload(*gpu, cache_k0, MemCategory::KvCache), fvc = upload(*gpu, cache_v0, MemCategory::KvCache);
+  auto dcos = upload(*gpu, rope.cos), dsin = upload(*gpu, rope.sin), dout_fused = upload(*gpu, poison);
+  cuda::PrefillAttentionProbe pf = p;
+  pf.q = fq.get(), pf.k = fk.get(), pf.v = fv.get(), pf.k_cache = fkc.get(), pf.v_cache = fvc.get();
+  pf.out = dout_fused.get(), pf.rope_cos = dcos.get(), pf.rope_sin = dsin.get(), pf.rope_max_pos = int(rope.max_pos);
+  cuda::run_prefill_attention(pf, true, 1);
+  const auto got_fused = download(*gpu, dout_fused.get(), out.size());
+  EXPECT_LT(rel_max_err(got_fused, out), 2e-2) << "fused tensor cores " << case_name(c);
+  EXPECT_LT(rms_rel_err(got_fused, out), 8e-3) << "fused tensor cores " << case_name(c);
+  // Every cache row as the ref backend left it: rotated new k rows (f32 rounding only), v copied, the
+  // rest untouched.
+  EXPECT_LT(rel_max_err(download(*gpu, fkc.get(), cache_k.size()), cache_k), 1e-6) << "fused k cache " << case_name(c);
+  EXPECT_EQ(download(*gpu, fvc.get(), cache_v.size()), cache_v) << "fused v cache " << case_name(c);
 }
 
 std::vector<PrefillCase> prefill_cases() {
@@ -127,8 +146,20 @@ TEST(CudaAttentionPrefillTc, Throughput) {
     p.n = sh.n, p.heads = sh.heads, p.kv_heads = sh.kv_heads, p.head_dim = sh.hd, p.capacity = sh.n;
     const double flop = 4.0 * sh.hd * sh.heads * double(sh.n) * (sh.n + 1) / 2;
     const double ms_tc = cuda::run_prefill_attention(p, true, 20), ms_f32 = cuda::run_prefill_attention(p, false, 3);
-    std::printf("prefill_attention_%s: n=%d tensor-core %.3f ms = %.1f TFLOP/s; f32 %.3f ms = %.1f TFLOP/s\n", sh.name,
-                sh.n, ms_tc, flop / ms_tc / 1e9, ms_f32, flop / ms_f32 / 1e9);
+    // The fused path as the backend runs it (rope of k and the cache write included, q rotated on load).
+    ModelConfig cfg;
+    cfg.head_dim = sh.hd;
+    cfg.rope_theta = 10000;
+    const RopeTable rope = make_rope_table(cfg, sh.n);
+    auto dcos = upload(*gpu, rope.cos), dsin = upload(*gpu, rope.sin);
+    auto dk_new = upload(*gpu, randv(size_t(sh.n * kvd), 4)), dv_new = upload(*gpu, randv(size_t(sh.n * kvd), 5));
+    cuda::PrefillAttentionProbe pf = p;
+    pf.k = dk_new.get(), pf.v = dv_new.get(), pf.rope_cos = dcos.get(), pf.rope_sin = dsin.get();
+    pf.rope_max_pos = int(rope.max_pos);
+    const double ms_fused = cuda::run_prefill_attention(pf, true, 20);
+    std::printf("prefill_attention_%s: n=%d tensor-core %.3f ms = %.1f TFLOP/s (fused rope + cache write %.3f ms); "
+                "f32 %.3f ms = %.1f TFLOP/s\n",
+                sh.name, sh.n, ms_tc, flop / ms_tc / 1e9, ms_fused, ms_f32, flop / ms_f32 / 1e9);
     EXPECT_GT(ms_tc, 0.0);
   }
 }

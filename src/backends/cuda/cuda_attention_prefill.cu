@@ -100,10 +100,13 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
   return *reinterpret_cast<const uint32_t*>(&v);
 }
-__device__ __forceinline__ float2 unpack_bf16(uint32_t u) {
-  __nv_bfloat162 v;
-  *reinterpret_cast<uint32_t*>(&v) = u;
-  return __bfloat1622float2(v);
+constexpr uint32_t kBf16OnesPair = 0x3F803F80u;  // two bf16 1.0
+// 2^x by the SFU (ex2.approx.ftz: ~2 ulp; 2^-inf = 0). Its inputs here are <= 0 and its outputs are
+// rounded to bf16 next, so the flush of results below 2^-126 and the approximation do not show.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 // c (16x8 f32) += a (16x16 bf16, row) * b (16x8 bf16, col).
 __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
@@ -149,11 +152,43 @@ __global__ void shadow_kv_kernel(const float* kc, const float* vc, int64_t e0, i
   }
 }
 
+// The fused prefill's K/V step, one block per new token (pos = pos0 + t): K rotated (RoPE, pairs (j,
+// j + hd/2)) and V written to rows pos of the f32 caches and of their bf16 shadows (q is rotated by the
+// attention kernel on load). hd % 4 == 0.
+__global__ void rope_kv_kernel(AttnArgs a, __nv_bfloat16* kb, __nv_bfloat16* vb) {
+  const int t = blockIdx.x, hd = a.hd, half = hd / 2, hp = half / 2, kvd = a.kv_heads * hd;
+  const size_t pos = size_t(a.pos0 + t);
+  const float* cs = a.rope_cos + pos * half;
+  const float* sn = a.rope_sin + pos * half;
+  auto rotate = [&](const float* src, float* dst, __nv_bfloat16* shadow, int j) {  // dims j, j+1 and j+half, +1
+    const float2 x0 = *reinterpret_cast<const float2*>(src + j), x1 = *reinterpret_cast<const float2*>(src + j + half);
+    const float2 c = *reinterpret_cast<const float2*>(cs + j), s = *reinterpret_cast<const float2*>(sn + j);
+    const float2 r0 = make_float2(x0.x * c.x - x1.x * s.x, x0.y * c.y - x1.y * s.y);
+    const float2 r1 = make_float2(x1.x * c.x + x0.x * s.x, x1.y * c.y + x0.y * s.y);
+    *reinterpret_cast<float2*>(dst + j) = r0;
+    *reinterpret_cast<float2*>(dst + j + half) = r1;
+    *reinterpret_cast<uint32_t*>(shadow + j) = pack_bf16(r0.x, r0.y);
+    *reinterpret_cast<uint32_t*>(shadow + j + half) = pack_bf16(r1.x, r1.y);
+  };
+  for (int i = threadIdx.x; i < a.kv_heads * hp; i += blockDim.x) {
+    const int h = i / hp, j = 2 * (i - h * hp);
+    const size_t c = pos * kvd + size_t(h) * hd;
+    rotate(a.k + (size_t(t) * a.kv_heads + h) * hd, a.k_cache + c, kb + c, j);
+  }
+  for (int i = threadIdx.x; i < kvd / 4; i += blockDim.x) {
+    const float4 v = reinterpret_cast<const float4*>(a.v + size_t(t) * kvd)[i];
+    reinterpret_cast<float4*>(a.v_cache + pos * kvd)[i] = v;
+    reinterpret_cast<uint2*>(vb + pos * kvd)[i] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+  }
+}
+
 // grid (ceil(n/64), heads), 128 threads (4 warps x 16 query rows). HD: head_dim rounded up to
 // 64/128/256 (register/shared tiles); the runtime hd (a multiple of 16) bounds every loop over dims.
 // Thread roles follow the m16n8k16 fragment layout: g = lane/4 owns rows g and g+8 of the warp's 16,
 // t = lane%4 owns columns 2t, 2t+1 of every 8-wide tile.
-template <int HD, int BN>
+// ROPE_Q: q is not rotated yet; each thread rotates its fragment's dims on load, reading the partner
+// dims (d +- hd/2) from global as well (q is read once per block, so the extra reads are cheap).
+template <int HD, int BN, bool ROPE_Q>
 __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, const __nv_bfloat16* kb,
                                                                 const __nv_bfloat16* vb) {
   constexpr int LD = HD + 8;  // shared row stride in bf16: 16 extra bytes make ldmatrix conflict-free
@@ -174,7 +209,22 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
   const int f0 = a.window > 0 ? p0 - a.window + 1 : 0, f1 = a.window > 0 ? p1 - a.window + 1 : 0;
   const float qscale = rsqrtf(float(hd)) * 1.4426950408889634f;  // softmax in base 2
 
-  // Q fragments straight from global f32 (scaled, rounded to bf16).
+  // Q fragments straight from global f32 (rotated when ROPE_Q, scaled, rounded to bf16).
+  auto load_q = [&](int r, int d) -> float2 {  // dims d, d+1 of query row r (d even)
+    const float* qr = a.q + (size_t(r) * a.heads + h) * hd;
+    float2 x = *reinterpret_cast<const float2*>(qr + d);
+    if constexpr (ROPE_Q) {
+      const int half = hd >> 1;
+      const bool lo = d < half;
+      const int j = lo ? d : d - half;
+      const float2 y = *reinterpret_cast<const float2*>(qr + (lo ? d + half : j));
+      const size_t rp = size_t(pos0 + r) * half + j;
+      const float2 c = *reinterpret_cast<const float2*>(a.rope_cos + rp), s = *reinterpret_cast<const float2*>(a.rope_sin + rp);
+      x = lo ? make_float2(x.x * c.x - y.x * s.x, x.y * c.y - y.y * s.y)
+             : make_float2(x.x * c.x + y.x * s.x, x.y * c.y + y.y * s.y);
+    }
+    return x;
+  };
   uint32_t qf[KS][4];
 #pragma unroll
   for (int kk = 0; kk < KS; ++kk) {
@@ -182,14 +232,12 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
     if (kk * 16 < hd) {
       const int d = kk * 16 + 2 * t4;
       if (r0 < a.n) {
-        const float* q = a.q + (size_t(r0) * a.heads + h) * hd + d;
-        x00 = *reinterpret_cast<const float2*>(q);
-        x01 = *reinterpret_cast<const float2*>(q + 8);
+        x00 = load_q(r0, d);
+        x01 = load_q(r0, d + 8);
       }
       if (r1 < a.n) {
-        const float* q = a.q + (size_t(r1) * a.heads + h) * hd + d;
-        x10 = *reinterpret_cast<const float2*>(q);
-        x11 = *reinterpret_cast<const float2*>(q + 8);
+        x10 = load_q(r1, d);
+        x11 = load_q(r1, d + 8);
       }
     }
     qf[kk][0] = pack_bf16(x00.x * qscale, x00.y * qscale);
@@ -201,16 +249,28 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
   float o[HD / 8][4];
 #pragma unroll
   for (int j = 0; j < HD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY;
+  // Row sums of the rounded P, accumulated by the tensor cores (P times a ones matrix): lsum[0] is row
+  // r0's sum, lsum[2] row r1's (every column of the 16x8 result holds the same sums).
+  float lsum[4] = {0.f, 0.f, 0.f, 0.f};
 
-  const int chunks = hd / 8;  // 16-byte chunks per row
+  // K/V tile loads: thread = (16-byte chunk lc of a row, rows lr, lr + RPP, ...); fixed per thread, so no
+  // index arithmetic per tile beyond the row offset. Chunks past the runtime hd are never read.
+  constexpr int CH = HD / 8, RPP = kTcThreads / CH;
+  static_assert(BN % RPP == 0, "every thread loads the same number of rows");
+  const int lc = threadIdx.x % CH, lr = threadIdx.x / CH;
+  const bool lc_in = lc * 8 < hd;
+  const size_t src_col = size_t(kvh) * hd + size_t(lc) * 8;
   auto load_tile = [&](int kt, int st) {
-    for (int idx = threadIdx.x; idx < BN * chunks; idx += kTcThreads) {
-      const int r = idx / chunks, c = idx - r * chunks, p = kt + r;
-      const bool in = p < kend;
-      const size_t off = size_t(in ? p : 0) * kvd + size_t(kvh) * hd + size_t(c) * 8;
-      cp_async16(ks + (st * BN + r) * LD + c * 8, kb + off, in);
-      cp_async16(vs + (st * BN + r) * LD + c * 8, vb + off, in);
+    if (lc_in) {
+#pragma unroll
+      for (int r = lr; r < BN; r += RPP) {
+        const int p = kt + r;
+        const bool in = p < kend;
+        const size_t off = size_t(in ? p : 0) * kvd + src_col;
+        cp_async16(ks + (st * BN + r) * LD + lc * 8, kb + off, in);
+        cp_async16(vs + (st * BN + r) * LD + lc * 8, vb + off, in);
+      }
     }
     cp_async_commit();
   };
@@ -271,11 +331,13 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
     const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;  // fully masked so far
-    const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+    const float c0 = fast_exp2(m0 - b0), c1 = fast_exp2(m1 - b1);
     m0 = mn0;
     m1 = mn1;
-    l0 *= c0;
-    l1 *= c1;
+    lsum[0] *= c0;
+    lsum[1] *= c0;
+    lsum[2] *= c1;
+    lsum[3] *= c1;
 #pragma unroll
     for (int j = 0; j < HD / 8; ++j) {
       o[j][0] *= c0;
@@ -287,13 +349,11 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
 #pragma unroll
     for (int k2 = 0; k2 < NT / 2; ++k2) {
       uint32_t pf[4];
-      pf[0] = pack_bf16(exp2f(s[2 * k2][0] - b0), exp2f(s[2 * k2][1] - b0));
-      pf[1] = pack_bf16(exp2f(s[2 * k2][2] - b1), exp2f(s[2 * k2][3] - b1));
-      pf[2] = pack_bf16(exp2f(s[2 * k2 + 1][0] - b0), exp2f(s[2 * k2 + 1][1] - b0));
-      pf[3] = pack_bf16(exp2f(s[2 * k2 + 1][2] - b1), exp2f(s[2 * k2 + 1][3] - b1));
-      const float2 u0 = unpack_bf16(pf[0]), u1 = unpack_bf16(pf[1]), u2 = unpack_bf16(pf[2]), u3 = unpack_bf16(pf[3]);
-      l0 += (u0.x + u0.y) + (u2.x + u2.y);
-      l1 += (u1.x + u1.y) + (u3.x + u3.y);
+      pf[0] = pack_bf16(fast_exp2(s[2 * k2][0] - b0), fast_exp2(s[2 * k2][1] - b0));
+      pf[1] = pack_bf16(fast_exp2(s[2 * k2][2] - b1), fast_exp2(s[2 * k2][3] - b1));
+      pf[2] = pack_bf16(fast_exp2(s[2 * k2 + 1][0] - b0), fast_exp2(s[2 * k2 + 1][1] - b0));
+      pf[3] = pack_bf16(fast_exp2(s[2 * k2 + 1][2] - b1), fast_exp2(s[2 * k2 + 1][3] - b1));
+      mma_bf16(lsum, pf, kBf16OnesPair, kBf16OnesPair);
 #pragma unroll
       for (int d2 = 0; d2 < HD / 16; ++d2) {
         if (d2 * 16 >= hd) break;
@@ -307,11 +367,7 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
     __syncthreads();  // this stage is reloaded two iterations later
   }
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float i0 = 1.f / l0, i1 = 1.f / l1;
+  const float i0 = 1.f / lsum[0], i1 = 1.f / lsum[2];
 #pragma unroll
   for (int j = 0; j < HD / 8; ++j) {
     if (j * 8 >= hd) break;
@@ -329,9 +385,10 @@ constexpr size_t tc_smem_bytes() {
 }
 
 template <int HD, int BN>
-void launch_tc(const AttnArgs& a, const __nv_bfloat16* kb, const __nv_bfloat16* vb, cudaStream_t s) {
+void launch_tc(const AttnArgs& a, const __nv_bfloat16* kb, const __nv_bfloat16* vb, bool rope_q, cudaStream_t s) {
   const dim3 grid(unsigned((a.n + kTcRows - 1) / kTcRows), unsigned(a.heads));
-  prefill_tc_kernel<HD, BN><<<grid, kTcThreads, tc_smem_bytes<HD, BN>(), s>>>(a, kb, vb);
+  if (rope_q) prefill_tc_kernel<HD, BN, true><<<grid, kTcThreads, tc_smem_bytes<HD, BN>(), s>>>(a, kb, vb);
+  else prefill_tc_kernel<HD, BN, false><<<grid, kTcThreads, tc_smem_bytes<HD, BN>(), s>>>(a, kb, vb);
 }
 
 int shadow_rows_begin(const AttnArgs& a) { return a.window > 0 ? std::max(0, a.pos0 - a.window + 1) : 0; }
@@ -363,13 +420,23 @@ void attention_prefill_tc(const AttnArgs& a, void* scratch, cudaStream_t s) {
   const int64_t kvd = int64_t(a.kv_heads) * a.hd, rows = a.pos0 + a.n;
   auto* kb = static_cast<__nv_bfloat16*>(scratch);
   auto* vb = kb + rows * kvd;
-  const int64_t e0 = int64_t(shadow_rows_begin(a)) * kvd, e1 = rows * kvd;
-  const int blocks = int(std::min<int64_t>((e1 - e0) / 4 / 256 + 1, 132 * 8));
-  shadow_kv_kernel<<<blocks, 256, 0, s>>>(a.k_cache, a.v_cache, e0, e1, kb, vb);
-  QF_CUDA(cudaGetLastError());
-  if (a.hd <= 64) launch_tc<64, 64>(a, kb, vb, s);
-  else if (a.hd <= 128) launch_tc<128, 64>(a, kb, vb, s);
-  else launch_tc<256, 32>(a, kb, vb, s);
+  // With new rows (a.k): rope + cache write + their shadow in one pass; q is rotated by the attention
+  // kernel itself. Without: the caches already hold rows [0, pos0 + n) and q is rotated.
+  const bool fused = a.k != nullptr;
+  if (fused) {
+    if (!a.v || !a.rope_cos || !a.rope_sin) throw Error("cuda: fused prefill attention needs v and the rope tables");
+    rope_kv_kernel<<<unsigned(a.n), 128, 0, s>>>(a, kb, vb);
+    QF_CUDA(cudaGetLastError());
+  }
+  const int64_t e0 = int64_t(shadow_rows_begin(a)) * kvd, e1 = (fused ? a.pos0 : rows) * kvd;
+  if (e1 > e0) {
+    const int blocks = int(std::min<int64_t>((e1 - e0) / 4 / 256 + 1, 132 * 8));
+    shadow_kv_kernel<<<blocks, 256, 0, s>>>(a.k_cache, a.v_cache, e0, e1, kb, vb);
+    QF_CUDA(cudaGetLastError());
+  }
+  if (a.hd <= 64) launch_tc<64, 64>(a, kb, vb, fused, s);
+  else if (a.hd <= 128) launch_tc<128, 64>(a, kb, vb, fused, s);
+  else launch_tc<256, 32>(a, kb, vb, fused, s);
   QF_CUDA(cudaGetLastError());
 }
 
@@ -380,11 +447,17 @@ void init_prefill_kernels(int device) {
   QF_CUDA(cudaFuncSetAttribute(prefill_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
   QF_CUDA(cudaFuncSetAttribute(prefill_kernel<32>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
   QF_CUDA(cudaFuncSetAttribute(prefill_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
-  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<64, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<64, 64, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                int(tc_smem_bytes<64, 64>())));
-  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<128, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<64, 64, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<64, 64>())));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<128, 64, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                int(tc_smem_bytes<128, 64>())));
-  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<256, 32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<128, 64, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<128, 64>())));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<256, 32, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(tc_smem_bytes<256, 32>())));
+  QF_CUDA(cudaFuncSetAttribute(prefill_tc_kernel<256, 32, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                int(tc_smem_bytes<256, 32>())));
 }
 
@@ -407,13 +480,18 @@ double run_prefill_attention(const PrefillAttentionProbe& p, bool tensor_cores, 
   }
   AttnArgs a;
   a.q = const_cast<float*>(p.q);
-  a.k_cache = const_cast<float*>(p.k_cache);
-  a.v_cache = const_cast<float*>(p.v_cache);
+  a.k = const_cast<float*>(p.k);
+  a.v = p.v;
+  a.k_cache = p.k_cache;
+  a.v_cache = p.v_cache;
   a.out = p.out;
+  a.rope_cos = p.rope_cos, a.rope_sin = p.rope_sin, a.rope_max_pos = p.rope_max_pos;
   a.n = p.n, a.heads = p.heads, a.kv_heads = p.kv_heads, a.hd = p.head_dim, a.window = p.window;
   a.pos0 = p.pos0, a.capacity = p.capacity;
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.pos0 + a.n > a.capacity)
     throw Error("run_prefill_attention: bad shape");
+  if (p.k && (!tensor_cores || a.pos0 + a.n > a.rope_max_pos))
+    throw Error("run_prefill_attention: new k rows need the tensor-core kernel and rope rows up to pos0 + n");
   void* scratch = nullptr;
   if (tensor_cores) QF_CUDA(cudaMalloc(&scratch, size_t(attention_prefill_tc_scratch_bytes(a))));
   std::unique_ptr<void, decltype(&cudaFree)> keep(scratch, &cudaFree);

@@ -1,7 +1,7 @@
 // backends/cuda/cuda_attention_prefill.cuh — prefill attention launchers (cuda_attention_prefill.cu):
 // the exact f32 tiled kernel (attention_prefill, declared in cuda_kernels.cuh) and the tensor-core
 // flash-attention kernel (bf16 Q/K/V/P, f32 accumulation and softmax) with the checks and scratch it
-// needs. Both run after rope_and_cache (q/k rotated, K/V already in the f32 caches).
+// needs. The f32 kernel runs after rope_and_cache; the tensor-core one does that work itself.
 #pragma once
 #include <cstdint>
 
@@ -18,8 +18,10 @@ bool attention_prefill_tc_supported(const AttnArgs& a);
 // Scratch bytes attention_prefill_tc needs: a bf16 shadow of the K and V cache rows [0, pos0 + n).
 int64_t attention_prefill_tc_scratch_bytes(const AttnArgs& a);
 // Tensor-core prefill attention; `scratch` holds attention_prefill_tc_scratch_bytes(a) bytes.
-// Throws qforge::Error when !attention_prefill_tc_supported(a). Uses a.pos0 (prefill is never
-// recorded into a graph).
+// With a.k set (the backend's path) it also does rope_and_cache's work: k rotated and k/v written to
+// the caches at pos0.. (a.k, a.q left unrotated: q is rotated as the kernel loads it). With a.k null
+// the caches already hold rows [0, pos0 + n) and a.q is rotated. Throws qforge::Error when
+// !attention_prefill_tc_supported(a). Uses a.pos0 (prefill is never recorded into a graph).
 void attention_prefill_tc(const AttnArgs& a, void* scratch, cudaStream_t s);
 
 // One-time per-device setup of the prefill kernels (dynamic shared memory limits).

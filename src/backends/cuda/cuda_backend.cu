@@ -364,8 +364,8 @@ class CudaBackend final : public Backend {
       }
       attention_decode(a, static_cast<float*>(bufs_.attn.get()), stream_);
     } else if (prefill_tc_ && attention_prefill_tc_supported(a)) {
-      rope_and_cache(a, stream_);
-      // Its own scratch (bf16 K/V copies): the decode scratch's counters must stay zero.
+      // Rope, cache write and attention (a.k set: the fused path). Its own scratch (bf16 K/V copies):
+      // the decode scratch's counters must stay zero.
       attention_prefill_tc(a, grow<char>(bufs_.attn_tc, bufs_.attn_tc_cap, size_t(attention_prefill_tc_scratch_bytes(a))),
                            stream_);
     } else {

@@ -9,11 +9,19 @@
 namespace qforge::cuda {
 
 // Device pointers (cudaMalloc'd, e.g. from the cuda backend's alloc()), layouts as Backend::attention.
+// Without k: q is rotated and the caches hold rows [0, pos0+n). With k (tensor cores only, the
+// backend's fused path): q and k are unrotated, k/v are the new rows, and the call rotates them with
+// the rope tables and writes rows [pos0, pos0+n) of the caches.
 struct PrefillAttentionProbe {
-  const float* q = nullptr;        // [n, heads*head_dim], rope already applied
-  const float* k_cache = nullptr;  // [capacity, kv_heads*head_dim], rows [0, pos0+n) filled
-  const float* v_cache = nullptr;
-  float* out = nullptr;            // [n, heads*head_dim]
+  const float* q = nullptr;  // [n, heads*head_dim]
+  const float* k = nullptr;  // [n, kv_heads*head_dim] or null
+  const float* v = nullptr;  // [n, kv_heads*head_dim], with k
+  float* k_cache = nullptr;  // [capacity, kv_heads*head_dim]
+  float* v_cache = nullptr;
+  float* out = nullptr;      // [n, heads*head_dim]
+  const float* rope_cos = nullptr;  // [rope_max_pos, head_dim/2], with k
+  const float* rope_sin = nullptr;
+  int rope_max_pos = 0;
   int n = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0, pos0 = 0, capacity = 0;
 };
 
