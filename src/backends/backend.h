@@ -1,5 +1,5 @@
 // backends/backend.h — the small fixed op set every backend implements. The one model
-// definition (model/forward.cpp) calls only these. Activations are f32 in the backend's own
+// definition (model/model.cpp) calls only these. Activations are f32 in the backend's own
 // memory (host for ref/cpu, device for cuda); `alloc` hands out such buffers.
 #pragma once
 #include <cstdint>
@@ -72,6 +72,12 @@ class Backend {
   // (the residual add). All layers share the input (q/k/v, gate/up run as one pass).
   virtual void linear(std::span<const Linear* const> layers, const LinearInput& in, int64_t n,
                       std::span<float* const> ys, bool accumulate) = 0;
+  // The SwiGLU MLP of one layer: y[n, down.out] (+)= down(silu(gate(in)) * up(in)). gate_out and up_out
+  // ([n, gate.out] f32 each) are scratch: the default (backends/backend.cpp) puts the two projections
+  // there and runs linear({gate, up}) then linear(down) with the SwiGLU input; a backend that fuses
+  // more may use them as it likes (their contents are unspecified afterwards).
+  virtual void mlp(const Linear& gate, const Linear& up, const Linear& down, const LinearInput& in, int64_t n,
+                   float* gate_out, float* up_out, float* y, bool accumulate);
   // RoPE on q [n, heads*hd] and k [n, kv_heads*hd] (token i at position pos0+i), k/v written to the
   // caches [capacity, kv_heads*hd] at pos0.., then causal GQA attention over positions [0, pos0+n) →
   // out [n, heads*hd]. q and k are the backend's to use: rotated in place or left as they were

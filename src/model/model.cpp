@@ -263,11 +263,7 @@ Model::Segment& Model::run_forward(std::span<const int32_t> tokens, int64_t pos0
         const Linear* o[] = {&L.o};
         float* x_out[] = {b.x.get()};
         be.linear(o, {b.att.get()}, n, x_out, true);
-        const Linear* gate_up[] = {&L.gate, &L.up};
-        float* gu_out[] = {b.gate.get(), b.up.get()};
-        be.linear(gate_up, {b.x.get(), &L.ffn_norm, eps}, n, gu_out, false);
-        const Linear* down[] = {&L.down};
-        be.linear(down, {b.gate.get(), nullptr, 0, b.up.get()}, n, x_out, true);
+        be.mlp(L.gate, L.up, L.down, {b.x.get(), &L.ffn_norm, eps}, n, b.gate.get(), b.up.get(), b.x.get(), true);
       }
       if (b.place.head) {
         const Linear* head[] = {&w_->lm_head};

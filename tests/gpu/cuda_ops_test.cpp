@@ -65,6 +65,92 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, CudaLinear,
                          ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
                                             ::testing::Values(1, 3, 8, 9, 17, 40), ::testing::Values(7, 64, 291, 2048)));
 
+// Same-shaped 16-bit linears of one prefill call (k/v, gate/up) run as one strided batched GEMM; in
+// both call orders, so that one order has the second weight at the lower address.
+TEST(CudaLinear, SameShapePairsMatchRef) {
+  QF_REQUIRE_GPU();
+  auto ref = make_backend("ref");
+  for (DType dt : {DType::F16, DType::BF16})
+    for (int n : {9, 40, 257})  // 257 x 512: large enough for cuBLAS's TMA kernels (they fault on negative strides)
+      for (int in : {64, 291, 512}) {
+        if ((n == 257) != (in == 512)) continue;
+        auto gpu = make_backend("cuda");  // fresh: its weight cache is keyed by host addresses, reused below
+        const int out = n == 257 ? 256 : 33;
+        std::vector<Linear> ls(3);
+        for (int i = 0; i < 3; ++i) {
+          ls[i].name = "same" + std::to_string(i);
+          ls[i].in = in;
+          ls[i].out = out;
+          ls[i].weight = tensor_from(randv(size_t(in * out), 300 + i + in), {out, in}, dt);
+        }
+        const auto x = randv(size_t(n * in), 21 + n);
+        auto dx = upload(*gpu, x);
+        const double tol = dt == DType::F16 ? 4e-3 : 2e-2;
+        for (bool reversed : {false, true})
+          for (bool acc : {false, true}) {
+            const Linear* lp[3] = {&ls[0], &ls[1], &ls[2]};
+            if (reversed) std::swap(lp[0], lp[2]);
+            std::vector<std::vector<float>> y_ref(3);
+            std::vector<std::shared_ptr<float>> y_dev(3);
+            std::vector<float*> yr(3), yd(3);
+            for (int i = 0; i < 3; ++i) {
+              y_ref[i] = randv(size_t(n * out), 60 + i);
+              y_dev[i] = upload(*gpu, y_ref[i]);
+              yr[i] = y_ref[i].data();
+              yd[i] = y_dev[i].get();
+            }
+            ref->linear(lp, LinearInput{x.data()}, n, yr, acc);
+            gpu->linear(lp, LinearInput{dx.get()}, n, yd, acc);
+            for (int i = 0; i < 3; ++i)
+              EXPECT_LT(rel_max_err(download(*gpu, yd[i], y_ref[i].size()), y_ref[i]), tol)
+                  << dtype_name(dt) << " n=" << n << " in=" << in << " layer " << i << " reversed=" << reversed
+                  << " acc=" << acc;
+          }
+      }
+}
+
+// The fused bf16 MLP of prefill (bf16 gate/up GEMM outputs, SwiGLU on bf16, down GEMM) against the
+// ref backend (f32) and against the CUDA backend's own default (linear() twice, f32 gate/up): the only
+// difference from the latter is gate and up rounded to bf16 (2^-9 relative). Sizes cover the
+// vectorised and the scalar SwiGLU (inter * n odd multiples of 8 or not) and the residual accumulate.
+TEST(CudaMlp, FusedBf16MatchesRefAndDefault) {
+  QF_REQUIRE_GPU();
+  auto ref = make_backend("ref");
+  for (int n : {9, 33, 130})
+    for (auto [hidden, inter] : {std::pair{64, 96}, std::pair{72, 100}})
+      for (bool acc : {false, true})
+        for (bool up_uploaded_first : {false, true}) {  // the GEMM takes the lower-address weight first
+          auto gpu = make_backend("cuda");
+          Linear gate, up, down;
+          gate.name = "gate", up.name = "up", down.name = "down";
+          gate.in = up.in = down.out = hidden;
+          gate.out = up.out = down.in = inter;
+          gate.weight = tensor_from(randv(size_t(inter * hidden), 401 + n), {inter, hidden}, DType::BF16);
+          up.weight = tensor_from(randv(size_t(inter * hidden), 402 + n), {inter, hidden}, DType::BF16);
+          down.weight = tensor_from(randv(size_t(hidden * inter), 403 + n), {hidden, inter}, DType::BF16);
+          Tensor rms_w = tensor_from(randv(size_t(hidden), 404, 0.5f), {hidden}, DType::F32);
+          const auto x = randv(size_t(n * hidden), 405 + n), y0 = randv(size_t(n * hidden), 406 + n);
+          std::vector<float> want = y0, g(size_t(n * inter)), u(size_t(n * inter));
+          ref->mlp(gate, up, down, {x.data(), &rms_w, 1e-5f}, n, g.data(), u.data(), want.data(), acc);
+          auto dx = upload(*gpu, x), dg = upload(*gpu, g), du = upload(*gpu, u);
+          auto dy = upload(*gpu, y0), dy_default = upload(*gpu, y0);
+          const Linear* first[] = {up_uploaded_first ? &up : &gate};
+          float* first_out[] = {dg.get()};
+          gpu->linear(first, {dx.get()}, n, first_out, false);  // uploads that weight before the other
+          gpu->mlp(gate, up, down, {dx.get(), &rms_w, 1e-5f}, n, dg.get(), du.get(), dy.get(), acc);
+          const auto got = download(*gpu, dy.get(), want.size());
+          gpu->Backend::mlp(gate, up, down, {dx.get(), &rms_w, 1e-5f}, n, dg.get(), du.get(), dy_default.get(), acc);
+          const auto got_default = download(*gpu, dy_default.get(), want.size());
+          const std::string what = "n=" + std::to_string(n) + " hidden=" + std::to_string(hidden) +
+                                   " inter=" + std::to_string(inter) + " acc=" + std::to_string(acc) +
+                                   " up_first=" + std::to_string(up_uploaded_first);
+          EXPECT_LT(rel_max_err(got, want), 3e-2) << "fused vs ref " << what;
+          EXPECT_LT(rel_max_err(got_default, want), 2e-2) << "default vs ref " << what;
+          EXPECT_LT(rel_max_err(got, got_default), 1e-2) << "fused vs default " << what;
+          EXPECT_GT(rel_max_err(got, got_default), 0.0) << "the fused path did not run " << what;
+        }
+}
+
 TEST(CudaEmbed, MatchesRefAndRejectsBadIds) {
   QF_REQUIRE_GPU();
   auto gpu = make_backend("cuda");

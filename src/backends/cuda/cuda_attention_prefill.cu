@@ -206,11 +206,11 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
   const int kbeg = a.window > 0 ? max(0, pos0 + q0 - a.window + 1) : 0;
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
   const int p0 = pos0 + r0, p1 = pos0 + r1;
-  const int f0 = a.window > 0 ? p0 - a.window + 1 : 0, f1 = a.window > 0 ? p1 - a.window + 1 : 0;
   const float qscale = rsqrtf(float(hd)) * 1.4426950408889634f;  // softmax in base 2
 
   // Q fragments straight from global f32 (rotated when ROPE_Q, scaled, rounded to bf16).
   auto load_q = [&](int r, int d) -> float2 {  // dims d, d+1 of query row r (d even)
+    if (r >= a.n) return make_float2(0.f, 0.f);
     const float* qr = a.q + (size_t(r) * a.heads + h) * hd;
     float2 x = *reinterpret_cast<const float2*>(qr + d);
     if constexpr (ROPE_Q) {
@@ -231,14 +231,10 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
     float2 x00 = make_float2(0.f, 0.f), x10 = x00, x01 = x00, x11 = x00;
     if (kk * 16 < hd) {
       const int d = kk * 16 + 2 * t4;
-      if (r0 < a.n) {
-        x00 = load_q(r0, d);
-        x01 = load_q(r0, d + 8);
-      }
-      if (r1 < a.n) {
-        x10 = load_q(r1, d);
-        x11 = load_q(r1, d + 8);
-      }
+      x00 = load_q(r0, d);
+      x01 = load_q(r0, d + 8);
+      x10 = load_q(r1, d);
+      x11 = load_q(r1, d + 8);
     }
     qf[kk][0] = pack_bf16(x00.x * qscale, x00.y * qscale);
     qf[kk][1] = pack_bf16(x10.x * qscale, x10.y * qscale);
@@ -309,6 +305,7 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
     const bool full = kt + BN <= kend && kt + BN - 1 <= pos0 + q0 &&
                       (a.window <= 0 || kt >= pos0 + q_last - a.window + 1);
     if (!full) {
+      const int f0 = a.window > 0 ? p0 - a.window + 1 : 0, f1 = a.window > 0 ? p1 - a.window + 1 : 0;
 #pragma unroll
       for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -345,23 +342,28 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
       o[j][2] *= c1;
       o[j][3] *= c1;
     }
-    // P (bf16, as the A operand) and O += P V. The row sums use the rounded P that enters the MMA.
+    // P (bf16, the A operand of P V) for the whole tile before the P V MMAs, so that the exponentials'
+    // latency is not on the MMA chain. The row sums use the rounded P that enters the MMA.
+    uint32_t pf[NT / 2][4];
 #pragma unroll
     for (int k2 = 0; k2 < NT / 2; ++k2) {
-      uint32_t pf[4];
-      pf[0] = pack_bf16(fast_exp2(s[2 * k2][0] - b0), fast_exp2(s[2 * k2][1] - b0));
-      pf[1] = pack_bf16(fast_exp2(s[2 * k2][2] - b1), fast_exp2(s[2 * k2][3] - b1));
-      pf[2] = pack_bf16(fast_exp2(s[2 * k2 + 1][0] - b0), fast_exp2(s[2 * k2 + 1][1] - b0));
-      pf[3] = pack_bf16(fast_exp2(s[2 * k2 + 1][2] - b1), fast_exp2(s[2 * k2 + 1][3] - b1));
-      mma_bf16(lsum, pf, kBf16OnesPair, kBf16OnesPair);
+      pf[k2][0] = pack_bf16(fast_exp2(s[2 * k2][0] - b0), fast_exp2(s[2 * k2][1] - b0));
+      pf[k2][1] = pack_bf16(fast_exp2(s[2 * k2][2] - b1), fast_exp2(s[2 * k2][3] - b1));
+      pf[k2][2] = pack_bf16(fast_exp2(s[2 * k2 + 1][0] - b0), fast_exp2(s[2 * k2 + 1][1] - b0));
+      pf[k2][3] = pack_bf16(fast_exp2(s[2 * k2 + 1][2] - b1), fast_exp2(s[2 * k2 + 1][3] - b1));
+      mma_bf16(lsum, pf[k2], kBf16OnesPair, kBf16OnesPair);
+    }
+    // O += P V.
+#pragma unroll
+    for (int k2 = 0; k2 < NT / 2; ++k2) {
 #pragma unroll
       for (int d2 = 0; d2 < HD / 16; ++d2) {
         if (d2 * 16 >= hd) break;
         uint32_t b[4];
         const int mi = lane >> 3, key = k2 * 16 + (lane & 7) + (mi & 1) * 8, dim = d2 * 16 + (mi >> 1) * 8;
         ldmatrix_x4_trans(b, vt_s + key * LD + dim);
-        mma_bf16(o[2 * d2], pf, b[0], b[1]);
-        mma_bf16(o[2 * d2 + 1], pf, b[2], b[3]);
+        mma_bf16(o[2 * d2], pf[k2], b[0], b[1]);
+        mma_bf16(o[2 * d2 + 1], pf[k2], b[2], b[3]);
       }
     }
     __syncthreads();  // this stage is reloaded two iterations later
@@ -372,10 +374,15 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
   for (int j = 0; j < HD / 8; ++j) {
     if (j * 8 >= hd) break;
     const int d = j * 8 + 2 * t4;
-    if (r0 < a.n)
-      *reinterpret_cast<float2*>(a.out + (size_t(r0) * a.heads + h) * hd + d) = make_float2(o[j][0] * i0, o[j][1] * i0);
-    if (r1 < a.n)
-      *reinterpret_cast<float2*>(a.out + (size_t(r1) * a.heads + h) * hd + d) = make_float2(o[j][2] * i1, o[j][3] * i1);
+    const size_t e0 = (size_t(r0) * a.heads + h) * hd + d, e1 = (size_t(r1) * a.heads + h) * hd + d;
+    const float2 v0 = make_float2(o[j][0] * i0, o[j][1] * i0), v1 = make_float2(o[j][2] * i1, o[j][3] * i1);
+    if (r0 < a.n) *reinterpret_cast<float2*>(a.out + e0) = v0;
+    if (r1 < a.n) *reinterpret_cast<float2*>(a.out + e1) = v1;
+    if (a.out_bf16) {
+      auto* ob = static_cast<__nv_bfloat16*>(a.out_bf16);
+      if (r0 < a.n) *reinterpret_cast<uint32_t*>(ob + e0) = pack_bf16(v0.x, v0.y);
+      if (r1 < a.n) *reinterpret_cast<uint32_t*>(ob + e1) = pack_bf16(v1.x, v1.y);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -139,7 +140,7 @@ class CudaBackend final : public Backend {
   std::string_view name() const override { return name_; }
 
   std::shared_ptr<float> alloc(int64_t n, MemCategory cat) override {
-    use_device();
+    begin_op();
     auto mem = device_alloc(size_t(n) * sizeof(float), cat, device_);
     QF_CUDA(cudaMemsetAsync(mem.get(), 0, size_t(n) * sizeof(float), stream_));
     QF_CUDA(cudaStreamSynchronize(stream_));
@@ -154,7 +155,7 @@ class CudaBackend final : public Backend {
   }
 
   void to_host(const float* src, float* dst, int64_t n) override {
-    use_device();
+    begin_op();
     const size_t bytes = size_t(n) * 4;
     if (bytes <= kPinnedOutBytes) {
       // Through a pinned buffer (a pageable copy is staged by the driver; this is the per-token
@@ -169,13 +170,13 @@ class CudaBackend final : public Backend {
     QF_CUDA(cudaStreamSynchronize(stream_));
   }
   void from_host(const float* src, float* dst, int64_t n) override {
-    use_device();
+    begin_op();
     QF_CUDA(cudaMemcpyAsync(dst, src, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
     QF_CUDA(cudaStreamSynchronize(stream_));
   }
 
   void prepare(ModelWeights& w, const ModelConfig& c) override {
-    use_device();
+    begin_op();
     // Out-of-memory check first, with the estimate (unique host buffers: tied lm_head once).
     std::map<const void*, size_t> uniq;
     size_t max_q = 0;
@@ -218,6 +219,9 @@ class CudaBackend final : public Backend {
     vocab_ = w.embed.dim(0);
     // bf16 tensor-core prefill attention unless the projections are f32 (keeps the f32 golden exact).
     prefill_tc_ = !w.layers.empty() && (w.layers[0].q.quantized() || w.layers[0].q.weight.dtype() != DType::F32);
+    att_bf16_out_ = !w.layers.empty() && std::all_of(w.layers.begin(), w.layers.end(), [](const LayerWeights& L) {
+      return !L.o.quantized() && L.o.weight.dtype() == DType::BF16 && !L.o.bias;
+    });
     if (max_q > 0) dequant_scratch_ = device_alloc(max_q * 2, MemCategory::Scratch, device_);
     // Upload everything now (nothing is uploaded lazily during a decode step).
     if (part_.embed) dev_tensor(w.embed, false);
@@ -231,7 +235,7 @@ class CudaBackend final : public Backend {
   }
 
   void run_step(std::span<const int32_t> tokens, int64_t pos0, const std::function<void()>& ops) override {
-    use_device();
+    begin_op();
     const int64_t n = int64_t(tokens.size());
     for (int32_t t : tokens)
       if (vocab_ > 0 && (t < 0 || t >= vocab_))
@@ -295,7 +299,7 @@ class CudaBackend final : public Backend {
   }
 
   void embed(const Tensor& table, const int32_t* ids, int64_t n, float* out) override {
-    use_device();
+    begin_op();
     const int64_t vocab = table.dim(0);
     for (int64_t i = 0; i < n; ++i)
       if (ids[i] < 0 || ids[i] >= vocab)
@@ -314,7 +318,7 @@ class CudaBackend final : public Backend {
 
   void linear(std::span<const Linear* const> ls, const LinearInput& in, int64_t n, std::span<float* const> ys,
               bool accumulate) override {
-    use_device();
+    const StagedAttention att = begin_op();
     if (ls.empty() || n == 0) return;
     const int cols = int(ls[0]->in);
     for (const Linear* l : ls)
@@ -329,14 +333,59 @@ class CudaBackend final : public Backend {
     if (n <= kMaxGemvTokens) {
       linear_gemv(ls, dl, din, int(n), ys, accumulate);
     } else {
-      linear_gemm(ls, dl, din, n, cols, ys, accumulate);
+      const bool pre_staged = att.src && att.src == in.x && !in.rms_weight && !in.up && att.n == n && att.cols == cols;
+      linear_gemm(ls, dl, din, n, cols, ys, accumulate, pre_staged);
     }
+    sync_if_debug();
+  }
+
+  // Prefill with bf16 weights: x staged once (RMSNorm, bf16), gate and up as one GEMM with bf16 outputs
+  // into gate_out's memory (2 x [n, inter] bf16 fits its [n, inter] f32), SwiGLU in place on those, and
+  // the down GEMM from that bf16 product. Against linear() + linear(): no f32 gate/up round trip (3 x
+  // [n, inter] f32 of traffic less), at the cost of rounding gate and up to bf16 before the SwiGLU (the
+  // product was rounded to bf16 for the down GEMM already). Everything else takes the default.
+  void mlp(const Linear& gate, const Linear& up, const Linear& down, const LinearInput& in, int64_t n, float* gate_out,
+           float* up_out, float* y, bool accumulate) override {
+    begin_op();
+    const bool bf16 = !gate.quantized() && !up.quantized() && !down.quantized() &&
+                      gate.weight.dtype() == DType::BF16 && up.weight.dtype() == DType::BF16 &&
+                      down.weight.dtype() == DType::BF16 && !gate.bias && !up.bias && !down.bias;
+    if (n <= kMaxGemvTokens || !bf16 || in.up || gate.in != up.in || gate.out != up.out || down.in != gate.out)
+      return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
+    const int cols = int(gate.in), inter = int(gate.out), rows = int(down.out);
+    LinearInputDev din;
+    din.x = in.x;
+    din.eps = in.eps;
+    if (in.rms_weight) din.rms_w = static_cast<const float*>(dev_tensor(*in.rms_weight, true).get());
+    const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
+    void* x16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
+    stage_input(din, n, cols, x16, WType::BF16, stream_);
+    // [2][n, inter] bf16 in gate_out's memory: the projection whose weight has the lower address first, so
+    // that one strided batched GEMM covers both with a positive weight stride (cuBLAS's TMA kernels fault
+    // on negative strides).
+    auto* gu16 = reinterpret_cast<__nv_bfloat16*>(gate_out);
+    const int64_t half = n * inter;
+    const float one = 1.f, zero = 0.f, beta = accumulate ? 1.f : 0.f;
+    const bool up_first = du.w.get() < dg.w.get();
+    const DevLinear& first = up_first ? du : dg;
+    __nv_bfloat16* g16 = up_first ? gu16 + half : gu16;
+    const __nv_bfloat16* u16 = up_first ? gu16 : gu16 + half;
+    // bf16 weights: the byte distance is even.
+    const ptrdiff_t dw = std::abs(static_cast<const char*>(du.w.get()) - static_cast<const char*>(dg.w.get())) / 2;
+    QF_CUBLAS(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, inter, int(n), cols, &one, first.w.get(),
+                                         CUDA_R_16BF, cols, dw, x16, CUDA_R_16BF, cols, 0, &zero, gu16, CUDA_R_16BF,
+                                         inter, half, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    swiglu_bf16_inplace(g16, u16, half, stream_);
+    QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), inter, &one, dd.w.get(), CUDA_R_16BF, inter,
+                           g16, CUDA_R_16BF, inter, &beta, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
+    (void)up_out;
     sync_if_debug();
   }
 
   void attention(float* q, float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,
                  const AttentionShape& s, const RopeTable& rope, float* out) override {
-    use_device();
+    begin_op();
     if (s.heads % s.kv_heads != 0) throw Error("cuda: attention heads must be a multiple of kv_heads");
     const int64_t kvd = s.kv_heads * s.head_dim;
     int64_t capacity = pos0 + n;
@@ -365,7 +414,12 @@ class CudaBackend final : public Backend {
       attention_decode(a, static_cast<float*>(bufs_.attn.get()), stream_);
     } else if (prefill_tc_ && attention_prefill_tc_supported(a)) {
       // Rope, cache write and attention (a.k set: the fused path). Its own scratch (bf16 K/V copies):
-      // the decode scratch's counters must stay zero.
+      // the decode scratch's counters must stay zero. With bf16 o projections the kernel also writes
+      // the o projection's staged input (bf16 out), which the next linear() takes instead of staging.
+      if (att_bf16_out_) {
+        a.out_bf16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * s.heads * s.head_dim * 2);
+        staged_att_ = {out, n, int(s.heads * s.head_dim)};
+      }
       attention_prefill_tc(a, grow<char>(bufs_.attn_tc, bufs_.attn_tc_cap, size_t(attention_prefill_tc_scratch_bytes(a))),
                            stream_);
     } else {
@@ -386,7 +440,7 @@ class CudaBackend final : public Backend {
     for (int64_t i = 0; i < m; ++i)
       if (penalize[size_t(i)] < 0 || penalize[size_t(i)] >= n)
         throw Error("select_top_k: penalised id " + std::to_string(penalize[size_t(i)]) + " outside the vocabulary");
-    use_device();
+    begin_op();
     if (!pinned_out_) QF_CUDA(cudaMallocHost(&pinned_out_, kPinnedOutBytes));
     void* scratch = grow<char>(bufs_.sample, bufs_.sample_cap, top_k_scratch_bytes(n, k, m));
     select_top_k_device(logits, n, penalize.data(), m, penalty, k, scratch, pinned_out_, stream_);
@@ -410,6 +464,18 @@ class CudaBackend final : public Backend {
 
   void use_device() const {
     if (!capturing_) QF_CUDA(cudaSetDevice(device_));
+  }
+  // The prefill attention's bf16 copy of its output (the o projection's staged input): valid only for
+  // the op right after attention(), since any other op may have written that buffer.
+  struct StagedAttention {
+    const float* src = nullptr;  // the f32 output it copies
+    int64_t n = 0;
+    int cols = 0;
+  };
+  // Every op starts here: the device, and the end of the attention output copy's validity.
+  StagedAttention begin_op() {
+    use_device();
+    return std::exchange(staged_att_, {});
   }
   void sync_if_debug() {
     static const bool dbg = [] {
@@ -485,7 +551,10 @@ class CudaBackend final : public Backend {
   }
 
   const DevLinear& dev_linear(const Linear& l) {
-    // Keyed by the Linear, checked against its buffers (a Linear may be reused with new weights).
+    // Keyed by the Linear, checked against its buffers (a Linear may be reused with new weights). The keys
+    // are host addresses: weights freed and reallocated at the same address with the same type and size
+    // would hit a stale entry, so a backend must not outlive the weights it has seen (a model owns its
+    // backends; tests that free weights use a fresh backend).
     const TensorKey wkey{l.quantized() ? static_cast<const void*>(&l.qweight) : l.weight.raw(), l.weight.dtype(),
                          l.quantized() ? l.in * l.out : l.weight.numel(), l.quantized()};
     const TensorKey bkey{l.bias.raw(), l.bias.dtype(), l.bias ? l.bias.numel() : 0, true};
@@ -553,9 +622,12 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // pre_staged: bufs_.stage already holds the input as bf16 (the attention output's copy).
   void linear_gemm(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl,
-                   const LinearInputDev& din, int64_t n, int cols, std::span<float* const> ys, bool acc) {
+                   const LinearInputDev& din, int64_t n, int cols, std::span<float* const> ys, bool acc,
+                   bool pre_staged = false) {
     void* staged[3] = {};
+    if (pre_staged) staged[int(WType::BF16)] = bufs_.stage.get();
     Fp8ActCache fp8_act;  // these linears share one input: the FP8 path quantizes it once
     auto staged_for = [&](WType t) -> void* {
       void*& p = staged[int(t)];
@@ -578,6 +650,10 @@ class CudaBackend final : public Backend {
     };
     for (size_t i = 0; i < ls.size(); ++i) {
       const int rows = int(ls[i]->out);
+      if (i + 1 < ls.size() && float_gemm_pair(ls, dl, i, n, cols, ys, acc, staged_for)) {
+        ++i;
+        continue;
+      }
       if (dl[i]->qw) {
         CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace,
                             static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr,
@@ -595,6 +671,40 @@ class CudaBackend final : public Backend {
       }
       if (dl[i]->bias) add_bias(ys[i], dl[i]->bias, n, rows, stream_);
     }
+  }
+
+  // Two float linears of one call with the same shape and weight type (k/v, gate/up) as one strided
+  // batched GEMM: batch b reads weight w0 + b * (w1 - w0) and writes y0 + b * (y1 - y0), so the small k/v
+  // GEMMs fill the GPU together and gate/up share one wave schedule. False when the pair does not qualify.
+  template <class StagedFor>
+  bool float_gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i,
+                       int64_t n, int cols, std::span<float* const> ys, bool acc, StagedFor& staged_for) {
+    const DevLinear &d0 = *dl[i], &d1 = *dl[i + 1];
+    if (d0.qw || d1.qw || d0.bias || d1.bias || d0.w.type != d1.w.type || ls[i]->out != ls[i + 1]->out) return false;
+    const WType t = d0.w.type;
+    if (t == WType::F32) return false;  // f32 models keep the pedantic one-GEMM-per-linear path
+    const size_t es = 2;                // bf16 / f16 bytes
+    const char* w0 = static_cast<const char*>(d0.w.get());
+    const char* w1 = static_cast<const char*>(d1.w.get());
+    float* y0 = ys[i];
+    ptrdiff_t dw = w1 - w0, dy = ys[i + 1] - ys[i];
+    // Batch 0 is the weight at the lower address: cuBLAS's TMA kernels fault on negative strides (seen on
+    // an H100), so both strides must come out positive.
+    if (dw < 0) {
+      std::swap(w0, w1);
+      y0 = ys[i + 1];
+      dw = -dw, dy = -dy;
+    }
+    // Outputs must not overlap (each is [n, rows]); weights are only read.
+    if (dw % ptrdiff_t(es) != 0 || dw == 0 || dy < ptrdiff_t(n) * ls[i]->out) return false;
+    const void* x = staged_for(t);
+    const float alpha = 1.f, beta = acc ? 1.f : 0.f;
+    const int rows = int(ls[i]->out);
+    const cudaDataType_t dt = t == WType::F16 ? CUDA_R_16F : CUDA_R_16BF;
+    QF_CUBLAS(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, w0, dt, cols,
+                                         dw / ptrdiff_t(es), x, dt, cols, 0, &beta, y0, CUDA_R_32F, rows, dy, 2,
+                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return true;
   }
 
   int device_;
@@ -618,7 +728,8 @@ class CudaBackend final : public Backend {
       std::make_shared<std::unordered_map<const float*, int64_t>>();
   std::unordered_map<const float*, int64_t>& sizes_ = *sizes_ptr_;
   // Graphs.
-  bool graphs_ = true, in_step_ = false, capturing_ = false, prefill_tc_ = false;
+  bool graphs_ = true, in_step_ = false, capturing_ = false, prefill_tc_ = false, att_bf16_out_ = false;
+  StagedAttention staged_att_;
   const int32_t* step_tokens_ = nullptr;
   uint64_t gen_ = 1, warm_gen_ = 0, graph_gen_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -81,6 +81,9 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
 // word zeroed before) also max |out| as float bits.
 void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType out_type, cudaStream_t s,
                  unsigned* amax = nullptr);
+// gate[i] = silu(gate[i]) * up[i] for i < count, in place, on bf16 values (f32 math, one rounding):
+// the fused MLP's SwiGLU between its bf16-output gate/up GEMM and the down GEMM.
+void swiglu_bf16_inplace(void* gate, const void* up, int64_t count, cudaStream_t s);
 // y[t, r] += bias[r]
 void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s);
 // out[i, :] = table[ids[i], :] as f32.
@@ -94,6 +97,7 @@ struct AttnArgs {
   float* k_cache = nullptr;  // [capacity, kv_heads*hd]
   float* v_cache = nullptr;
   float* out = nullptr;  // [n, heads*hd]
+  void* out_bf16 = nullptr;  // optional [n, heads*hd] bf16 copy of out (tensor-core prefill only)
   int n = 0, heads = 0, kv_heads = 0, hd = 0, window = 0;
   int pos0 = 0;
   const int* pos_dev = nullptr;
