@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <array>
 #include <utility>
 #include <cstdlib>
 #include <cstring>
@@ -673,9 +674,9 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Two float linears of one call with the same shape and weight type (k/v, gate/up) as one strided
-  // batched GEMM: batch b reads weight w0 + b * (w1 - w0) and writes y0 + b * (y1 - y0), so the small k/v
-  // GEMMs fill the GPU together and gate/up share one wave schedule. False when the pair does not qualify.
+  // Two float linears of one call with the same shape and weight type (k/v) as one batched GEMM, so
+  // that the two small GEMMs fill the GPU together. The pointer arrays cuBLAS reads are written once per
+  // distinct set (batch_ptrs). False when the pair does not qualify.
   template <class StagedFor>
   bool float_gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i,
                        int64_t n, int cols, std::span<float* const> ys, bool acc, StagedFor& staged_for) {
@@ -683,28 +684,36 @@ class CudaBackend final : public Backend {
     if (d0.qw || d1.qw || d0.bias || d1.bias || d0.w.type != d1.w.type || ls[i]->out != ls[i + 1]->out) return false;
     const WType t = d0.w.type;
     if (t == WType::F32) return false;  // f32 models keep the pedantic one-GEMM-per-linear path
-    const size_t es = 2;                // bf16 / f16 bytes
-    const char* w0 = static_cast<const char*>(d0.w.get());
-    const char* w1 = static_cast<const char*>(d1.w.get());
-    float* y0 = ys[i];
-    ptrdiff_t dw = w1 - w0, dy = ys[i + 1] - ys[i];
-    // Batch 0 is the weight at the lower address: cuBLAS's TMA kernels fault on negative strides (seen on
-    // an H100), so both strides must come out positive.
-    if (dw < 0) {
-      std::swap(w0, w1);
-      y0 = ys[i + 1];
-      dw = -dw, dy = -dy;
-    }
     // Outputs must not overlap (each is [n, rows]); weights are only read.
-    if (dw % ptrdiff_t(es) != 0 || dw == 0 || dy < ptrdiff_t(n) * ls[i]->out) return false;
+    if (std::abs(ys[i + 1] - ys[i]) < ptrdiff_t(n) * ls[i]->out) return false;
     const void* x = staged_for(t);
+    const void* const* p = batch_ptrs({d0.w.get(), d1.w.get(), x, x, ys[i], ys[i + 1]});
     const float alpha = 1.f, beta = acc ? 1.f : 0.f;
     const int rows = int(ls[i]->out);
     const cudaDataType_t dt = t == WType::F16 ? CUDA_R_16F : CUDA_R_16BF;
-    QF_CUBLAS(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, w0, dt, cols,
-                                         dw / ptrdiff_t(es), x, dt, cols, 0, &beta, y0, CUDA_R_32F, rows, dy, 2,
-                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    QF_CUBLAS(cublasGemmBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, p, dt, cols, p + 2, dt,
+                                  cols, &beta, const_cast<void* const*>(p + 4), CUDA_R_32F, rows, 2, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT));
     return true;
+  }
+
+  // A device array {A0, A1, B0, B1, C0, C1} for cublasGemmBatchedEx. One per distinct set of pointers
+  // (a layer's pair with its input and outputs), written once with a stream-ordered copy and reused by
+  // every later call with the same pointers; when the slab is full, the stream is drained and it starts
+  // over. Prefill only (never inside a graph capture).
+  using BatchPtrs = std::array<const void*, 6>;
+  const void* const* batch_ptrs(const BatchPtrs& ptrs) {
+    if (auto it = batch_ptrs_.find(ptrs); it != batch_ptrs_.end()) return it->second;
+    constexpr int kSlots = 1024;
+    if (!batch_slab_) batch_slab_ = device_alloc(kSlots * sizeof(BatchPtrs), MemCategory::Scratch, device_);
+    if (batch_ptrs_.size() == kSlots) {
+      QF_CUDA(cudaStreamSynchronize(stream_));
+      batch_ptrs_.clear();
+    }
+    auto* d = reinterpret_cast<const void**>(static_cast<BatchPtrs*>(batch_slab_.get()) + batch_ptrs_.size());
+    // From pageable memory: the copy is staged before this call returns, so `ptrs` may go away.
+    QF_CUDA(cudaMemcpyAsync(d, ptrs.data(), sizeof(BatchPtrs), cudaMemcpyHostToDevice, stream_));
+    return batch_ptrs_[ptrs] = d;
   }
 
   int device_;
@@ -713,7 +722,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
-  std::shared_ptr<void> workspace_, pos_dev_, dequant_scratch_;
+  std::shared_ptr<void> workspace_, pos_dev_, dequant_scratch_, batch_slab_;
+  std::map<BatchPtrs, const void* const*> batch_ptrs_;
   int32_t* pinned_ = nullptr;
   void* pinned_out_ = nullptr;
   cudaEvent_t staged_ = nullptr;
