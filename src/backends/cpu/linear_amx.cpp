@@ -100,6 +100,14 @@ struct Call {
   float* y = nullptr;
 };
 
+// C tile TILE (a literal: GCC's tile intrinsics take tile numbers as tokens) into y rows [R0, R0 + 16) of the
+// token tile t0, through the stack tile c; uses the enclosing block function's a, c and t0.
+#define QF_STORE_C(TILE, R0)                   \
+  _tile_stored(TILE, c, 64);                   \
+  amx_compiler_fence();                        \
+  store_c(c, a.rows, (R0), a.n, t0, a.y);      \
+  amx_compiler_fence();
+
 // bf16 weights: row block of 4 groups; tiles 0-3 C, 4-6 the activation parts, 7 B.
 void block_bf16(const Call& a, int64_t rb, uint16_t* bh) {
   const int64_t nb = a.in / 32, r0 = rb * 4 * kT, astride = a.in * 2, pstride = a.np * a.in;
@@ -127,16 +135,10 @@ void block_bf16(const Call& a, int64_t rb, uint16_t* bh) {
       QF_GROUP(3)
 #undef QF_GROUP
     }
-#define QF_STORE(G)                               \
-  _tile_stored(G, c, 64);                         \
-  amx_compiler_fence();                           \
-  store_c(c, a.rows, r0 + (G) * kT, a.n, t0, a.y); \
-  amx_compiler_fence();
-    QF_STORE(0)
-    QF_STORE(1)
-    QF_STORE(2)
-    QF_STORE(3)
-#undef QF_STORE
+    QF_STORE_C(0, r0)
+    QF_STORE_C(1, r0 + kT)
+    QF_STORE_C(2, r0 + 2 * kT)
+    QF_STORE_C(3, r0 + 3 * kT)
   }
 }
 
@@ -167,16 +169,12 @@ void block_f16(const Call& a, int64_t rb, uint16_t* bh, uint16_t* bl) {
       QF_GROUP(1)
 #undef QF_GROUP
     }
-    _tile_stored(0, c, 64);
-    amx_compiler_fence();
-    store_c(c, a.rows, r0, a.n, t0, a.y);
-    amx_compiler_fence();
-    _tile_stored(1, c, 64);
-    amx_compiler_fence();
-    store_c(c, a.rows, r0 + kT, a.n, t0, a.y);
-    amx_compiler_fence();
+    QF_STORE_C(0, r0)
+    QF_STORE_C(1, r0 + kT)
   }
 }
+
+#undef QF_STORE_C
 
 }  // namespace
 

@@ -324,11 +324,7 @@ class CudaBackend final : public Backend {
     const int cols = int(ls[0]->in);
     for (const Linear* l : ls)
       if (l->in != cols) throw Error("cuda: linear layers of one call must share the input width (" + l->name + ")");
-    LinearInputDev din;
-    din.x = in.x;
-    din.eps = in.eps;
-    din.up = in.up;
-    if (in.rms_weight) din.rms_w = static_cast<const float*>(dev_tensor(*in.rms_weight, true).get());
+    const LinearInputDev din = dev_input(in);
     std::vector<const DevLinear*> dl;
     for (const Linear* l : ls) dl.push_back(&dev_linear(*l));
     if (n <= kMaxGemvTokens) {
@@ -354,10 +350,7 @@ class CudaBackend final : public Backend {
     if (n <= kMaxGemvTokens || !bf16 || in.up || gate.in != up.in || gate.out != up.out || down.in != gate.out)
       return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
     const int cols = int(gate.in), inter = int(gate.out), rows = int(down.out);
-    LinearInputDev din;
-    din.x = in.x;
-    din.eps = in.eps;
-    if (in.rms_weight) din.rms_w = static_cast<const float*>(dev_tensor(*in.rms_weight, true).get());
+    const LinearInputDev din = dev_input(in);
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
     void* x16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
     stage_input(din, n, cols, x16, WType::BF16, stream_);
@@ -549,6 +542,16 @@ class CudaBackend final : public Backend {
       QF_CUDA(cudaMemcpy(d.mem.get(), t.raw(), d.bytes, cudaMemcpyHostToDevice));
     }
     return tensors_[key] = std::move(d);
+  }
+
+  // The device form of a linear input (the RMSNorm weight uploaded on first use).
+  LinearInputDev dev_input(const LinearInput& in) {
+    LinearInputDev d;
+    d.x = in.x;
+    d.eps = in.eps;
+    d.up = in.up;
+    if (in.rms_weight) d.rms_w = static_cast<const float*>(dev_tensor(*in.rms_weight, true).get());
+    return d;
   }
 
   const DevLinear& dev_linear(const Linear& l) {
