@@ -347,10 +347,14 @@ class CudaBackend final : public Backend {
     const bool bf16 = !gate.quantized() && !up.quantized() && !down.quantized() &&
                       gate.weight.dtype() == DType::BF16 && up.weight.dtype() == DType::BF16 &&
                       down.weight.dtype() == DType::BF16 && !gate.bias && !up.bias && !down.bias;
-    if (n <= kMaxGemvTokens || !bf16 || in.up || gate.in != up.in || gate.out != up.out || down.in != gate.out)
-      return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
+    const bool shapes = !in.up && gate.in == up.in && gate.out == up.out && down.in == gate.out;
+    if (n <= kMaxGemvTokens || !shapes) return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
     const int cols = int(gate.in), inter = int(gate.out), rows = int(down.out);
     const LinearInputDev din = dev_input(in);
+    if (gate.quantized() && up.quantized() && down.quantized() && !gate.bias && !up.bias && !down.bias &&
+        mlp_fp8(gate, up, down, din, n, cols, inter, gate_out, y, accumulate))
+      return sync_if_debug();
+    if (!bf16) return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
     void* x16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
     stage_input(din, n, cols, x16, WType::BF16, stream_);
@@ -375,6 +379,30 @@ class CudaBackend final : public Backend {
                            CUBLAS_GEMM_DEFAULT));
     (void)up_out;
     sync_if_debug();
+  }
+
+  // The FP8 form of mlp() (cuda_quant_gemm.cu, quant_mlp_fp8): per-tensor e4m3/e5m2 weights on sm_89+. x is
+  // staged as f32 with its amax (the activation scale), gate/up go to bf16 in gate_out's memory. False when
+  // the weights do not qualify or cuBLASLt refuses (nothing the default path needs was changed).
+  bool mlp_fp8(const Linear& gate, const Linear& up, const Linear& down, const LinearInputDev& din, int64_t n, int cols,
+               int inter, float* gate_out, float* y, bool accumulate) {
+    const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
+    CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace, static_cast<__nv_bfloat16*>(dequant_scratch_.get()),
+                        nullptr, nullptr, 0, 0, nullptr};
+    if (!glue_fp8_mlp_eligible(dg.qw.get(), du.qw.get(), dd.qw.get(), n, ctx)) return false;
+    const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
+    void* x32 = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
+    auto* amax = reinterpret_cast<unsigned*>(static_cast<char*>(x32) + bytes);
+    QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream_));
+    stage_input(din, n, cols, x32, WType::F32, stream_, amax);
+    Fp8ActCache fp8_act;
+    fp8_act.amax_of = static_cast<const float*>(x32);
+    fp8_act.amax = amax;
+    ctx.fp8_act = &fp8_act;
+    ctx.act_bf16_scratch = grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap,
+                                               size_t(n) * std::max(cols, inter) * 2 + 1024);
+    return glue_quant_mlp_fp8(dg.qw.get(), du.qw.get(), dd.qw.get(), static_cast<const float*>(x32), n, gate_out, y,
+                              accumulate, ctx, stream_);
   }
 
   void attention(float* q, float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,

@@ -82,8 +82,9 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
 void stage_input(const LinearInputDev& in, int64_t n, int cols, void* out, WType out_type, cudaStream_t s,
                  unsigned* amax = nullptr);
 // gate[i] = silu(gate[i]) * up[i] for i < count, in place, on bf16 values (f32 math, one rounding):
-// the fused MLP's SwiGLU between its bf16-output gate/up GEMM and the down GEMM.
-void swiglu_bf16_inplace(void* gate, const void* up, int64_t count, cudaStream_t s);
+// the fused MLP's SwiGLU between its bf16-output gate/up GEMM and the down GEMM. With `amax` (a device
+// word zeroed before) also max |result| as float bits, for the FP8 MLP's activation scale.
+void swiglu_bf16_inplace(void* gate, const void* up, int64_t count, cudaStream_t s, unsigned* amax = nullptr);
 // y[t, r] += bias[r]
 void add_bias(float* y, const float* bias, int64_t n, int rows, cudaStream_t s);
 // out[i, :] = table[ids[i], :] as f32.

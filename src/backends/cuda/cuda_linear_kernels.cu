@@ -372,9 +372,11 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* a
 
 // Eight values per thread and step where the pointers are 16-byte aligned (VEC), else one.
 template <bool VEC>
-__global__ void swiglu_bf16_kernel(__nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count) {
+__global__ void swiglu_bf16_kernel(__nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count, unsigned* amax) {
+  __shared__ float red[32];
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  float m = 0.f;
   if constexpr (VEC) {
     for (; i < count / 8; i += stride) {
       uint4 g = reinterpret_cast<const uint4*>(gate)[i];
@@ -385,13 +387,20 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat16* gate, const __nv_bfloat16* up,
       for (int j = 0; j < 4; ++j) {
         const float2 gf = __bfloat1622float2(gp[j]), uf = __bfloat1622float2(up2[j]);
         gp[j] = __floats2bfloat162_rn(silu_mul(gf.x, uf.x), silu_mul(gf.y, uf.y));
+        const float2 r = __bfloat1622float2(gp[j]);
+        m = fmaxf(m, fmaxf(fabsf(r.x), fabsf(r.y)));
       }
       reinterpret_cast<uint4*>(gate)[i] = g;
     }
     i = count / 8 * 8 + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;  // the tail
   }
-  for (; i < count; i += stride)
+  for (; i < count; i += stride) {
     gate[i] = __float2bfloat16_rn(silu_mul(__bfloat162float(gate[i]), __bfloat162float(up[i])));
+    m = fmaxf(m, fabsf(__bfloat162float(gate[i])));
+  }
+  if (!amax) return;  // grid-uniform
+  m = block_max(m, red);
+  if (threadIdx.x == 0) atomicMax(amax, __float_as_uint(m));
 }
 
 __global__ void bias_kernel(float* y, const float* bias, int64_t total, int rows) {
@@ -434,14 +443,14 @@ void gemv(const GemvBatch& b, WType wt, const LinearInputDev& in, int n, bool ac
   }
 }
 
-void swiglu_bf16_inplace(void* gate, const void* up, int64_t count, cudaStream_t s) {
+void swiglu_bf16_inplace(void* gate, const void* up, int64_t count, cudaStream_t s, unsigned* amax) {
   if (count == 0) return;
   const bool vec = ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up)) & 15) == 0;
   const int blocks = int(std::min<int64_t>((count / (vec ? 8 : 1) + 255) / 256, 132 * 16));
   auto* g = static_cast<__nv_bfloat16*>(gate);
   const auto* u = static_cast<const __nv_bfloat16*>(up);
-  if (vec) swiglu_bf16_kernel<true><<<blocks, 256, 0, s>>>(g, u, count);
-  else swiglu_bf16_kernel<false><<<blocks, 256, 0, s>>>(g, u, count);
+  if (vec) swiglu_bf16_kernel<true><<<blocks, 256, 0, s>>>(g, u, count, amax);
+  else swiglu_bf16_kernel<false><<<blocks, 256, 0, s>>>(g, u, count, amax);
   QF_CUDA(cudaGetLastError());
 }
 

@@ -29,4 +29,16 @@ void glue_quant_gemm(const void* w, const float* x, int64_t n, float* y, bool ac
   quant_gemm(*static_cast<const CudaQuantWeight*>(w), x, n, y, accumulate, ctx, s);
 }
 
+bool glue_fp8_mlp_eligible(const void* gate, const void* up, const void* down, int64_t n, const CudaGemmContext& ctx) {
+  using W = const CudaQuantWeight*;
+  return fp8_mlp_eligible(*static_cast<W>(gate), *static_cast<W>(up), *static_cast<W>(down), n, ctx);
+}
+
+bool glue_quant_mlp_fp8(const void* gate, const void* up, const void* down, const float* x, int64_t n, void* scratch,
+                        float* y, bool accumulate, const CudaGemmContext& ctx, cudaStream_t s) {
+  using W = const CudaQuantWeight*;
+  return quant_mlp_fp8(*static_cast<W>(gate), *static_cast<W>(up), *static_cast<W>(down), x, n, scratch, y, accumulate,
+                       ctx, s);
+}
+
 }  // namespace qforge::cuda

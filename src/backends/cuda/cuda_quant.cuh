@@ -56,6 +56,18 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
 void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
                 const CudaGemmContext& ctx, cudaStream_t s);
 
+// The SwiGLU MLP of one prefill with per-tensor FP8 weights (sm_89+, cuBLASLt): x (f32 [n, cols], staged,
+// with ctx.fp8_act's amax) quantized to e4m3 once; gate and up as e4m3 GEMMs with bf16 outputs into
+// gate_up_scratch (2 x [n, inter] bf16); SwiGLU on those with its amax; the product quantized to e4m3;
+// y (+)= the down GEMM (f32). ctx.act_bf16_scratch must hold n * max(cols, inter) * 2 + 1024 bytes. False
+// when the weights do not qualify or cuBLASLt refuses a GEMM (y untouched; the caller takes the
+// linear() path).
+bool fp8_mlp_eligible(const CudaQuantWeight& gate, const CudaQuantWeight& up, const CudaQuantWeight& down, int64_t n,
+                      const CudaGemmContext& ctx);
+bool quant_mlp_fp8(const CudaQuantWeight& gate, const CudaQuantWeight& up, const CudaQuantWeight& down, const float* x,
+                   int64_t n, void* gate_up_scratch, float* y, bool accumulate, const CudaGemmContext& ctx,
+                   cudaStream_t s);
+
 // Writes the dequantized weight, bf16 [rows, cols] row-major (the first step of quant_gemm).
 void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream_t s);
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <tuple>
 
+#include "backends/cuda/cuda_kernels.cuh"
 #include "backends/cuda/cuda_prefill_api.h"
 
 #include "backends/cuda/cuda_quant_impl.cuh"
@@ -147,6 +148,22 @@ __global__ void quant_act_kernel(const float4* x, int64_t n4, const unsigned* am
   }
 }
 
+// The bf16 form of quant_act_kernel (the FP8 MLP's SwiGLU product): 4 values per step, n4 = count / 4.
+__global__ void quant_act_bf16_kernel(const uint2* x, int64_t n4, const unsigned* amax, float* b_scale_out,
+                                      uint32_t* xq) {
+  const float am = __uint_as_float(*amax);
+  const float sb = am > 0.f ? am / 448.f : 1.f, inv = 1.f / sb;
+  if (blockIdx.x == 0 && threadIdx.x == 0) *b_scale_out = sb;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
+    const uint2 u = x[i];
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a.x * inv, a.y * inv), __NV_SATFINITE, __NV_E4M3);
+    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(b.x * inv, b.y * inv), __NV_SATFINITE, __NV_E4M3);
+    xq[i] = lo | (hi << 16);
+  }
+}
+
 int sm_version() {
   int dev = 0;
   QF_CUDA(cudaGetDevice(&dev));
@@ -168,7 +185,7 @@ bool fp8_eligible(const CudaQuantWeight& w, const CudaGemmContext& ctx) {
 struct LtKey {
   int dev;
   int64_t m, n, k;
-  bool e5m2, beta;
+  bool e5m2, beta, y_bf16;
   size_t ws;
   auto operator<=>(const LtKey&) const = default;
 };
@@ -179,15 +196,23 @@ struct LtPlan {
 std::mutex g_fp8_mu;
 std::string g_fp8_error;  // why the last FP8 attempt fell back (empty: none did)
 
+// An input already in e4m3 (codes [n, K] and the device scale s_b that cuBLASLt multiplies back).
+struct Fp8Codes {
+  const uint8_t* codes;
+  const float* b_scale;
+};
+
 // Row-major y[n, N] (+)= x[n, K] W[N, K]^T as column-major D[N, n] = op_T(A[K, N]) B[K, n]; false when
-// cuBLASLt has no FP8 algorithm for the shape (the caller then takes the bf16 path).
-bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
-              const CudaGemmContext& ctx, cudaStream_t s) {
+// cuBLASLt has no FP8 algorithm for the shape (the caller then takes the bf16 path). The input is x
+// (f32, quantized here into ctx's scratch) or `pre`; y is f32, or bf16 when y_bf16 (then !accumulate).
+bool fp8_gemm(const CudaQuantWeight& w, const float* x, const Fp8Codes* pre, int64_t n, void* y, bool y_bf16,
+              bool accumulate, const CudaGemmContext& ctx, cudaStream_t s) {
   const int64_t N = w.rows, K = w.cols;
   const cudaDataType_t at = w.format == QuantFormat::FP8_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+  const cudaDataType_t yt = y_bf16 ? CUDA_R_16BF : CUDA_R_32F;
   int dev = 0;
   QF_CUDA(cudaGetDevice(&dev));
-  const LtKey key{dev, N, n, K, at == CUDA_R_8F_E5M2, accumulate, ctx.workspace_bytes};
+  const LtKey key{dev, N, n, K, at == CUDA_R_8F_E5M2, accumulate, y_bf16, ctx.workspace_bytes};
   static std::mutex mu;
   static std::map<LtKey, LtPlan> plans;
   cublasLtMatmulDesc_t op = nullptr;
@@ -208,19 +233,20 @@ bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, boo
   auto* xq = reinterpret_cast<uint8_t*>(ctx.act_bf16_scratch);
   // amax and b_scale each on its own 256-byte boundary (cuBLASLt's default pointer alignment).
   const int64_t xal = (n * K + 255) / 256 * 256;
-  if (xal + 2 * 256 > n * K * 2) return false;
+  if (!pre && xal + 2 * 256 > n * K * 2) return false;
   auto* amax = reinterpret_cast<unsigned*>(xq + xal);
   auto* b_scale_p = reinterpret_cast<float*>(xq + xal + 256);
+  const uint8_t* b_codes = pre ? pre->codes : xq;
   const cublasOperation_t tn[2] = {CUBLAS_OP_T, CUBLAS_OP_N};
   check_blas(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
   check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tn[0], sizeof(tn[0])), "TRANSA");
   check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tn[1], sizeof(tn[1])), "TRANSB");
-  const float* b_scale = b_scale_p;
+  const float* b_scale = pre ? pre->b_scale : b_scale_p;
   check_blas(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)),
              "B_SCALE_POINTER");
   check_blas(cublasLtMatrixLayoutCreate(&la, at, uint64_t(K), uint64_t(N), w.dev.code_row_bytes), "layout A");
   check_blas(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(n), K), "layout B");
-  check_blas(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, uint64_t(N), uint64_t(n), N), "layout C/D");
+  check_blas(cublasLtMatrixLayoutCreate(&lc, yt, uint64_t(N), uint64_t(n), N), "layout C/D");
   LtPlan plan;
   {
     std::lock_guard lk(mu);
@@ -247,7 +273,7 @@ bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, boo
     }
   }
   Fp8ActCache* cache = ctx.fp8_act;
-  if (!cache || cache->x != x || cache->n != n || cache->cols != K) {  // else: this input is already in xq
+  if (!pre && (!cache || cache->x != x || cache->n != n || cache->cols != K)) {  // else: already in xq
     const int threads = 256;
     const int64_t n4 = n * K / 4;
     const unsigned* am = cache && cache->amax && cache->amax_of == x ? cache->amax : nullptr;  // from the staging
@@ -265,7 +291,7 @@ bool fp8_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, boo
   }
   const float alpha = w.dev.gscale, beta = accumulate ? 1.f : 0.f;  // alpha: the weight's per-tensor scale
   auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
-    return cublasLtMatmul(ctx.lt, op, &alpha, wq, la, xq, lb, &beta, y, lc, y, lc, &algo, ctx.workspace,
+    return cublasLtMatmul(ctx.lt, op, &alpha, wq, la, b_codes, lb, &beta, y, lc, y, lc, &algo, ctx.workspace,
                           ctx.workspace_bytes, s);
   };
   cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
@@ -324,7 +350,8 @@ void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, b
   if (!ctx.blas || !ctx.dequant_scratch || !ctx.act_bf16_scratch)
     throw Error("quant_gemm: CudaGemmContext lacks a cuBLAS handle, dequant_scratch or act_bf16_scratch");
   if (n <= 0) return;
-  if (fp8_eligible(w, ctx) && reinterpret_cast<uintptr_t>(x) % 16 == 0 && fp8_gemm(w, x, n, y, accumulate, ctx, s))
+  if (fp8_eligible(w, ctx) && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+      fp8_gemm(w, x, nullptr, n, y, false, accumulate, ctx, s))
     return;
   dequantize_to_bf16(w, ctx.dequant_scratch, s);
   if (ctx.fp8_act) ctx.fp8_act->x = nullptr;  // act_bf16_scratch is overwritten below (the amax stays valid)
@@ -337,6 +364,40 @@ void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, b
                           ctx.dequant_scratch, CUDA_R_16BF, int(w.cols), ctx.act_bf16_scratch, CUDA_R_16BF,
                           int(w.cols), &beta, y, CUDA_R_32F, int(w.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "cublasGemmEx (quant_gemm)");
+}
+
+bool fp8_mlp_eligible(const CudaQuantWeight& gate, const CudaQuantWeight& up, const CudaQuantWeight& down, int64_t n,
+                      const CudaGemmContext& ctx) {
+  // n * inter % 128: up's output starts n * inter elements after gate's and stays on a 256-byte boundary,
+  // like every pointer the cached cuBLASLt plans were chosen for (TinyLlama, Llama-3-8B: inter % 128 == 0).
+  return fp8_eligible(gate, ctx) && fp8_eligible(up, ctx) && fp8_eligible(down, ctx) && gate.rows == up.rows &&
+         gate.cols == up.cols && down.cols == gate.rows && n * gate.rows % 128 == 0;
+}
+
+bool quant_mlp_fp8(const CudaQuantWeight& gate, const CudaQuantWeight& up, const CudaQuantWeight& down, const float* x,
+                   int64_t n, void* gate_up_scratch, float* y, bool accumulate, const CudaGemmContext& ctx,
+                   cudaStream_t s) {
+  if (!fp8_mlp_eligible(gate, up, down, n, ctx) || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
+  const int64_t half = n * gate.rows;
+  auto* g16 = static_cast<__nv_bfloat16*>(gate_up_scratch);
+  __nv_bfloat16* u16 = g16 + half;
+  if (!fp8_gemm(gate, x, nullptr, n, g16, true, false, ctx, s) || !fp8_gemm(up, x, nullptr, n, u16, true, false, ctx, s))
+    return false;
+  // The product's codes, amax and scale in act_bf16_scratch (>= n * inter * 2 bytes, see the header); x's
+  // codes there are overwritten.
+  auto* codes = reinterpret_cast<uint8_t*>(ctx.act_bf16_scratch);
+  const int64_t al = (half + 255) / 256 * 256;
+  auto* amax = reinterpret_cast<unsigned*>(codes + al);
+  auto* b_scale = reinterpret_cast<float*>(codes + al + 256);
+  if (ctx.fp8_act) ctx.fp8_act->x = nullptr;
+  QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), s));
+  swiglu_bf16_inplace(g16, u16, half, s, amax);
+  quant_act_bf16_kernel<<<grid_for(half / 4), 256, 0, s>>>(reinterpret_cast<const uint2*>(g16), half / 4, amax, b_scale,
+                                                           reinterpret_cast<uint32_t*>(codes));
+  QF_CUDA(cudaGetLastError());
+  g_fp8_act_quants.fetch_add(1, std::memory_order_relaxed);
+  const Fp8Codes pre{codes, b_scale};
+  return fp8_gemm(down, nullptr, &pre, n, y, false, accumulate, ctx, s);
 }
 
 int64_t fp8_prefill_gemm_count() { return g_fp8_gemms.load(std::memory_order_relaxed); }
