@@ -318,7 +318,6 @@ __device__ __forceinline__ void store_staged4(void* out, size_t o, float4 v) {  
         make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
   }
 }
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + __expf(-g)) * u; }
 
 template <WType OT, bool VEC>
 __global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* amax) {
@@ -352,7 +351,7 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* a
     float4 v = reinterpret_cast<const float4*>(x)[i];
     if (up) {
       const float4 u = reinterpret_cast<const float4*>(up)[i];
-      v = make_float4(silu_mul(v.x, u.x), silu_mul(v.y, u.y), silu_mul(v.z, u.z), silu_mul(v.w, u.w));
+      v = make_float4(silu_times(v.x, u.x), silu_times(v.y, u.y), silu_times(v.z, u.z), silu_times(v.w, u.w));
     } else if (in.rms_w) {
       const float4 w = reinterpret_cast<const float4*>(in.rms_w)[i];
       v = make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
@@ -361,7 +360,7 @@ __global__ void stage_kernel(LinearInputDev in, int cols, void* out, unsigned* a
     m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
   }
   for (int i = 4 * c4 + threadIdx.x; i < cols; i += blockDim.x) {
-    const float v = up ? silu_mul(x[i], up[i]) : in.rms_w ? x[i] * inv * in.rms_w[i] : x[i];
+    const float v = up ? silu_times(x[i], up[i]) : in.rms_w ? x[i] * inv * in.rms_w[i] : x[i];
     store_staged<OT>(out, row + i, v);
     m = fmaxf(m, fabsf(v));
   }
@@ -386,7 +385,7 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat16* gate, const __nv_bfloat16* up,
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const float2 gf = __bfloat1622float2(gp[j]), uf = __bfloat1622float2(up2[j]);
-        gp[j] = __floats2bfloat162_rn(silu_mul(gf.x, uf.x), silu_mul(gf.y, uf.y));
+        gp[j] = __floats2bfloat162_rn(silu_times(gf.x, uf.x), silu_times(gf.y, uf.y));
         const float2 r = __bfloat1622float2(gp[j]);
         m = fmaxf(m, fmaxf(fabsf(r.x), fabsf(r.y)));
       }
@@ -395,7 +394,7 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat16* gate, const __nv_bfloat16* up,
     i = count / 8 * 8 + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;  // the tail
   }
   for (; i < count; i += stride) {
-    gate[i] = __float2bfloat16_rn(silu_mul(__bfloat162float(gate[i]), __bfloat162float(up[i])));
+    gate[i] = __float2bfloat16_rn(silu_times(__bfloat162float(gate[i]), __bfloat162float(up[i])));
     m = fmaxf(m, fabsf(__bfloat162float(gate[i])));
   }
   if (!amax) return;  // grid-uniform
