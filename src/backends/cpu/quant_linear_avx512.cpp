@@ -1,6 +1,7 @@
 // src/backends/cpu/quant_linear_avx512.cpp — AVX-512 kernels of quant_linear_cpu (only called when the CPU
 // has avx512f/bw/vl/dq/vnni, see best_isa()). Float path: a block of rows is decoded 32 weights at a time
-// (LUT via vpermps, int8/fp8 via widen + F16C) into an L1 tile, then a 4-row x 4-token FMA micro-kernel.
+// (LUT via vpermps, int8/fp8 via widen + F16C) into an L1 tile, then a 4-row x 4-token FMA micro-kernel;
+// one token (decode) skips the tile: 4 rows decoded straight into FMAs (gemv_rows).
 // Integer path (q4_0, q8_0 with ActMode::Int8): vpdpbusd against int8-quantized activations, groups of
 // rows sharing each activation load, register-only accumulation, next group prefetched into L2.
 // The target pragma covers only code below the includes; nothing here instantiates std templates.
@@ -13,9 +14,10 @@
 #include "quant/quant_codecs.h"
 
 #pragma GCC push_options
-// GCC 12 false positive on the _mm512_undefined_* operand inside the intrinsics headers.
+// GCC 12 false positives on the _mm512_undefined_* operand inside the intrinsics headers.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi,bmi2")
 
 namespace qforge::cpu_quant {
@@ -54,54 +56,61 @@ inline float row_mult(const KernelArgs& a, int64_t r) {
   }
 }
 
-// ---- decoders: 32 weights of row r at column k (k % 32 == 0) into out[0..32) in kernel order ----
-inline void store2(float* out, __m512 w0, __m512 w1) {
-  _mm512_storeu_ps(out, w0);
-  _mm512_storeu_ps(out + 16, w1);
-}
-
-void decode_bnb4(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const __m512 lut = _mm512_loadu_ps(a.lut16);
-  const __m512i m15 = _mm512_set1_epi32(15);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const int64_t e = r * a.cols + k;
-    const __m512 s = _mm512_set1_ps(bnb_absmax(a, e / a.block));
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + e / 2)));
-    const __m512 even = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);  // high nibble = even element
-    const __m512 odd = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), lut);
-    store2(out, _mm512_mul_ps(even, s), _mm512_mul_ps(odd, s));
+// ---- decoders: 32 weights of row r at column k (k % 32 == 0), in kernel order, as two vectors ----
+// Each decoder is constructed once per call (shared constants in registers) and inlined into both the
+// tile path (decode_tile: prefill, several tokens) and the one-token path (gemv_rows).
+struct DecBnb4 {
+  const KernelArgs& a;
+  __m512 lut;
+  int shift;  // log2(block) when the block is a power of two (bitsandbytes: 64), else -1 (a division)
+  explicit DecBnb4(const KernelArgs& args) : a(args), lut(_mm512_loadu_ps(args.lut16)) {
+    shift = (a.block & (a.block - 1)) == 0 ? __builtin_ctz(unsigned(a.block)) : -1;
   }
-}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const int64_t e = r * a.cols + k;
+    const __m512 s = _mm512_set1_ps(bnb_absmax(a, shift >= 0 ? e >> shift : e / a.block));
+    // vpermps reads the low 4 bits of each index: the low nibble needs no mask.
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + e / 2)));
+    w0 = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);  // high nibble = even element
+    w1 = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);
+  }
+};
 
-void decode_e2m1(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const __m512 lut = _mm512_loadu_ps(a.lut16);
-  const __m512i m15 = _mm512_set1_epi32(15);
-  const bool nv = a.format == QuantFormat::NVFP4;
-  const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
-  const uint8_t* d = a.data + r * (Kp / 2);
-  const uint8_t* sc = a.scales + r * (Kp / (nv ? 16 : 32));
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+struct DecE2m1 {
+  const KernelArgs& a;
+  __m512 lut;
+  bool nv;
+  int64_t row_bytes, row_scales;
+  explicit DecE2m1(const KernelArgs& args)
+      : a(args), lut(_mm512_loadu_ps(args.lut16)), nv(args.format == QuantFormat::NVFP4) {
+    const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
+    row_bytes = Kp / 2;
+    row_scales = Kp / (nv ? 16 : 32);
+  }
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const uint8_t* sc = a.scales + r * row_scales;
     __m512 s;
     if (nv) {  // lanes 0-7 of both halves are elements 0..15 (block k/16), lanes 8-15 block k/16+1
       s = _mm512_insertf32x8(_mm512_set1_ps(a.e4m3[sc[k >> 4]]), _mm256_set1_ps(a.e4m3[sc[(k >> 4) + 1]]), 1);
     } else {
       s = _mm512_set1_ps(e8m0_value(sc[k >> 5]));
     }
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + k / 2)));
-    const __m512 even = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), lut);  // low nibble = even element
-    const __m512 odd = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
-    store2(out, _mm512_mul_ps(even, s), _mm512_mul_ps(odd, s));
+    const __m512i v =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + r * row_bytes + k / 2)));
+    w0 = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);  // low nibble = even element (vpermps: low 4 bits)
+    w1 = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);
   }
-}
+};
 
-void decode_int8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const int8_t* d = reinterpret_cast<const int8_t*>(a.data) + r * a.cols;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + k));
-    store2(out, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))),
-           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))));
+struct DecInt8 {
+  const KernelArgs& a;
+  explicit DecInt8(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + r * a.cols + k));
+    w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b)));
+    w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
   }
-}
+};
 
 // e4m3 -> f16 bit pattern of value * 2^-8: sign to bit 15, exponent+mantissa shifted by 7 (subnormals
 // included); e5m2 is the high byte of an f16. (The e4m3 NaN code 0x7F is not produced by the quantizer.)
@@ -117,75 +126,91 @@ inline __m512 fp8x16(__m128i b) {
 }
 
 template <bool E4M3>
-void decode_fp8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* d = a.data + r * a.cols;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + k));
-    store2(out, fp8x16<E4M3>(_mm256_castsi256_si128(b)), fp8x16<E4M3>(_mm256_extracti128_si256(b, 1)));
+struct DecFp8 {
+  const KernelArgs& a;
+  explicit DecFp8(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + r * a.cols + k));
+    w0 = fp8x16<E4M3>(_mm256_castsi256_si128(b));
+    w1 = fp8x16<E4M3>(_mm256_extracti128_si256(b, 1));
   }
+};
+
+inline float block_half(const uint8_t* blk) {
+  uint16_t dh;
+  std::memcpy(&dh, blk, 2);
+  return half_to_float(dh);
 }
 
-void decode_q4_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 32) * 18;
-  const __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 32) * 18;
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);
-    const __m512 s = _mm512_set1_ps(half_to_float(dh));
+struct DecQ4_0 {
+  const KernelArgs& a;
+  __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+  explicit DecQ4_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 18;
+    const __m512 s = _mm512_set1_ps(block_half(blk));
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight));
-    const __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
-    store2(out, _mm512_mul_ps(lo, s), _mm512_mul_ps(hi, s));
+    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight)), s);
+    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight)), s);
   }
-}
+};
 
-void decode_q8_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 32) * 34;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 32) * 34;
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);
-    const __m512 s = _mm512_set1_ps(half_to_float(dh));
+struct DecQ8_0 {
+  const KernelArgs& a;
+  explicit DecQ8_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 34;
+    const __m512 s = _mm512_set1_ps(block_half(blk));
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-    store2(out, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))), s),
-           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))), s));
+    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))), s);
+    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))), s);
   }
-}
+};
 
-void decode_q4_k(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 256) * 144;
-  const __m512i m15 = _mm512_set1_epi32(15);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 256) * 144;
+struct DecQ4_K {
+  const KernelArgs& a;
+  __m512i m15 = _mm512_set1_epi32(15);
+  explicit DecQ4_K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
     const int j = int((k / 32) % 8);
-    uint16_t dh, mh;
-    std::memcpy(&dh, blk, 2);
-    std::memcpy(&mh, blk + 2, 2);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
-    const __m512 s = _mm512_set1_ps(half_to_float(dh) * float(sc));
-    const __m512 mn = _mm512_set1_ps(half_to_float(mh) * float(m));
+    const __m512 s = _mm512_set1_ps(block_half(blk) * float(sc));
+    const __m512 mn = _mm512_set1_ps(block_half(blk + 2) * float(m));
     const uint8_t* q = blk + 16 + (j / 2) * 32;
     const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
     const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
     const __m512i n0 = (j & 1) ? _mm512_srli_epi32(v0, 4) : _mm512_and_si512(v0, m15);
     const __m512i n1 = (j & 1) ? _mm512_srli_epi32(v1, 4) : _mm512_and_si512(v1, m15);
-    store2(out, _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn), _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn));
+    w0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn);
+    w1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn);
+  }
+};
+
+// Tile path: weights [k0, k0 + kn) of row r into out (kernel order).
+template <class D>
+void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const D d(a);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    __m512 w0, w1;
+    d.at(r, k, w0, w1);
+    _mm512_storeu_ps(out, w0);
+    _mm512_storeu_ps(out + 16, w1);
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(QuantFormat f) {
   switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return decode_bnb4;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_e2m1;
-    case QuantFormat::INT8: return decode_int8;
-    case QuantFormat::FP8_E4M3: return decode_fp8<true>;
-    case QuantFormat::FP8_E5M2: return decode_fp8<false>;
-    case QuantFormat::Q4_0: return decode_q4_0;
-    case QuantFormat::Q8_0: return decode_q8_0;
-    case QuantFormat::Q4_K: return decode_q4_k;
+    case QuantFormat::NF4: case QuantFormat::FP4: return decode_tile<DecBnb4>;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
+    case QuantFormat::INT8: return decode_tile<DecInt8>;
+    case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
+    case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
+    case QuantFormat::Q4_0: return decode_tile<DecQ4_0>;
+    case QuantFormat::Q8_0: return decode_tile<DecQ8_0>;
+    case QuantFormat::Q4_K: return decode_tile<DecQ4_K>;
     default: return nullptr;
   }
 }
@@ -248,6 +273,59 @@ void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
       if (m != 1.0f)
         for (int64_t t = 0; t < nt; ++t) a.y[t * N + rb + i] *= m;
     }
+  }
+}
+
+// One token (decode): R rows at a time, each group of 32 weights decoded straight into FMAs against the
+// shared x vectors (no L1 tile: the tile path's store and reload of every decoded weight cost ~30% of a
+// 4-bit GEMV). The next group's codes are prefetched a 1024-column segment at a time, as float_rows does.
+template <class D, int R>
+void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
+  __m512 acc0[R], acc1[R];
+  for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  const double bpw = a.data_bytes_per_weight;
+  for (int64_t k = 0; k < a.k_main; k += 32) {
+    if (k % kSeg == 0 && r_next >= 0) {
+      const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
+      for (int i = 0; i < R; ++i) {
+        const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r_next + i) * a.cols + k) * bpw);
+        for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+      }
+    }
+    const __m512 x0 = _mm512_loadu_ps(a.xk + k), x1 = _mm512_loadu_ps(a.xk + k + 16);
+    for (int i = 0; i < R; ++i) {
+      __m512 w0, w1;
+      d.at(r + i, k, w0, w1);
+      acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(w1, x1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[r + i] = hsum512(_mm512_add_ps(acc0[i], acc1[i])) * row_mult(a, r + i);
+}
+
+template <class D>
+void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  const D d(a);
+  int64_t r = r0;
+  for (; r + kRowBlock <= r1; r += kRowBlock) {
+    const int64_t next = r + 2 * kRowBlock <= r1 ? r + kRowBlock : -1;
+    gemv_group<D, kRowBlock>(a, d, r, next);
+  }
+  for (; r < r1; ++r) gemv_group<D, 1>(a, d, r, -1);
+}
+
+using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
+GemvFn gemv_for(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return gemv_rows<DecBnb4>;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
+    case QuantFormat::INT8: return gemv_rows<DecInt8>;
+    case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
+    case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
+    case QuantFormat::Q4_0: return gemv_rows<DecQ4_0>;
+    case QuantFormat::Q8_0: return gemv_rows<DecQ8_0>;
+    case QuantFormat::Q4_K: return gemv_rows<DecQ4_K>;
+    default: return nullptr;
   }
 }
 
@@ -441,6 +519,12 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
   if (a.format == QuantFormat::INT4) {
     int4_rows(a, r0, r1);
     return true;
+  }
+  if (a.n_tokens == 1) {
+    if (GemvFn g = gemv_for(a.format)) {
+      g(a, r0, r1);
+      return true;
+    }
   }
   DecodeFn dec = decoder_for(a.format);
   if (!dec) return false;
