@@ -1,8 +1,9 @@
 // src/backends/cpu/quant_linear_avx2.cpp — AVX2/FMA/F16C kernels of quant_linear_cpu (compiled with -mavx2
-// -mfma -mf16c; only called when the CPU has them): per-format SIMD decoders of 32 weights into an L1
-// tile (16-entry LUTs via two vpermps + blend, int8/fp8 via widening + F16C), a 2-row x 4-token / 4-row
-// x 1-token FMA micro-kernel, the int4 GPTQ outer-product kernel (8 output rows per vector), and the
-// q4_0/q8_0 x int8-activation decode kernel (maddubs/madd, rows in groups sharing activation loads).
+// -mfma -mf16c; only called when the CPU has them): per-format SIMD decoders of 32 weights (16-entry LUTs
+// via two vpermps + blend, int8/fp8 via widening + F16C) into an L1 tile for a 2-row x 4-token / 4-row x
+// 1-token FMA micro-kernel, or, for one token, straight into FMAs 2 rows at a time (gemv_rows); the int4
+// GPTQ outer-product kernel (8 output rows per vector), and the q4_0/q8_0 x int8-activation decode kernel
+// (maddubs/madd, rows in groups sharing activation loads).
 #include <immintrin.h>
 
 #include <cstring>
@@ -84,32 +85,41 @@ struct Lut16 {
 inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 inline __m256i i8x8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 
-void decode_bnb4(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const Lut16 lut(a.lut16);
-  const __m256i m15 = _mm256_set1_epi32(15);
-  // log2(block) when the block is a power of two (bitsandbytes: 64): no 64-bit division per 32 weights
-  // (it cost the AVX-512 GEMV ~40% of its time; here the two-vpermps lookup dominates).
-  const int shift = (a.block & (a.block - 1)) == 0 ? __builtin_ctz(unsigned(a.block)) : -1;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+// ---- decoders: 32 weights of row r at column k (k % 32 == 0), in kernel order, as four vectors ----
+// Constructed once per call, inlined into the tile path (decode_tile) and the one-token path (gemv_rows).
+struct DecBnb4 {
+  const KernelArgs& a;
+  Lut16 lut;
+  __m256i m15 = _mm256_set1_epi32(15);
+  int shift;  // log2(block) when the block is a power of two (bitsandbytes: 64), else -1 (a division)
+  explicit DecBnb4(const KernelArgs& args) : a(args), lut(args.lut16) {
+    shift = (a.block & (a.block - 1)) == 0 ? __builtin_ctz(unsigned(a.block)) : -1;
+  }
+  void at(int64_t r, int64_t k, __m256* w) const {
     const int64_t e = r * a.cols + k;
     const __m256 s = _mm256_set1_ps(bnb_absmax(a, shift >= 0 ? e >> shift : e / a.block));
     const uint8_t* p = a.data + e / 2;
     const __m256i v0 = u8x8(p), v1 = u8x8(p + 8);
-    _mm256_storeu_ps(out, _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s));  // high nibble = even element
-    _mm256_storeu_ps(out + 8, _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s));
-    _mm256_storeu_ps(out + 16, _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s));
-    _mm256_storeu_ps(out + 24, _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s));
+    w[0] = _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s);  // high nibble = even element
+    w[1] = _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s);
+    w[2] = _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s);
+    w[3] = _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s);
   }
-}
+};
 
-void decode_e2m1(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const Lut16 lut(a.lut16);
-  const __m256i m15 = _mm256_set1_epi32(15);
-  const bool nv = a.format == QuantFormat::NVFP4;
-  const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
-  const uint8_t* d = a.data + r * (Kp / 2);
-  const uint8_t* sc = a.scales + r * (Kp / (nv ? 16 : 32));
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+struct DecE2m1 {
+  const KernelArgs& a;
+  Lut16 lut;
+  __m256i m15 = _mm256_set1_epi32(15);
+  bool nv;
+  int64_t row_bytes, row_scales;
+  explicit DecE2m1(const KernelArgs& args) : a(args), lut(args.lut16), nv(args.format == QuantFormat::NVFP4) {
+    const int64_t Kp = nv ? (a.cols + 15) / 16 * 16 : (a.cols + 31) / 32 * 32;
+    row_bytes = Kp / 2;
+    row_scales = Kp / (nv ? 16 : 32);
+  }
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* sc = a.scales + r * row_scales;
     __m256 s0, s1;
     if (nv) {
       s0 = _mm256_set1_ps(a.e4m3[sc[k >> 4]]);
@@ -117,100 +127,115 @@ void decode_e2m1(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* 
     } else {
       s0 = s1 = _mm256_set1_ps(e8m0_value(sc[k >> 5]));
     }
-    const __m256i v0 = u8x8(d + k / 2), v1 = u8x8(d + k / 2 + 8);
-    _mm256_storeu_ps(out, _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s0));  // low nibble = even element
-    _mm256_storeu_ps(out + 8, _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s1));
-    _mm256_storeu_ps(out + 16, _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s0));
-    _mm256_storeu_ps(out + 24, _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s1));
+    const uint8_t* d = a.data + r * row_bytes + k / 2;
+    const __m256i v0 = u8x8(d), v1 = u8x8(d + 8);
+    w[0] = _mm256_mul_ps(lut(_mm256_and_si256(v0, m15)), s0);  // low nibble = even element
+    w[1] = _mm256_mul_ps(lut(_mm256_and_si256(v1, m15)), s1);
+    w[2] = _mm256_mul_ps(lut(_mm256_srli_epi32(v0, 4)), s0);
+    w[3] = _mm256_mul_ps(lut(_mm256_srli_epi32(v1, 4)), s1);
   }
-}
+};
 
-void decode_int8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* d = a.data + r * a.cols;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32)
-    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, _mm256_cvtepi32_ps(i8x8(d + k + 8 * i)));
-}
+struct DecInt8 {
+  const KernelArgs& a;
+  explicit DecInt8(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* d = a.data + r * a.cols + k;
+    for (int i = 0; i < 4; ++i) w[i] = _mm256_cvtepi32_ps(i8x8(d + 8 * i));
+  }
+};
 
 template <bool E4M3>
-void decode_fp8(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* d = a.data + r * a.cols;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32)
+struct DecFp8 {
+  const KernelArgs& a;
+  explicit DecFp8(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* d = a.data + r * a.cols + k;
     for (int i = 0; i < 2; ++i) {
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + k + 16 * i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i));
       __m256i h;
       if constexpr (E4M3) {  // see quant_linear_avx512.cpp: e4m3 bits -> f16 of value * 2^-8
         h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16(int16_t(0xBFFF)));
       } else {
         h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
       }
-      _mm256_storeu_ps(out + 16 * i, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
-      _mm256_storeu_ps(out + 16 * i + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+      w[2 * i] = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+      w[2 * i + 1] = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
     }
+  }
+};
+
+inline float block_half(const uint8_t* blk) {
+  uint16_t dh;
+  std::memcpy(&dh, blk, 2);
+  return _cvtsh_ss(dh);
 }
 
-void decode_q4_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 32) * 18;
-  const __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(8);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 32) * 18;
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);
-    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh));
+struct DecQ4_0 {
+  const KernelArgs& a;
+  __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(8);
+  explicit DecQ4_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 18;
+    const __m256 s = _mm256_set1_ps(block_half(blk));
     const __m256i v0 = u8x8(blk + 2), v1 = u8x8(blk + 10);
-    auto put = [&](int i, __m256i q) {
-      _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight)), s));
-    };
-    put(0, _mm256_and_si256(v0, m15));
-    put(1, _mm256_and_si256(v1, m15));
-    put(2, _mm256_srli_epi32(v0, 4));
-    put(3, _mm256_srli_epi32(v1, 4));
+    const __m256i q[4] = {_mm256_and_si256(v0, m15), _mm256_and_si256(v1, m15), _mm256_srli_epi32(v0, 4),
+                          _mm256_srli_epi32(v1, 4)};
+    for (int i = 0; i < 4; ++i) w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[i], eight)), s);
   }
-}
+};
 
-void decode_q8_0(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 32) * 34;
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 32) * 34;
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);
-    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh));
-    for (int i = 0; i < 4; ++i)
-      _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8(blk + 2 + 8 * i)), s));
+struct DecQ8_0 {
+  const KernelArgs& a;
+  explicit DecQ8_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 34;
+    const __m256 s = _mm256_set1_ps(block_half(blk));
+    for (int i = 0; i < 4; ++i) w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8(blk + 2 + 8 * i)), s);
   }
-}
+};
 
-void decode_q4_k(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
-  const uint8_t* row = a.data + r * (a.cols / 256) * 144;
-  const __m256i m15 = _mm256_set1_epi32(15);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    const uint8_t* blk = row + (k / 256) * 144;
+struct DecQ4_K {
+  const KernelArgs& a;
+  __m256i m15 = _mm256_set1_epi32(15);
+  explicit DecQ4_K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
     const int j = int((k / 32) % 8);
-    uint16_t dh, mh;
-    std::memcpy(&dh, blk, 2);
-    std::memcpy(&mh, blk + 2, 2);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
-    const __m256 s = _mm256_set1_ps(_cvtsh_ss(dh) * float(sc)), mn = _mm256_set1_ps(_cvtsh_ss(mh) * float(m));
+    const __m256 s = _mm256_set1_ps(block_half(blk) * float(sc)), mn = _mm256_set1_ps(block_half(blk + 2) * float(m));
     const uint8_t* q = blk + 16 + (j / 2) * 32;
     for (int i = 0; i < 4; ++i) {
       const __m256i v = u8x8(q + 8 * i);
       const __m256i n = (j & 1) ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
-      _mm256_storeu_ps(out + 8 * i, _mm256_fmsub_ps(_mm256_cvtepi32_ps(n), s, mn));
+      w[i] = _mm256_fmsub_ps(_mm256_cvtepi32_ps(n), s, mn);
     }
+  }
+};
+
+// Tile path: weights [k0, k0 + kn) of row r into out (kernel order).
+template <class D>
+void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
+  const D d(a);
+  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
+    __m256 w[4];
+    d.at(r, k, w);
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, w[i]);
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(QuantFormat f) {
   switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return decode_bnb4;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_e2m1;
-    case QuantFormat::INT8: return decode_int8;
-    case QuantFormat::FP8_E4M3: return decode_fp8<true>;
-    case QuantFormat::FP8_E5M2: return decode_fp8<false>;
-    case QuantFormat::Q4_0: return decode_q4_0;
-    case QuantFormat::Q8_0: return decode_q8_0;
-    case QuantFormat::Q4_K: return decode_q4_k;
+    case QuantFormat::NF4: case QuantFormat::FP4: return decode_tile<DecBnb4>;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
+    case QuantFormat::INT8: return decode_tile<DecInt8>;
+    case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
+    case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
+    case QuantFormat::Q4_0: return decode_tile<DecQ4_0>;
+    case QuantFormat::Q8_0: return decode_tile<DecQ8_0>;
+    case QuantFormat::Q4_K: return decode_tile<DecQ4_K>;
     default: return nullptr;
   }
 }
@@ -271,6 +296,60 @@ void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
 }
 
 // int4 GPTQ: 8 output rows (one qweight word each) per vector; outer products over k.
+// One token (decode): kGemvRows rows at a time, each group of 32 weights decoded straight into FMAs
+// against x (no L1 tile), the next group's codes prefetched a 1024-column segment at a time (the AVX2
+// tile path has no prefetch). Two rows: 16 ymm registers hold both rows' weights, the accumulators and x.
+constexpr int kGemvRows = 2;
+
+template <class D, int R>
+void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
+  __m256 acc[R][2];
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const double bpw = a.data_bytes_per_weight;
+  for (int64_t k = 0; k < a.k_main; k += 32) {
+    if (k % kSeg == 0 && r_next >= 0) {
+      const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
+      for (int i = 0; i < R; ++i) {
+        const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r_next + i) * a.cols + k) * bpw);
+        for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+      }
+    }
+    __m256 w[R][4];
+    for (int i = 0; i < R; ++i) d.at(r + i, k, w[i]);
+    for (int j = 0; j < 4; ++j) {
+      const __m256 x = _mm256_loadu_ps(a.xk + k + 8 * j);
+      for (int i = 0; i < R; ++i) acc[i][j & 1] = _mm256_fmadd_ps(w[i][j], x, acc[i][j & 1]);
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[r + i] = hsum(_mm256_add_ps(acc[i][0], acc[i][1])) * row_mult(a, r + i);
+}
+
+template <class D>
+void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  const D d(a);
+  int64_t r = r0;
+  for (; r + kGemvRows <= r1; r += kGemvRows) {
+    const int64_t next = r + 2 * kGemvRows <= r1 ? r + kGemvRows : -1;
+    gemv_group<D, kGemvRows>(a, d, r, next);
+  }
+  for (; r < r1; ++r) gemv_group<D, 1>(a, d, r, -1);
+}
+
+using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
+GemvFn gemv_for(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return gemv_rows<DecBnb4>;
+    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
+    case QuantFormat::INT8: return gemv_rows<DecInt8>;
+    case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
+    case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
+    case QuantFormat::Q4_0: return gemv_rows<DecQ4_0>;
+    case QuantFormat::Q8_0: return gemv_rows<DecQ8_0>;
+    case QuantFormat::Q4_K: return gemv_rows<DecQ4_K>;
+    default: return nullptr;
+  }
+}
+
 template <int T>
 void int4_block(const KernelArgs& a, int64_t n0, int64_t t0) {
   const int64_t N = a.rows, K = a.cols, g = a.block, Nw = (N + 7) / 8, Kp = (K + 7) / 8 * 8;
@@ -411,6 +490,12 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
       for (; t < a.n_tokens; ++t) int4_block<1>(a, n0, t);
     }
     return true;
+  }
+  if (a.n_tokens == 1) {
+    if (GemvFn g = gemv_for(a.format)) {
+      g(a, r0, r1);
+      return true;
+    }
   }
   DecodeFn dec = decoder_for(a.format);
   if (!dec) return false;
