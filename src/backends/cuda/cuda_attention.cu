@@ -25,7 +25,7 @@ __global__ void rope_cache_kernel(AttnArgs a) {
     float* dst = is_q ? nullptr : a.k_cache + size_t(pos) * kvd + size_t(h - a.heads) * a.hd;
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
       const float x0 = v[j], x1 = v[j + half];
-      const float r0 = x0 * c[j] - x1 * s[j], r1 = x1 * c[j] + x0 * s[j];
+      const float r0 = rope_lo(x0, x1, c[j], s[j]), r1 = rope_hi(x0, x1, c[j], s[j]);
       v[j] = r0;
       v[j + half] = r1;
       if (dst) {

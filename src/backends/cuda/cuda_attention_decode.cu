@@ -117,8 +117,8 @@ __global__ void __launch_bounds__(kThreads, 2) decode_attention_kernel(AttnArgs 
     for (int i = tid; i < G * half; i += kThreads) {
       const int g = i / half, j = i % half;
       const float x0 = qg[g * hd + j], x1 = qg[g * hd + j + half];
-      qs[g * hd + j] = (x0 * cs[j] - x1 * sn[j]) * scale;
-      qs[g * hd + j + half] = (x1 * cs[j] + x0 * sn[j]) * scale;
+      qs[g * hd + j] = rope_lo(x0, x1, cs[j], sn[j]) * scale;
+      qs[g * hd + j + half] = rope_hi(x0, x1, cs[j], sn[j]) * scale;
     }
     for (int i = tid; i < G * hd; i += kThreads) acc[i] = 0.f;
     for (int g = tid; g < G; g += kThreads) m_run[g] = -INFINITY, l_run[g] = 0.f;
@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_attention_kernel(AttnArgs 
         float* vc = a.v_cache + size_t(pos) * kvd + size_t(kvh) * hd;
         for (int j = tid; j < half; j += kThreads) {
           const float x0 = kn[j], x1 = kn[j + half];
-          const float r0 = x0 * cs[j] - x1 * sn[j], r1 = x1 * cs[j] + x0 * sn[j];
+          const float r0 = rope_lo(x0, x1, cs[j], sn[j]), r1 = rope_hi(x0, x1, cs[j], sn[j]);
           ks[r * kst + j] = r0;
           ks[r * kst + j + half] = r1;
           kc[j] = r0;
@@ -307,8 +307,8 @@ __global__ void __launch_bounds__(kThreads, 2) decode_attention_kernel(AttnArgs 
     const int g = i / half, j = i % half;
     float* qr = a.q + (size_t(kvh) * G + g) * hd;
     const float x0 = qr[j], x1 = qr[j + half];
-    qr[j] = x0 * cs[j] - x1 * sn[j];
-    qr[j + half] = x1 * cs[j] + x0 * sn[j];
+    qr[j] = rope_lo(x0, x1, cs[j], sn[j]);
+    qr[j + half] = rope_hi(x0, x1, cs[j], sn[j]);
   }
   if (tid == 0) counters[kvh] = 0u;
 }

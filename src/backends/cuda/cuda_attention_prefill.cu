@@ -163,8 +163,8 @@ __global__ void rope_kv_kernel(AttnArgs a, __nv_bfloat16* kb, __nv_bfloat16* vb)
   auto rotate = [&](const float* src, float* dst, __nv_bfloat16* shadow, int j) {  // dims j, j+1 and j+half, +1
     const float2 x0 = *reinterpret_cast<const float2*>(src + j), x1 = *reinterpret_cast<const float2*>(src + j + half);
     const float2 c = *reinterpret_cast<const float2*>(cs + j), s = *reinterpret_cast<const float2*>(sn + j);
-    const float2 r0 = make_float2(x0.x * c.x - x1.x * s.x, x0.y * c.y - x1.y * s.y);
-    const float2 r1 = make_float2(x1.x * c.x + x0.x * s.x, x1.y * c.y + x0.y * s.y);
+    const float2 r0 = make_float2(rope_lo(x0.x, x1.x, c.x, s.x), rope_lo(x0.y, x1.y, c.y, s.y));
+    const float2 r1 = make_float2(rope_hi(x0.x, x1.x, c.x, s.x), rope_hi(x0.y, x1.y, c.y, s.y));
     *reinterpret_cast<float2*>(dst + j) = r0;
     *reinterpret_cast<float2*>(dst + j + half) = r1;
     *reinterpret_cast<uint32_t*>(shadow + j) = pack_bf16(r0.x, r0.y);
@@ -220,8 +220,9 @@ __global__ void __launch_bounds__(kTcThreads) prefill_tc_kernel(AttnArgs a, cons
       const float2 y = *reinterpret_cast<const float2*>(qr + (lo ? d + half : j));
       const size_t rp = size_t(pos0 + r) * half + j;
       const float2 c = *reinterpret_cast<const float2*>(a.rope_cos + rp), s = *reinterpret_cast<const float2*>(a.rope_sin + rp);
-      x = lo ? make_float2(x.x * c.x - y.x * s.x, x.y * c.y - y.y * s.y)
-             : make_float2(x.x * c.x + y.x * s.x, x.y * c.y + y.y * s.y);
+      // lo: x is dim j and y dim j + half; otherwise the reverse.
+      x = lo ? make_float2(rope_lo(x.x, y.x, c.x, s.x), rope_lo(x.y, y.y, c.y, s.y))
+             : make_float2(rope_hi(y.x, x.x, c.x, s.x), rope_hi(y.y, x.y, c.y, s.y));
     }
     return x;
   };

@@ -54,6 +54,11 @@ __device__ inline float block_max(float m, float* red) {
 // dependent global loads here cost more than the weights of a small layer (measured, perf-notes).
 __device__ inline float silu_times(float g, float u) { return g / (1.f + __expf(-g)) * u; }
 
+// RoPE of the pair (x0, x1) = dims (j, j + hd/2) of one head, c / s the cos / sin of the pair's angle at
+// its position: the rotated low and high dims. Every kernel that rotates uses these two.
+__device__ __forceinline__ float rope_lo(float x0, float x1, float c, float s) { return x0 * c - x1 * s; }
+__device__ __forceinline__ float rope_hi(float x0, float x1, float c, float s) { return x1 * c + x0 * s; }
+
 //
 // SWZ (1, 2 or 4) swizzles the 16-byte chunks of dst for readers whose lanes each read SWZ consecutive
 // chunks (a lane's 16 bytes of bf16 or 8-bit weights): element i sits at staged_index<SWZ>(i), which
