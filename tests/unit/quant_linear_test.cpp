@@ -24,8 +24,9 @@ namespace {
 struct Case { QuantFormat f; int64_t rows, cols; QuantParams p; };
 
 std::vector<Case> cases() {
-  QuantParams dq, pc, sym, g32, g64, b32;
+  QuantParams dq, pc, sym, g32, g64, b32, b128;
   dq.double_quant = true;
+  b128.blocksize = 128;
   pc.per_channel = true;
   sym.symmetric = true;
   g32.blocksize = 32;
@@ -47,7 +48,11 @@ std::vector<Case> cases() {
           {QuantFormat::Q4_0, 1, 32, {}},       {QuantFormat::Q4_0, 2, 160, {}},   {QuantFormat::Q4_0, 37, 160, {}},
           {QuantFormat::Q4_0, 5, 2080, {}},     {QuantFormat::Q4_0, 1030, 1024, {}},
           {QuantFormat::Q8_0, 1, 32, {}},       {QuantFormat::Q8_0, 37, 96, {}},   {QuantFormat::Q8_0, 7, 2048, {}},
-          {QuantFormat::Q8_0, 1030, 544, {}}};
+          {QuantFormat::Q8_0, 1030, 544, {}},
+          // nf4/fp4 rows of whole 128-column chunks (the AVX-512 kernels' 128-weight decode: two absmax blocks of
+          // 64 per chunk, or one of 128), with and without double quant, one chunk and many.
+          {QuantFormat::NF4, 7, 1152, {}},      {QuantFormat::NF4, 5, 256, dq},    {QuantFormat::NF4, 3, 384, b128},
+          {QuantFormat::FP4, 6, 128, {}},       {QuantFormat::NF4, 1030, 512, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

@@ -305,9 +305,9 @@ template <class D, int R>
 void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
   __m256 acc[R][2];
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  const double bpw = a.data_bytes_per_weight;
   for (int64_t k = 0; k < a.k_main; k += 32) {
-    if (k % kSeg == 0 && r_next >= 0) {
+    if (k % kSeg == 0 && r_next >= 0) {  // the next group's codes for this 1024-column segment
+      const double bpw = a.data_bytes_per_weight;
       const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
       for (int i = 0; i < R; ++i) {
         const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r_next + i) * a.cols + k) * bpw);

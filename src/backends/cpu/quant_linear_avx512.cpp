@@ -217,6 +217,15 @@ DecodeFn decoder_for(QuantFormat f) {
   }
 }
 
+// Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn).
+inline void prefetch_rows(const KernelArgs& a, int64_t r, int n, int64_t k0, int64_t kn) {
+  const double bpw = a.data_bytes_per_weight;
+  for (int i = 0; i < n; ++i) {
+    const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r + i) * a.cols + k0) * bpw);
+    for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+  }
+}
+
 // acc[t * R + i] += dot(tile row i [0, kn), x token t [0, kn)) for R rows x T tokens (kn % 16 == 0).
 template <int R, int T>
 inline void micro(const float* tile, int64_t kn, const float* x, int64_t ldk, float* y, int64_t ldy) {
@@ -253,13 +262,7 @@ void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
       const int64_t kn = a.k_main - k0 < kSeg ? a.k_main - k0 : kSeg;
       // Prefetch the next row block's codes for this segment: decode is not bound by DRAM, so the
       // hardware prefetcher alone leaves the memory idle between rows (decode 1.8x on q4_0).
-      if (rb + kRowBlock < r1) {
-        const double bpw = a.data_bytes_per_weight;
-        for (int i = 0; i < kRowBlock; ++i) {
-          const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((rb + kRowBlock + i) * a.cols + k0) * bpw);
-          for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-        }
-      }
+      if (rb + kRowBlock < r1) prefetch_rows(a, rb + kRowBlock, kRowBlock, k0, kn);
       for (int i = 0; i < nr; ++i) dec(a, rb + i, k0, kn, tile + i * kSeg);
       const float* x = a.xk + k0;
       float* y = a.y + rb;
@@ -285,15 +288,8 @@ template <class D, int R>
 void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
   __m512 acc0[R], acc1[R];
   for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
-  const double bpw = a.data_bytes_per_weight;
   for (int64_t k = 0; k < a.k_main; k += 32) {
-    if (k % kSeg == 0 && r_next >= 0) {
-      const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
-      for (int i = 0; i < R; ++i) {
-        const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r_next + i) * a.cols + k) * bpw);
-        for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-      }
-    }
+    if (k % kSeg == 0 && r_next >= 0) prefetch_rows(a, r_next, R, k, a.k_main - k < kSeg ? a.k_main - k : kSeg);
     const __m512 x0 = _mm512_loadu_ps(a.xk + k), x1 = _mm512_loadu_ps(a.xk + k + 16);
     for (int i = 0; i < R; ++i) {
       __m512 w0, w1;
