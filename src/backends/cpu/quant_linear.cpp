@@ -153,15 +153,31 @@ bool fast_path_ok(const QuantWeight& w) {
   }
 }
 
-// x [n, K] -> [n, ldk] in kernel order, zero padded; full chunks of 32 of the nibble formats hold
-// the even elements then the odd ones.
-std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, bool permute) {
+// Whether the AVX-512 kernels take nf4/fp4 rows 128 weights at a time (KernelArgs::bnb128).
+bool bnb128_ok(const QuantWeight& w, Isa isa, ActMode act) {
+  const int64_t b = w.params.blocksize;
+  return isa == Isa::Avx512 && act == ActMode::F32 && (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) &&
+         w.cols % 128 == 0 && b >= 64 && (b & (b - 1)) == 0;
+}
+
+enum class XOrder { Plain, Nibble32, Nibble128 };
+
+// x [n, K] -> [n, ldk] in kernel order, zero padded: Nibble32 chunks of 32 hold the even elements
+// then the odd ones; Nibble128 chunks of 128 hold element 8 j + (q ^ 1) at 16 q + j.
+std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, XOrder order) {
   std::vector<float> xk(size_t(n * ldk), 0.0f);
   for (int64_t t = 0; t < n; ++t) {
     const float* src = x + t * K;
     float* dst = xk.data() + t * ldk;
-    if (!permute) {
+    if (order == XOrder::Plain) {
       std::copy(src, src + K, dst);
+      continue;
+    }
+    if (order == XOrder::Nibble128) {
+      for (int64_t k = 0; k < k_main; k += 128)
+        for (int q = 0; q < 8; ++q)
+          for (int j = 0; j < 16; ++j) dst[k + 16 * q + j] = src[k + 8 * j + (q ^ 1)];
+      std::copy(src + k_main, src + K, dst + k_main);
       continue;
     }
     for (int64_t k = 0; k < k_main; k += 32)
@@ -237,7 +253,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   a.act = act;
   a.y = y;
   const bool int4 = w.format == QuantFormat::INT4;
-  a.k_main = int4 ? K : K / 32 * 32;
+  a.bnb128 = bnb128_ok(w, isa, act);
+  a.k_main = int4 ? K : K / 32 * 32;  // bnb128: K % 128 == 0
   a.ldk = (K + 31) / 32 * 32;
   std::vector<float> xk;
   if (act == ActMode::Int8) {
@@ -247,7 +264,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, nibble_permuted(w.format));
+    const XOrder order = a.bnb128 ? XOrder::Nibble128 : nibble_permuted(w.format) ? XOrder::Nibble32 : XOrder::Plain;
+    xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order);
     a.xk = xk.data();
   }
   // Threads take units of rows (int4: one vector of output rows); a chunk streams >= ~256 KB of

@@ -60,25 +60,63 @@ inline float row_mult(const KernelArgs& a, int64_t r) {
 // Each decoder is constructed once per call (shared constants in registers) and inlined into both the
 // tile path (decode_tile: prefill, several tokens) and the one-token path (gemv_rows).
 struct DecBnb4 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m512 lut;
   int shift;  // log2(block) when the block is a power of two (bitsandbytes: 64), else -1 (a division)
   explicit DecBnb4(const KernelArgs& args) : a(args), lut(_mm512_loadu_ps(args.lut16)) {
     shift = (a.block & (a.block - 1)) == 0 ? __builtin_ctz(unsigned(a.block)) : -1;
   }
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const int64_t e = r * a.cols + k;
     // The table times the block's absmax (the same products as scaling each looked-up value): one
     // multiply per 32 weights instead of two.
     const __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(bnb_absmax(a, shift >= 0 ? e >> shift : e / a.block)));
     // vpermps reads the low 4 bits of each index: the low nibble needs no mask.
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + e / 2)));
-    w0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), ls);  // high nibble = even element
-    w1 = _mm512_permutexvar_ps(v, ls);
+    w[0] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), ls);  // high nibble = even element
+    w[1] = _mm512_permutexvar_ps(v, ls);
+  }
+};
+
+// nf4 / fp4 rows of whole 128-column chunks (KernelArgs::bnb128: cols % 128 == 0, power-of-two block >= 64):
+// one 64-byte load holds 128 codes, and dword lane j shifted right by 4q has in its low 4 bits (all vpermps
+// reads) the code of element 8j + (q ^ 1), so 8 lookups need no widening (the 32-weight decoder spends a
+// port-5 widening per 16 codes). The activations come in that order (kernel_order_x). Lanes 0-7 cover
+// elements 0..63, lanes 8-15 elements 64..127: a block of 64 gives two scale halves, a larger block one.
+struct DecBnb4x128 {
+  static constexpr int kChunk = 128;
+  const KernelArgs& a;
+  __m512 lut;
+  int shift;  // log2(block), >= 6
+  explicit DecBnb4x128(const KernelArgs& args)
+      : a(args), lut(_mm512_loadu_ps(args.lut16)), shift(__builtin_ctz(unsigned(args.block))) {}
+  // The table values (unscaled) of the chunk's 128 weights, vector q lane j = element 8j + (q ^ 1).
+  void codes(int64_t r, int64_t k, __m512* w) const {
+    const __m512i v = _mm512_loadu_si512(a.data + (r * a.cols + k) / 2);
+    w[0] = _mm512_permutexvar_ps(v, lut);
+    w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+    w[2] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), lut);
+    w[3] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), lut);
+    w[4] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 16), lut);
+    w[5] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 20), lut);
+    w[6] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 24), lut);
+    w[7] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), lut);
+  }
+  __m512 scale(int64_t r, int64_t k) const {
+    const int64_t b = (r * a.cols + k) >> shift;
+    if (shift > 6) return _mm512_set1_ps(bnb_absmax(a, b));
+    return _mm512_insertf32x8(_mm512_set1_ps(bnb_absmax(a, b)), _mm256_set1_ps(bnb_absmax(a, b + 1)), 1);
+  }
+  void at(int64_t r, int64_t k, __m512* w) const {
+    codes(r, k, w);
+    const __m512 s = scale(r, k);
+    for (int q = 0; q < 8; ++q) w[q] = _mm512_mul_ps(w[q], s);
   }
 };
 
 struct DecE2m1 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m512 lut;
   bool nv;
@@ -89,7 +127,7 @@ struct DecE2m1 {
     row_bytes = Kp / 2;
     row_scales = Kp / (nv ? 16 : 32);
   }
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* sc = a.scales + r * row_scales;
     __m512 s;
     if (nv) {  // lanes 0-7 of both halves are elements 0..15 (block k/16), lanes 8-15 block k/16+1
@@ -99,18 +137,19 @@ struct DecE2m1 {
     }
     const __m512i v =
         _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.data + r * row_bytes + k / 2)));
-    w0 = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);  // low nibble = even element (vpermps: low 4 bits)
-    w1 = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);
+    w[0] = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);  // low nibble = even element (vpermps: low 4 bits)
+    w[1] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);
   }
 };
 
 struct DecInt8 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecInt8(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + r * a.cols + k));
-    w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b)));
-    w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
+    w[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b)));
+    w[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
   }
 };
 
@@ -129,12 +168,13 @@ inline __m512 fp8x16(__m128i b) {
 
 template <bool E4M3>
 struct DecFp8 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecFp8(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + r * a.cols + k));
-    w0 = fp8x16<E4M3>(_mm256_castsi256_si128(b));
-    w1 = fp8x16<E4M3>(_mm256_extracti128_si256(b, 1));
+    w[0] = fp8x16<E4M3>(_mm256_castsi256_si128(b));
+    w[1] = fp8x16<E4M3>(_mm256_extracti128_si256(b, 1));
   }
 };
 
@@ -145,35 +185,38 @@ inline float block_half(const uint8_t* blk) {
 }
 
 struct DecQ4_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
   explicit DecQ4_0(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 18;
     const __m512 s = _mm512_set1_ps(block_half(blk));
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight)), s);
-    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight)), s);
+    w[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight)), s);
+    w[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight)), s);
   }
 };
 
 struct DecQ8_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecQ8_0(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 34;
     const __m512 s = _mm512_set1_ps(block_half(blk));
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-    w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))), s);
-    w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))), s);
+    w[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b))), s);
+    w[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1))), s);
   }
 };
 
 struct DecQ4_K {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m512i m15 = _mm512_set1_epi32(15);
   explicit DecQ4_K(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512& w0, __m512& w1) const {
+  void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
     const int j = int((k / 32) % 8);
     uint8_t sc, m;
@@ -185,8 +228,8 @@ struct DecQ4_K {
     const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
     const __m512i n0 = (j & 1) ? _mm512_srli_epi32(v0, 4) : _mm512_and_si512(v0, m15);
     const __m512i n1 = (j & 1) ? _mm512_srli_epi32(v1, 4) : _mm512_and_si512(v1, m15);
-    w0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn);
-    w1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn);
+    w[0] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn);
+    w[1] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn);
   }
 };
 
@@ -194,18 +237,17 @@ struct DecQ4_K {
 template <class D>
 void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
   const D d(a);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    __m512 w0, w1;
-    d.at(r, k, w0, w1);
-    _mm512_storeu_ps(out, w0);
-    _mm512_storeu_ps(out + 16, w1);
+  for (int64_t k = k0; k < k0 + kn; k += D::kChunk, out += D::kChunk) {
+    __m512 w[D::kChunk / 16];
+    d.at(r, k, w);
+    for (int v = 0; v < D::kChunk / 16; ++v) _mm512_storeu_ps(out + 16 * v, w[v]);
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
-DecodeFn decoder_for(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return decode_tile<DecBnb4>;
+DecodeFn decoder_for(const KernelArgs& a) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.bnb128 ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
     case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
     case QuantFormat::INT8: return decode_tile<DecInt8>;
     case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
@@ -286,16 +328,32 @@ void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
 // 4-bit GEMV). The next group's codes are prefetched a 1024-column segment at a time, as float_rows does.
 template <class D, int R>
 void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
+  constexpr int V = D::kChunk / 16;  // vectors per chunk
   __m512 acc0[R], acc1[R];
   for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < a.k_main; k += 32) {
+  for (int64_t k = 0; k < a.k_main; k += D::kChunk) {
     if (k % kSeg == 0 && r_next >= 0) prefetch_rows(a, r_next, R, k, a.k_main - k < kSeg ? a.k_main - k : kSeg);
-    const __m512 x0 = _mm512_loadu_ps(a.xk + k), x1 = _mm512_loadu_ps(a.xk + k + 16);
+    __m512 xv[V];
+    for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(a.xk + k + 16 * v);
     for (int i = 0; i < R; ++i) {
-      __m512 w0, w1;
-      d.at(r + i, k, w0, w1);
-      acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(w1, x1, acc1[i]);
+      __m512 w[V];
+      if constexpr (requires { d.scale(r, k); }) {
+        // Block-scaled tables (128-weight chunks): the chunk's dot on the unscaled values, then one FMA
+        // with the scale vector instead of a multiply per weight vector.
+        d.codes(r + i, k, w);
+        __m512 c0 = _mm512_mul_ps(w[0], xv[0]), c1 = _mm512_mul_ps(w[1], xv[1]);
+        for (int v = 2; v < V; v += 2) {
+          c0 = _mm512_fmadd_ps(w[v], xv[v], c0);
+          c1 = _mm512_fmadd_ps(w[v + 1], xv[v + 1], c1);
+        }
+        acc0[i] = _mm512_fmadd_ps(_mm512_add_ps(c0, c1), d.scale(r + i, k), acc0[i]);
+      } else {
+        d.at(r + i, k, w);
+        for (int v = 0; v < V; v += 2) {
+          acc0[i] = _mm512_fmadd_ps(w[v], xv[v], acc0[i]);
+          acc1[i] = _mm512_fmadd_ps(w[v + 1], xv[v + 1], acc1[i]);
+        }
+      }
     }
   }
   for (int i = 0; i < R; ++i) a.y[r + i] = hsum512(_mm512_add_ps(acc0[i], acc1[i])) * row_mult(a, r + i);
@@ -313,9 +371,9 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 }
 
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
-GemvFn gemv_for(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return gemv_rows<DecBnb4>;
+GemvFn gemv_for(const KernelArgs& a) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.bnb128 ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
     case QuantFormat::NVFP4: case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
     case QuantFormat::INT8: return gemv_rows<DecInt8>;
     case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
@@ -519,12 +577,12 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
     return true;
   }
   if (a.n_tokens == 1) {
-    if (GemvFn g = gemv_for(a.format)) {
+    if (GemvFn g = gemv_for(a)) {
       g(a, r0, r1);
       return true;
     }
   }
-  DecodeFn dec = decoder_for(a.format);
+  DecodeFn dec = decoder_for(a);
   if (!dec) return false;
   float_rows(a, dec, r0, r1);
   return true;
