@@ -49,10 +49,11 @@ std::vector<Case> cases() {
           {QuantFormat::Q4_0, 5, 2080, {}},     {QuantFormat::Q4_0, 1030, 1024, {}},
           {QuantFormat::Q8_0, 1, 32, {}},       {QuantFormat::Q8_0, 37, 96, {}},   {QuantFormat::Q8_0, 7, 2048, {}},
           {QuantFormat::Q8_0, 1030, 544, {}},
-          // nf4/fp4 rows of whole 128-column chunks (the AVX-512 kernels' 128-weight decode: two absmax blocks of
-          // 64 per chunk, or one of 128), with and without double quant, one chunk and many.
+          // nf4/fp4/nvfp4 rows of whole 128-column chunks (the AVX-512 kernels' 128-weight decode: two absmax
+          // blocks of 64 per chunk, or one of 128, or eight nvfp4 blocks), double quant, one chunk and many.
           {QuantFormat::NF4, 7, 1152, {}},      {QuantFormat::NF4, 5, 256, dq},    {QuantFormat::NF4, 3, 384, b128},
-          {QuantFormat::FP4, 6, 128, {}},       {QuantFormat::NF4, 1030, 512, {}}};
+          {QuantFormat::FP4, 6, 128, {}},       {QuantFormat::NF4, 1030, 512, {}},
+          {QuantFormat::NVFP4, 7, 1152, {}},    {QuantFormat::NVFP4, 3, 128, {}},  {QuantFormat::NVFP4, 1030, 256, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

@@ -153,17 +153,19 @@ bool fast_path_ok(const QuantWeight& w) {
   }
 }
 
-// Whether the AVX-512 kernels take nf4/fp4 rows 128 weights at a time (KernelArgs::bnb128).
-bool bnb128_ok(const QuantWeight& w, Isa isa, ActMode act) {
+// Whether the AVX-512 kernels take the rows 128 weights at a time (KernelArgs::x128).
+bool x128_ok(const QuantWeight& w, Isa isa, ActMode act) {
+  if (isa != Isa::Avx512 || act != ActMode::F32 || w.cols % 128 != 0) return false;
   const int64_t b = w.params.blocksize;
-  return isa == Isa::Avx512 && act == ActMode::F32 && (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) &&
-         w.cols % 128 == 0 && b >= 64 && (b & (b - 1)) == 0;
+  if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0;
+  return w.format == QuantFormat::NVFP4;
 }
 
-enum class XOrder { Plain, Nibble32, Nibble128 };
+enum class XOrder { Plain, Nibble32, Nibble128, Nibble128Low };
 
 // x [n, K] -> [n, ldk] in kernel order, zero padded: Nibble32 chunks of 32 hold the even elements
-// then the odd ones; Nibble128 chunks of 128 hold element 8 j + (q ^ 1) at 16 q + j.
+// then the odd ones; Nibble128 chunks of 128 hold element 8 j + (q ^ 1) at 16 q + j (Nibble128Low:
+// element 8 j + q, for codes whose low nibble is the even element).
 std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, XOrder order) {
   std::vector<float> xk(size_t(n * ldk), 0.0f);
   for (int64_t t = 0; t < n; ++t) {
@@ -173,10 +175,11 @@ std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t 
       std::copy(src, src + K, dst);
       continue;
     }
-    if (order == XOrder::Nibble128) {
+    if (order == XOrder::Nibble128 || order == XOrder::Nibble128Low) {
+      const int flip = order == XOrder::Nibble128 ? 1 : 0;
       for (int64_t k = 0; k < k_main; k += 128)
         for (int q = 0; q < 8; ++q)
-          for (int j = 0; j < 16; ++j) dst[k + 16 * q + j] = src[k + 8 * j + (q ^ 1)];
+          for (int j = 0; j < 16; ++j) dst[k + 16 * q + j] = src[k + 8 * j + (q ^ flip)];
       std::copy(src + k_main, src + K, dst + k_main);
       continue;
     }
@@ -253,8 +256,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   a.act = act;
   a.y = y;
   const bool int4 = w.format == QuantFormat::INT4;
-  a.bnb128 = bnb128_ok(w, isa, act);
-  a.k_main = int4 ? K : K / 32 * 32;  // bnb128: K % 128 == 0
+  a.x128 = x128_ok(w, isa, act);
+  a.k_main = int4 ? K : K / 32 * 32;  // x128: K % 128 == 0
   a.ldk = (K + 31) / 32 * 32;
   std::vector<float> xk;
   if (act == ActMode::Int8) {
@@ -264,7 +267,9 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    const XOrder order = a.bnb128 ? XOrder::Nibble128 : nibble_permuted(w.format) ? XOrder::Nibble32 : XOrder::Plain;
+    const XOrder order = a.x128 ? (w.format == QuantFormat::NVFP4 ? XOrder::Nibble128Low : XOrder::Nibble128)
+                         : nibble_permuted(w.format) ? XOrder::Nibble32
+                                                     : XOrder::Plain;
     xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order);
     a.xk = xk.data();
   }

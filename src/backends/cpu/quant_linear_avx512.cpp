@@ -79,7 +79,34 @@ struct DecBnb4 {
   }
 };
 
-// nf4 / fp4 rows of whole 128-column chunks (KernelArgs::bnb128: cols % 128 == 0, power-of-two block >= 64):
+// e4m3 -> f16 bit pattern of value * 2^-8: sign to bit 15, exponent+mantissa shifted by 7 (subnormals
+// included); e5m2 is the high byte of an f16. (The e4m3 NaN code 0x7F is not produced by the quantizer.)
+template <bool E4M3>
+inline __m512 fp8x16(__m128i b) {
+  __m256i h;
+  if constexpr (E4M3) {
+    h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16(int16_t(0xBFFF)));
+  } else {
+    h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
+  }
+  return _mm512_cvtph_ps(h);
+}
+
+// The 128 codes at p (64 bytes) through a 16-entry table: w[q] lane j = the table at the code in bits
+// 4q..4q+3 of dword j (vpermps reads only the low 4 bits of each index: no mask, no widening).
+inline void lookup128(const uint8_t* p, __m512 lut, __m512* w) {
+  const __m512i v = _mm512_loadu_si512(p);
+  w[0] = _mm512_permutexvar_ps(v, lut);
+  w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+  w[2] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), lut);
+  w[3] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), lut);
+  w[4] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 16), lut);
+  w[5] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 20), lut);
+  w[6] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 24), lut);
+  w[7] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), lut);
+}
+
+// nf4 / fp4 rows of whole 128-column chunks (KernelArgs::x128: cols % 128 == 0, power-of-two block >= 64):
 // one 64-byte load holds 128 codes, and dword lane j shifted right by 4q has in its low 4 bits (all vpermps
 // reads) the code of element 8j + (q ^ 1), so 8 lookups need no widening (the 32-weight decoder spends a
 // port-5 widening per 16 codes). The activations come in that order (kernel_order_x). Lanes 0-7 cover
@@ -92,17 +119,7 @@ struct DecBnb4x128 {
   explicit DecBnb4x128(const KernelArgs& args)
       : a(args), lut(_mm512_loadu_ps(args.lut16)), shift(__builtin_ctz(unsigned(args.block))) {}
   // The table values (unscaled) of the chunk's 128 weights, vector q lane j = element 8j + (q ^ 1).
-  void codes(int64_t r, int64_t k, __m512* w) const {
-    const __m512i v = _mm512_loadu_si512(a.data + (r * a.cols + k) / 2);
-    w[0] = _mm512_permutexvar_ps(v, lut);
-    w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
-    w[2] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), lut);
-    w[3] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), lut);
-    w[4] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 16), lut);
-    w[5] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 20), lut);
-    w[6] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 24), lut);
-    w[7] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), lut);
-  }
+  void codes(int64_t r, int64_t k, __m512* w) const { lookup128(a.data + (r * a.cols + k) / 2, lut, w); }
   __m512 scale(int64_t r, int64_t k) const {
     const int64_t b = (r * a.cols + k) >> shift;
     if (shift > 6) return _mm512_set1_ps(bnb_absmax(a, b));
@@ -142,6 +159,26 @@ struct DecE2m1 {
   }
 };
 
+// nvfp4 rows of whole 128-column chunks (KernelArgs::x128): the codes as in DecBnb4x128 (low nibble first,
+// so vector q lane j = element 8j + q); lane j's block of 16 is j / 2, so the 8 e4m3 block scales of the
+// chunk, each byte doubled, decode in one fp8x16 (value * 2^-8, exact; the 2^8 goes back in scale()).
+struct DecNvfp4x128 {
+  static constexpr int kChunk = 128;
+  const KernelArgs& a;
+  __m512 lut;
+  explicit DecNvfp4x128(const KernelArgs& args) : a(args), lut(_mm512_loadu_ps(args.lut16)) {}
+  void codes(int64_t r, int64_t k, __m512* w) const { lookup128(a.data + (r * a.cols + k) / 2, lut, w); }
+  __m512 scale(int64_t r, int64_t k) const {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.scales + (r * a.cols + k) / 16));
+    return _mm512_mul_ps(fp8x16<true>(_mm_unpacklo_epi8(b, b)), _mm512_set1_ps(256.0f));
+  }
+  void at(int64_t r, int64_t k, __m512* w) const {
+    codes(r, k, w);
+    const __m512 s = scale(r, k);
+    for (int q = 0; q < 8; ++q) w[q] = _mm512_mul_ps(w[q], s);
+  }
+};
+
 struct DecInt8 {
   static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
@@ -152,19 +189,6 @@ struct DecInt8 {
     w[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
   }
 };
-
-// e4m3 -> f16 bit pattern of value * 2^-8: sign to bit 15, exponent+mantissa shifted by 7 (subnormals
-// included); e5m2 is the high byte of an f16. (The e4m3 NaN code 0x7F is not produced by the quantizer.)
-template <bool E4M3>
-inline __m512 fp8x16(__m128i b) {
-  __m256i h;
-  if constexpr (E4M3) {
-    h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7), _mm256_set1_epi16(int16_t(0xBFFF)));
-  } else {
-    h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
-  }
-  return _mm512_cvtph_ps(h);
-}
 
 template <bool E4M3>
 struct DecFp8 {
@@ -247,8 +271,9 @@ void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(const KernelArgs& a) {
   switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.bnb128 ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.x128 ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
+    case QuantFormat::NVFP4: return a.x128 ? decode_tile<DecNvfp4x128> : decode_tile<DecE2m1>;
+    case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
     case QuantFormat::INT8: return decode_tile<DecInt8>;
     case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
     case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
@@ -373,8 +398,9 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
 GemvFn gemv_for(const KernelArgs& a) {
   switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.bnb128 ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.x128 ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
+    case QuantFormat::NVFP4: return a.x128 ? gemv_rows<DecNvfp4x128> : gemv_rows<DecE2m1>;
+    case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
     case QuantFormat::INT8: return gemv_rows<DecInt8>;
     case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
     case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
