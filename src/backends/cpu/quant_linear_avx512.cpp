@@ -1,7 +1,8 @@
 // src/backends/cpu/quant_linear_avx512.cpp — AVX-512 kernels of quant_linear_cpu (only called when the CPU
 // has avx512f/bw/vl/dq/vnni, see best_isa()). Float path: a block of rows is decoded 32 weights at a time
-// (LUT via vpermps, int8/fp8 via widen + F16C) into an L1 tile, then a 4-row x 4-token FMA micro-kernel;
-// one token (decode) skips the tile: 4 rows decoded straight into FMAs (gemv_rows).
+// (LUT via vpermps, int8/fp8 via widen + F16C; nf4/fp4/nvfp4 rows of whole 128-column chunks 128 at a time
+// from one 64-byte load) into an L1 tile, then a 4-row x 4-token FMA micro-kernel; one token (decode)
+// skips the tile: 4 rows decoded straight into FMAs (gemv_rows).
 // Integer path (q4_0, q8_0 with ActMode::Int8): vpdpbusd against int8-quantized activations, groups of
 // rows sharing each activation load, register-only accumulation, next group prefetched into L2.
 // The target pragma covers only code below the includes; nothing here instantiates std templates.
