@@ -153,20 +153,23 @@ bool fast_path_ok(const QuantWeight& w) {
   }
 }
 
-// Whether the AVX-512 kernels take the rows 128 weights at a time (KernelArgs::x128).
-bool x128_ok(const QuantWeight& w, Isa isa, ActMode act) {
-  if (isa != Isa::Avx512 || act != ActMode::F32 || w.cols % 128 != 0) return false;
+// The chunk the kernels decode a row in, 128 (avx512) or 64 (avx2) weights per load (KernelArgs::wide),
+// or 0 for the 32-weight decoders.
+int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
+  const int c = isa == Isa::Avx512 ? 128 : isa == Isa::Avx2 ? 64 : 0;
+  if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
   const int64_t b = w.params.blocksize;
-  if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0;
-  return w.format == QuantFormat::NVFP4;
+  if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
+  return w.format == QuantFormat::NVFP4 ? c : 0;
 }
 
-enum class XOrder { Plain, Nibble32, Nibble128, Nibble128Low };
+enum class XOrder { Plain, Nibble32, Wide, WideLow };
 
 // x [n, K] -> [n, ldk] in kernel order, zero padded: Nibble32 chunks of 32 hold the even elements
-// then the odd ones; Nibble128 chunks of 128 hold element 8 j + (q ^ 1) at 16 q + j (Nibble128Low:
+// then the odd ones; Wide chunks of `wide` hold element 8 j + (q ^ 1) at (wide / 8) q + j (WideLow:
 // element 8 j + q, for codes whose low nibble is the even element).
-std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, XOrder order) {
+std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t ldk, int64_t k_main, XOrder order,
+                                  int wide) {
   std::vector<float> xk(size_t(n * ldk), 0.0f);
   for (int64_t t = 0; t < n; ++t) {
     const float* src = x + t * K;
@@ -175,11 +178,11 @@ std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t 
       std::copy(src, src + K, dst);
       continue;
     }
-    if (order == XOrder::Nibble128 || order == XOrder::Nibble128Low) {
-      const int flip = order == XOrder::Nibble128 ? 1 : 0;
-      for (int64_t k = 0; k < k_main; k += 128)
+    if (order == XOrder::Wide || order == XOrder::WideLow) {
+      const int flip = order == XOrder::Wide ? 1 : 0, lanes = wide / 8;
+      for (int64_t k = 0; k < k_main; k += wide)
         for (int q = 0; q < 8; ++q)
-          for (int j = 0; j < 16; ++j) dst[k + 16 * q + j] = src[k + 8 * j + (q ^ flip)];
+          for (int j = 0; j < lanes; ++j) dst[k + lanes * q + j] = src[k + 8 * j + (q ^ flip)];
       std::copy(src + k_main, src + K, dst + k_main);
       continue;
     }
@@ -256,8 +259,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   a.act = act;
   a.y = y;
   const bool int4 = w.format == QuantFormat::INT4;
-  a.x128 = x128_ok(w, isa, act);
-  a.k_main = int4 ? K : K / 32 * 32;  // x128: K % 128 == 0
+  a.wide = wide_chunk(w, isa, act);
+  a.k_main = int4 ? K : K / 32 * 32;  // wide: K % wide == 0
   a.ldk = (K + 31) / 32 * 32;
   std::vector<float> xk;
   if (act == ActMode::Int8) {
@@ -267,10 +270,10 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    const XOrder order = a.x128 ? (w.format == QuantFormat::NVFP4 ? XOrder::Nibble128Low : XOrder::Nibble128)
+    const XOrder order = a.wide ? (w.format == QuantFormat::NVFP4 ? XOrder::WideLow : XOrder::Wide)
                          : nibble_permuted(w.format) ? XOrder::Nibble32
                                                      : XOrder::Plain;
-    xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order);
+    xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order, a.wide);
     a.xk = xk.data();
   }
   // Threads take units of rows (int4: one vector of output rows); a chunk streams >= ~256 KB of

@@ -88,6 +88,7 @@ inline __m256i i8x8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_ep
 // ---- decoders: 32 weights of row r at column k (k % 32 == 0), in kernel order, as four vectors ----
 // Constructed once per call, inlined into the tile path (decode_tile) and the one-token path (gemv_rows).
 struct DecBnb4 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   Lut16 lut;
   __m256i m15 = _mm256_set1_epi32(15);
@@ -108,6 +109,7 @@ struct DecBnb4 {
 };
 
 struct DecE2m1 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   Lut16 lut;
   __m256i m15 = _mm256_set1_epi32(15);
@@ -136,7 +138,84 @@ struct DecE2m1 {
   }
 };
 
+// Rows of whole 64-column chunks (KernelArgs::wide == 64): one 32-byte load holds 64 codes; dword lane j
+// shifted right by 4q has the code of element 8j + (q ^ 1) (nf4/fp4) or 8j + q (nvfp4) in its low 4 bits,
+// which is all the 16-entry lookup reads (vpermps: bits 0-2, the blend: bit 3): no widening, no mask. prepare()
+// loads a chunk of row r, lookup(st, q) gives its vector q (8 weights), scaled.
+inline __m256 lookup_shifted(__m256 lo, __m256 hi, __m256i v, int q) {
+  auto lut = [&](__m256i idx) {  // Lut16 on the table halves lo / hi
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+  };
+  switch (q) {  // shift counts must be immediates
+    case 0: return lut(v);
+    case 1: return lut(_mm256_srli_epi32(v, 4));
+    case 2: return lut(_mm256_srli_epi32(v, 8));
+    case 3: return lut(_mm256_srli_epi32(v, 12));
+    case 4: return lut(_mm256_srli_epi32(v, 16));
+    case 5: return lut(_mm256_srli_epi32(v, 20));
+    case 6: return lut(_mm256_srli_epi32(v, 24));
+    default: return lut(_mm256_srli_epi32(v, 28));
+  }
+}
+
+// nf4 / fp4 (power-of-two block >= 64: a chunk lies in one block): the table scaled by the block's absmax.
+struct DecBnb4x64 {
+  static constexpr int kChunk = 64;
+  const KernelArgs& a;
+  const float* lut16;
+  int shift;
+  explicit DecBnb4x64(const KernelArgs& args)
+      : a(args), lut16(args.lut16), shift(__builtin_ctz(unsigned(args.block))) {}
+  struct State {
+    __m256i v;
+    __m256 lo, hi;  // the table halves times the absmax
+  };
+  State prepare(int64_t r, int64_t k) const {
+    const int64_t e = r * a.cols + k;
+    const __m256 s = _mm256_set1_ps(bnb_absmax(a, e >> shift));
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + e / 2)),
+            _mm256_mul_ps(_mm256_loadu_ps(lut16), s), _mm256_mul_ps(_mm256_loadu_ps(lut16 + 8), s)};
+  }
+  __m256 lookup(const State& st, int q) const { return lookup_shifted(st.lo, st.hi, st.v, q); }
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const State st = prepare(r, k);
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) w[q] = lookup(st, q);
+  }
+};
+
+// nvfp4: lane j's block of 16 is j / 2; the chunk's 4 e4m3 block scales, each byte doubled, decode through
+// F16C (value * 2^-8, exact; the 2^8 goes back here).
+struct DecNvfp4x64 {
+  static constexpr int kChunk = 64;
+  const KernelArgs& a;
+  Lut16 lut;
+  explicit DecNvfp4x64(const KernelArgs& args) : a(args), lut(args.lut16) {}
+  struct State {
+    __m256i v;
+    __m256 s;
+  };
+  State prepare(int64_t r, int64_t k) const {
+    const int64_t e = r * a.cols + k;
+    int32_t sb;
+    std::memcpy(&sb, a.scales + e / 16, 4);
+    const __m128i b = _mm_cvtsi32_si128(sb);
+    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(_mm_unpacklo_epi8(b, b)), 7),
+                                    _mm_set1_epi16(int16_t(0xBFFF)));
+    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + e / 2)), s};
+  }
+  __m256 lookup(const State& st, int q) const { return _mm256_mul_ps(lookup_shifted(lut.lo, lut.hi, st.v, q), st.s); }
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const State st = prepare(r, k);
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) w[q] = lookup(st, q);
+  }
+};
+
 struct DecInt8 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecInt8(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
@@ -147,6 +226,7 @@ struct DecInt8 {
 
 template <bool E4M3>
 struct DecFp8 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecFp8(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
@@ -172,6 +252,7 @@ inline float block_half(const uint8_t* blk) {
 }
 
 struct DecQ4_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(8);
   explicit DecQ4_0(const KernelArgs& args) : a(args) {}
@@ -186,6 +267,7 @@ struct DecQ4_0 {
 };
 
 struct DecQ8_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   explicit DecQ8_0(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
@@ -196,6 +278,7 @@ struct DecQ8_0 {
 };
 
 struct DecQ4_K {
+  static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
   __m256i m15 = _mm256_set1_epi32(15);
   explicit DecQ4_K(const KernelArgs& args) : a(args) {}
@@ -218,18 +301,19 @@ struct DecQ4_K {
 template <class D>
 void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
   const D d(a);
-  for (int64_t k = k0; k < k0 + kn; k += 32, out += 32) {
-    __m256 w[4];
+  for (int64_t k = k0; k < k0 + kn; k += D::kChunk, out += D::kChunk) {
+    __m256 w[D::kChunk / 8];
     d.at(r, k, w);
-    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, w[i]);
+    for (int i = 0; i < D::kChunk / 8; ++i) _mm256_storeu_ps(out + 8 * i, w[i]);
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
-DecodeFn decoder_for(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return decode_tile<DecBnb4>;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
+DecodeFn decoder_for(const KernelArgs& a) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? decode_tile<DecBnb4x64> : decode_tile<DecBnb4>;
+    case QuantFormat::NVFP4: return a.wide ? decode_tile<DecNvfp4x64> : decode_tile<DecE2m1>;
+    case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
     case QuantFormat::INT8: return decode_tile<DecInt8>;
     case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
     case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
@@ -295,7 +379,6 @@ void float_rows(const KernelArgs& a, DecodeFn dec, int64_t r0, int64_t r1) {
   }
 }
 
-// int4 GPTQ: 8 output rows (one qweight word each) per vector; outer products over k.
 // One token (decode): kGemvRows rows at a time, each group of 32 weights decoded straight into FMAs
 // against x (no L1 tile), the next group's codes prefetched a 1024-column segment at a time (the AVX2
 // tile path has no prefetch). Two rows: 16 ymm registers hold both rows' weights, the accumulators and x.
@@ -305,7 +388,7 @@ template <class D, int R>
 void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
   __m256 acc[R][2];
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < a.k_main; k += 32) {
+  for (int64_t k = 0; k < a.k_main; k += D::kChunk) {
     if (k % kSeg == 0 && r_next >= 0) {  // the next group's codes for this 1024-column segment
       const double bpw = a.data_bytes_per_weight;
       const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
@@ -314,11 +397,21 @@ void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
         for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
       }
     }
-    __m256 w[R][4];
-    for (int i = 0; i < R; ++i) d.at(r + i, k, w[i]);
-    for (int j = 0; j < 4; ++j) {
-      const __m256 x = _mm256_loadu_ps(a.xk + k + 8 * j);
-      for (int i = 0; i < R; ++i) acc[i][j & 1] = _mm256_fmadd_ps(w[i][j], x, acc[i][j & 1]);
+    if constexpr (D::kChunk == 64) {  // a chunk's state per row (codes + table or scales), vectors on demand
+      typename D::State st[R];
+      for (int i = 0; i < R; ++i) st[i] = d.prepare(r + i, k);
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) {  // unrolled: lookup's shift counts become immediates
+        const __m256 x = _mm256_loadu_ps(a.xk + k + 8 * q);
+        for (int i = 0; i < R; ++i) acc[i][q & 1] = _mm256_fmadd_ps(d.lookup(st[i], q), x, acc[i][q & 1]);
+      }
+    } else {
+      __m256 w[R][4];
+      for (int i = 0; i < R; ++i) d.at(r + i, k, w[i]);
+      for (int j = 0; j < 4; ++j) {
+        const __m256 x = _mm256_loadu_ps(a.xk + k + 8 * j);
+        for (int i = 0; i < R; ++i) acc[i][j & 1] = _mm256_fmadd_ps(w[i][j], x, acc[i][j & 1]);
+      }
     }
   }
   for (int i = 0; i < R; ++i) a.y[r + i] = hsum(_mm256_add_ps(acc[i][0], acc[i][1])) * row_mult(a, r + i);
@@ -336,10 +429,11 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 }
 
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
-GemvFn gemv_for(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return gemv_rows<DecBnb4>;
-    case QuantFormat::NVFP4: case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
+GemvFn gemv_for(const KernelArgs& a) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? gemv_rows<DecBnb4x64> : gemv_rows<DecBnb4>;
+    case QuantFormat::NVFP4: return a.wide ? gemv_rows<DecNvfp4x64> : gemv_rows<DecE2m1>;
+    case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
     case QuantFormat::INT8: return gemv_rows<DecInt8>;
     case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
     case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
@@ -350,6 +444,7 @@ GemvFn gemv_for(QuantFormat f) {
   }
 }
 
+// int4 GPTQ: 8 output rows (one qweight word each) per vector; outer products over k.
 template <int T>
 void int4_block(const KernelArgs& a, int64_t n0, int64_t t0) {
   const int64_t N = a.rows, K = a.cols, g = a.block, Nw = (N + 7) / 8, Kp = (K + 7) / 8 * 8;
@@ -492,12 +587,12 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     return true;
   }
   if (a.n_tokens == 1) {
-    if (GemvFn g = gemv_for(a.format)) {
+    if (GemvFn g = gemv_for(a)) {
       g(a, r0, r1);
       return true;
     }
   }
-  DecodeFn dec = decoder_for(a.format);
+  DecodeFn dec = decoder_for(a);
   if (!dec) return false;
   float_rows(a, dec, r0, r1);
   return true;

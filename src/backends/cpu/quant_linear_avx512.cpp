@@ -107,7 +107,7 @@ inline void lookup128(const uint8_t* p, __m512 lut, __m512* w) {
   w[7] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), lut);
 }
 
-// nf4 / fp4 rows of whole 128-column chunks (KernelArgs::x128: cols % 128 == 0, power-of-two block >= 64):
+// nf4 / fp4 rows of whole 128-column chunks (KernelArgs::wide == 128: cols % 128 == 0, power-of-two block >= 64):
 // one 64-byte load holds 128 codes, and dword lane j shifted right by 4q has in its low 4 bits (all vpermps
 // reads) the code of element 8j + (q ^ 1), so 8 lookups need no widening (the 32-weight decoder spends a
 // port-5 widening per 16 codes). The activations come in that order (kernel_order_x). Lanes 0-7 cover
@@ -160,7 +160,7 @@ struct DecE2m1 {
   }
 };
 
-// nvfp4 rows of whole 128-column chunks (KernelArgs::x128): the codes as in DecBnb4x128 (low nibble first,
+// nvfp4 rows of whole 128-column chunks (KernelArgs::wide == 128): the codes as in DecBnb4x128 (low nibble first,
 // so vector q lane j = element 8j + q); lane j's block of 16 is j / 2, so the 8 e4m3 block scales of the
 // chunk, each byte doubled, decode in one fp8x16 (value * 2^-8, exact; the 2^8 goes back in scale()).
 struct DecNvfp4x128 {
@@ -272,8 +272,8 @@ void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(const KernelArgs& a) {
   switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.x128 ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
-    case QuantFormat::NVFP4: return a.x128 ? decode_tile<DecNvfp4x128> : decode_tile<DecE2m1>;
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
+    case QuantFormat::NVFP4: return a.wide ? decode_tile<DecNvfp4x128> : decode_tile<DecE2m1>;
     case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
     case QuantFormat::INT8: return decode_tile<DecInt8>;
     case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
@@ -399,8 +399,8 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
 GemvFn gemv_for(const KernelArgs& a) {
   switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.x128 ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
-    case QuantFormat::NVFP4: return a.x128 ? gemv_rows<DecNvfp4x128> : gemv_rows<DecE2m1>;
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
+    case QuantFormat::NVFP4: return a.wide ? gemv_rows<DecNvfp4x128> : gemv_rows<DecE2m1>;
     case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
     case QuantFormat::INT8: return gemv_rows<DecInt8>;
     case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;

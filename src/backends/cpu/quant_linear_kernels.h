@@ -37,11 +37,12 @@ struct KernelArgs {
   const float* dmap8 = nullptr;      // bnb dynamic map (double quant)
   const float* e4m3 = nullptr;       // 256 e4m3 values (nvfp4 block scales)
   // Activations in kernel order: [n_tokens, ldk], zero padded past cols. For nf4/fp4/nvfp4/mxfp4 each
-  // full chunk of 32 holds the 16 even then the 16 odd elements (the nibble order of the codes); with
-  // x128 (avx512, cols % 128 == 0: nf4/fp4 with a power-of-two block >= 64, nvfp4) each chunk of 128
-  // holds at 16 q + j element 8 j + (q ^ 1) (nf4/fp4: high nibble first) or 8 j + q (nvfp4: low nibble
-  // first): the order of a 64-byte code load shifted by 4 q (see DecBnb4x128, DecNvfp4x128).
-  bool x128 = false;
+  // full chunk of 32 holds the 16 even then the 16 odd elements (the nibble order of the codes). With
+  // wide = C (128 at avx512, 64 at avx2; cols % C == 0; nf4/fp4 with a power-of-two block >= 64, or
+  // nvfp4) each chunk of C holds, at (C / 8) q + j, element 8 j + (q ^ 1) (nf4/fp4: high nibble first) or
+  // 8 j + q (nvfp4: low nibble first): the order of a C/2-byte code load whose dword lanes are shifted
+  // by 4 q (DecBnb4x128 / DecNvfp4x128, DecBnb4x64 / DecNvfp4x64).
+  int wide = 0;
   const float* xk = nullptr;
   int64_t ldk = 0, n_tokens = 0;
   // Int8 activations (ActMode::Int8): xq [n_tokens, ldk] int8 in blocks of 32 (q4_0 at avx512: each
