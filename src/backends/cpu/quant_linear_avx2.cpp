@@ -178,11 +178,6 @@ struct DecBnb4x64 {
             _mm256_mul_ps(_mm256_loadu_ps(lut16), s), _mm256_mul_ps(_mm256_loadu_ps(lut16 + 8), s)};
   }
   __m256 lookup(const State& st, int q) const { return lookup_shifted(st.lo, st.hi, st.v, q); }
-  void at(int64_t r, int64_t k, __m256* w) const {
-    const State st = prepare(r, k);
-#pragma GCC unroll 8
-    for (int q = 0; q < 8; ++q) w[q] = lookup(st, q);
-  }
 };
 
 // nvfp4: lane j's block of 16 is j / 2; the chunk's 4 e4m3 block scales, each byte doubled, decode through
@@ -207,11 +202,6 @@ struct DecNvfp4x64 {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + e / 2)), s};
   }
   __m256 lookup(const State& st, int q) const { return _mm256_mul_ps(lookup_shifted(lut.lo, lut.hi, st.v, q), st.s); }
-  void at(int64_t r, int64_t k, __m256* w) const {
-    const State st = prepare(r, k);
-#pragma GCC unroll 8
-    for (int q = 0; q < 8; ++q) w[q] = lookup(st, q);
-  }
 };
 
 struct DecInt8 {
@@ -303,25 +293,42 @@ void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* 
   const D d(a);
   for (int64_t k = k0; k < k0 + kn; k += D::kChunk, out += D::kChunk) {
     __m256 w[D::kChunk / 8];
-    d.at(r, k, w);
+    if constexpr (requires { d.prepare(r, k); }) {  // 64-weight chunk decoders: vectors from the chunk state
+      const auto st = d.prepare(r, k);
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) w[q] = d.lookup(st, q);  // unrolled: lookup's shift counts become immediates
+    } else {
+      d.at(r, k, w);
+    }
     for (int i = 0; i < D::kChunk / 8; ++i) _mm256_storeu_ps(out + 8 * i, w[i]);
+  }
+}
+
+// The decoder of a's format, handed to f as DecoderTag<D>: one table for the tile path (decoder_for) and
+// the one-token path (gemv_for). R{} when the format has no decoder here.
+template <class D>
+struct DecoderTag {
+  using type = D;
+};
+template <class R, class F>
+R with_decoder(const KernelArgs& a, F f) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? f(DecoderTag<DecBnb4x64>{}) : f(DecoderTag<DecBnb4>{});
+    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecNvfp4x64>{}) : f(DecoderTag<DecE2m1>{});
+    case QuantFormat::MXFP4: return f(DecoderTag<DecE2m1>{});
+    case QuantFormat::INT8: return f(DecoderTag<DecInt8>{});
+    case QuantFormat::FP8_E4M3: return f(DecoderTag<DecFp8<true>>{});
+    case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
+    case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
+    case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
+    case QuantFormat::Q4_K: return f(DecoderTag<DecQ4_K>{});
+    default: return R{};
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(const KernelArgs& a) {
-  switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? decode_tile<DecBnb4x64> : decode_tile<DecBnb4>;
-    case QuantFormat::NVFP4: return a.wide ? decode_tile<DecNvfp4x64> : decode_tile<DecE2m1>;
-    case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
-    case QuantFormat::INT8: return decode_tile<DecInt8>;
-    case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
-    case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
-    case QuantFormat::Q4_0: return decode_tile<DecQ4_0>;
-    case QuantFormat::Q8_0: return decode_tile<DecQ8_0>;
-    case QuantFormat::Q4_K: return decode_tile<DecQ4_K>;
-    default: return nullptr;
-  }
+  return with_decoder<DecodeFn>(a, [](auto t) -> DecodeFn { return decode_tile<typename decltype(t)::type>; });
 }
 
 template <int R, int T>
@@ -389,15 +396,8 @@ void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
   __m256 acc[R][2];
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < a.k_main; k += D::kChunk) {
-    if (k % kSeg == 0 && r_next >= 0) {  // the next group's codes for this 1024-column segment
-      const double bpw = a.data_bytes_per_weight;
-      const int64_t kn = a.k_main - k < kSeg ? a.k_main - k : kSeg;
-      for (int i = 0; i < R; ++i) {
-        const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r_next + i) * a.cols + k) * bpw);
-        for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-      }
-    }
-    if constexpr (D::kChunk == 64) {  // a chunk's state per row (codes + table or scales), vectors on demand
+    if (k % kSeg == 0 && r_next >= 0) prefetch_rows(a, r_next, R, k, a.k_main - k < kSeg ? a.k_main - k : kSeg);
+    if constexpr (requires { d.prepare(r, k); }) {  // a chunk's state per row (codes + table or scales), vectors on demand
       typename D::State st[R];
       for (int i = 0; i < R; ++i) st[i] = d.prepare(r + i, k);
 #pragma GCC unroll 8
@@ -430,18 +430,7 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
 GemvFn gemv_for(const KernelArgs& a) {
-  switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? gemv_rows<DecBnb4x64> : gemv_rows<DecBnb4>;
-    case QuantFormat::NVFP4: return a.wide ? gemv_rows<DecNvfp4x64> : gemv_rows<DecE2m1>;
-    case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
-    case QuantFormat::INT8: return gemv_rows<DecInt8>;
-    case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
-    case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
-    case QuantFormat::Q4_0: return gemv_rows<DecQ4_0>;
-    case QuantFormat::Q8_0: return gemv_rows<DecQ8_0>;
-    case QuantFormat::Q4_K: return gemv_rows<DecQ4_K>;
-    default: return nullptr;
-  }
+  return with_decoder<GemvFn>(a, [](auto t) -> GemvFn { return gemv_rows<typename decltype(t)::type>; });
 }
 
 // int4 GPTQ: 8 output rows (one qweight word each) per vector; outer products over k.

@@ -126,11 +126,6 @@ struct DecBnb4x128 {
     if (shift > 6) return _mm512_set1_ps(bnb_absmax(a, b));
     return _mm512_insertf32x8(_mm512_set1_ps(bnb_absmax(a, b)), _mm256_set1_ps(bnb_absmax(a, b + 1)), 1);
   }
-  void at(int64_t r, int64_t k, __m512* w) const {
-    codes(r, k, w);
-    const __m512 s = scale(r, k);
-    for (int q = 0; q < 8; ++q) w[q] = _mm512_mul_ps(w[q], s);
-  }
 };
 
 struct DecE2m1 {
@@ -172,11 +167,6 @@ struct DecNvfp4x128 {
   __m512 scale(int64_t r, int64_t k) const {
     const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.scales + (r * a.cols + k) / 16));
     return _mm512_mul_ps(fp8x16<true>(_mm_unpacklo_epi8(b, b)), _mm512_set1_ps(256.0f));
-  }
-  void at(int64_t r, int64_t k, __m512* w) const {
-    codes(r, k, w);
-    const __m512 s = scale(r, k);
-    for (int q = 0; q < 8; ++q) w[q] = _mm512_mul_ps(w[q], s);
   }
 };
 
@@ -264,34 +254,42 @@ void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* 
   const D d(a);
   for (int64_t k = k0; k < k0 + kn; k += D::kChunk, out += D::kChunk) {
     __m512 w[D::kChunk / 16];
-    d.at(r, k, w);
+    if constexpr (requires { d.scale(r, k); }) {  // block-scaled table decoders: values times the scales
+      d.codes(r, k, w);
+      const __m512 s = d.scale(r, k);
+      for (int v = 0; v < D::kChunk / 16; ++v) w[v] = _mm512_mul_ps(w[v], s);
+    } else {
+      d.at(r, k, w);
+    }
     for (int v = 0; v < D::kChunk / 16; ++v) _mm512_storeu_ps(out + 16 * v, w[v]);
+  }
+}
+
+// The decoder of a's format, handed to f as DecoderTag<D>: one table for the tile path (decoder_for) and
+// the one-token path (gemv_for). R{} when the format has no decoder here.
+template <class D>
+struct DecoderTag {
+  using type = D;
+};
+template <class R, class F>
+R with_decoder(const KernelArgs& a, F f) {
+  switch (a.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? f(DecoderTag<DecBnb4x128>{}) : f(DecoderTag<DecBnb4>{});
+    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecNvfp4x128>{}) : f(DecoderTag<DecE2m1>{});
+    case QuantFormat::MXFP4: return f(DecoderTag<DecE2m1>{});
+    case QuantFormat::INT8: return f(DecoderTag<DecInt8>{});
+    case QuantFormat::FP8_E4M3: return f(DecoderTag<DecFp8<true>>{});
+    case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
+    case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
+    case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
+    case QuantFormat::Q4_K: return f(DecoderTag<DecQ4_K>{});
+    default: return R{};
   }
 }
 
 using DecodeFn = void (*)(const KernelArgs&, int64_t, int64_t, int64_t, float*);
 DecodeFn decoder_for(const KernelArgs& a) {
-  switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? decode_tile<DecBnb4x128> : decode_tile<DecBnb4>;
-    case QuantFormat::NVFP4: return a.wide ? decode_tile<DecNvfp4x128> : decode_tile<DecE2m1>;
-    case QuantFormat::MXFP4: return decode_tile<DecE2m1>;
-    case QuantFormat::INT8: return decode_tile<DecInt8>;
-    case QuantFormat::FP8_E4M3: return decode_tile<DecFp8<true>>;
-    case QuantFormat::FP8_E5M2: return decode_tile<DecFp8<false>>;
-    case QuantFormat::Q4_0: return decode_tile<DecQ4_0>;
-    case QuantFormat::Q8_0: return decode_tile<DecQ8_0>;
-    case QuantFormat::Q4_K: return decode_tile<DecQ4_K>;
-    default: return nullptr;
-  }
-}
-
-// Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn).
-inline void prefetch_rows(const KernelArgs& a, int64_t r, int n, int64_t k0, int64_t kn) {
-  const double bpw = a.data_bytes_per_weight;
-  for (int i = 0; i < n; ++i) {
-    const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r + i) * a.cols + k0) * bpw);
-    for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-  }
+  return with_decoder<DecodeFn>(a, [](auto t) -> DecodeFn { return decode_tile<typename decltype(t)::type>; });
 }
 
 // acc[t * R + i] += dot(tile row i [0, kn), x token t [0, kn)) for R rows x T tokens (kn % 16 == 0).
@@ -398,18 +396,7 @@ void gemv_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
 
 using GemvFn = void (*)(const KernelArgs&, int64_t, int64_t);
 GemvFn gemv_for(const KernelArgs& a) {
-  switch (a.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? gemv_rows<DecBnb4x128> : gemv_rows<DecBnb4>;
-    case QuantFormat::NVFP4: return a.wide ? gemv_rows<DecNvfp4x128> : gemv_rows<DecE2m1>;
-    case QuantFormat::MXFP4: return gemv_rows<DecE2m1>;
-    case QuantFormat::INT8: return gemv_rows<DecInt8>;
-    case QuantFormat::FP8_E4M3: return gemv_rows<DecFp8<true>>;
-    case QuantFormat::FP8_E5M2: return gemv_rows<DecFp8<false>>;
-    case QuantFormat::Q4_0: return gemv_rows<DecQ4_0>;
-    case QuantFormat::Q8_0: return gemv_rows<DecQ8_0>;
-    case QuantFormat::Q4_K: return gemv_rows<DecQ4_K>;
-    default: return nullptr;
-  }
+  return with_decoder<GemvFn>(a, [](auto t) -> GemvFn { return gemv_rows<typename decltype(t)::type>; });
 }
 
 // ---- int4 (GPTQ storage, qweight [K/8, N]): 16 output rows per vector, outer products over k ----

@@ -57,6 +57,16 @@ struct KernelArgs {
   float* y = nullptr;  // y[t * rows + r]
 };
 
+// Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn): the quantized
+// GEMVs are not bound by DRAM, so the hardware prefetcher alone leaves the memory idle between rows.
+inline void prefetch_rows(const KernelArgs& a, int64_t r, int n, int64_t k0, int64_t kn) {
+  const double bpw = a.data_bytes_per_weight;
+  for (int i = 0; i < n; ++i) {
+    const char* p = reinterpret_cast<const char*>(a.data) + int64_t(double((r + i) * a.cols + k0) * bpw);
+    for (int64_t off = 0; off < int64_t(double(kn) * bpw); off += 64) __builtin_prefetch(p + off, 0, 3);
+  }
+}
+
 // Rows [r0, r1) for every token: y = row_mult * sum over k < k_main. int4 needs r0, r1 multiples of
 // 16 (avx512) / 8 (avx2) except r1 == rows when rows is such a multiple. Return false if the format
 // has no kernel at this ISA (the caller then uses the generic tile path).

@@ -387,22 +387,33 @@ class CudaBackend final : public Backend {
   bool mlp_fp8(const Linear& gate, const Linear& up, const Linear& down, const LinearInputDev& din, int64_t n, int cols,
                int inter, float* gate_out, float* y, bool accumulate) {
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
-    CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace, static_cast<__nv_bfloat16*>(dequant_scratch_.get()),
-                        nullptr, nullptr, 0, 0, nullptr};
-    if (!glue_fp8_mlp_eligible(dg.qw.get(), du.qw.get(), dd.qw.get(), n, ctx)) return false;
-    const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
-    void* x32 = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
-    auto* amax = reinterpret_cast<unsigned*>(static_cast<char*>(x32) + bytes);
-    QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream_));
-    stage_input(din, n, cols, x32, WType::F32, stream_, amax);
     Fp8ActCache fp8_act;
-    fp8_act.amax_of = static_cast<const float*>(x32);
-    fp8_act.amax = amax;
-    ctx.fp8_act = &fp8_act;
+    CudaGemmContext ctx = gemm_context(nullptr, &fp8_act);
+    if (!glue_fp8_mlp_eligible(dg.qw.get(), du.qw.get(), dd.qw.get(), n, ctx)) return false;
+    const float* x32 = stage_f32_with_amax(din, n, cols, fp8_act);
     ctx.act_bf16_scratch = grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap,
                                                size_t(n) * std::max(cols, inter) * 2 + 1024);
-    return glue_quant_mlp_fp8(dg.qw.get(), du.qw.get(), dd.qw.get(), static_cast<const float*>(x32), n, gate_out, y,
-                              accumulate, ctx, stream_);
+    return glue_quant_mlp_fp8(dg.qw.get(), du.qw.get(), dd.qw.get(), x32, n, gate_out, y, accumulate, ctx, stream_);
+  }
+
+  // The cuBLAS / cuBLASLt handles, workspace and dequantize scratch of a quantized prefill GEMM, with its
+  // bf16 activation scratch and FP8 activation cache.
+  CudaGemmContext gemm_context(__nv_bfloat16* act_bf16, Fp8ActCache* fp8_act) {
+    return CudaGemmContext{blas_, lt_, workspace_.get(), kWorkspace, static_cast<__nv_bfloat16*>(dequant_scratch_.get()),
+                           nullptr, act_bf16, 0, 0, fp8_act};
+  }
+
+  // The prefill input staged as f32 [n, cols] with max |x| (float bits) in a word after it, recorded in
+  // `act` for the FP8 path's activation scale.
+  float* stage_f32_with_amax(const LinearInputDev& din, int64_t n, int cols, Fp8ActCache& act) {
+    const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
+    void* p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
+    auto* amax = reinterpret_cast<unsigned*>(static_cast<char*>(p) + bytes);
+    QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream_));
+    stage_input(din, n, cols, p, WType::F32, stream_, amax);
+    act.amax_of = static_cast<const float*>(p);
+    act.amax = amax;
+    return static_cast<float*>(p);
   }
 
   void attention(float* q, float* k, const float* v, float* kc, float* vc, int64_t n, int64_t pos0,
@@ -663,20 +674,12 @@ class CudaBackend final : public Backend {
     Fp8ActCache fp8_act;  // these linears share one input: the FP8 path quantizes it once
     auto staged_for = [&](WType t) -> void* {
       void*& p = staged[int(t)];
-      if (!p) {
-        unsigned* amax = nullptr;
-        if (t == WType::F32) {  // f32 input (quantized or f32 weights); max |x| in a word after it, for the FP8 path
-          const size_t bytes = (size_t(n) * cols * 4 + 255) / 256 * 256;
-          p = grow(bufs_.stage_f32, bufs_.stage_f32_cap, bytes + 256);
-          amax = reinterpret_cast<unsigned*>(static_cast<char*>(p) + bytes);
-          QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream_));
-          fp8_act.amax_of = static_cast<const float*>(p);
-          fp8_act.amax = amax;
-        } else {
-          p = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
-        }
-        if (t != WType::F32 && staged[3 - int(t)] == p) staged[3 - int(t)] = nullptr;  // f16/bf16 share one buffer
-        stage_input(din, n, cols, p, t, stream_, amax);
+      if (!p && t == WType::F32) {  // f32 input (quantized or f32 weights), with its amax for the FP8 path
+        p = stage_f32_with_amax(din, n, cols, fp8_act);
+      } else if (!p) {
+        p = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
+        if (staged[3 - int(t)] == p) staged[3 - int(t)] = nullptr;  // f16/bf16 share one buffer
+        stage_input(din, n, cols, p, t, stream_);
       }
       return p;
     };
@@ -687,9 +690,8 @@ class CudaBackend final : public Backend {
         continue;
       }
       if (dl[i]->qw) {
-        CudaGemmContext ctx{blas_, lt_, workspace_.get(), kWorkspace,
-                            static_cast<__nv_bfloat16*>(dequant_scratch_.get()), nullptr,
-                            grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), 0, 0, &fp8_act};
+        const CudaGemmContext ctx =
+            gemm_context(grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), &fp8_act);
         glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
       } else {
         const WType t = dl[i]->w.type;
