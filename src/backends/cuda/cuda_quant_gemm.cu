@@ -134,32 +134,26 @@ __global__ void __launch_bounds__(256) amax_kernel(const float4* x, int64_t n4, 
   if (threadIdx.x == 0) atomicMax(amax, __float_as_uint(m));
 }
 
-// xq = sat_rne(x / s_b) as e4m3 with s_b = amax / 448 (1 when amax is 0); writes s_b for cuBLASLt's B
-// scale pointer (the weight's per-tensor scale goes in as alpha).
-__global__ void quant_act_kernel(const float4* x, int64_t n4, const unsigned* amax, float* b_scale_out, uint32_t* xq) {
-  const float am = __uint_as_float(*amax);
-  const float sb = am > 0.f ? am / 448.f : 1.f, inv = 1.f / sb;
-  if (blockIdx.x == 0 && threadIdx.x == 0) *b_scale_out = sb;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
-    const float4 v = x[i];
-    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v.x * inv, v.y * inv), __NV_SATFINITE, __NV_E4M3);
-    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v.z * inv, v.w * inv), __NV_SATFINITE, __NV_E4M3);
-    xq[i] = lo | (hi << 16);
-  }
+// 4 values of the activations as f32: an f32 input, or 4 bf16 (the FP8 MLP's SwiGLU product).
+__device__ __forceinline__ float4 act4(const float4& v) { return v; }
+__device__ __forceinline__ float4 act4(const uint2& u) {
+  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
 }
 
-// The bf16 form of quant_act_kernel (the FP8 MLP's SwiGLU product): 4 values per step, n4 = count / 4.
-__global__ void quant_act_bf16_kernel(const uint2* x, int64_t n4, const unsigned* amax, float* b_scale_out,
-                                      uint32_t* xq) {
+// xq = sat_rne(x / s_b) as e4m3 with s_b = amax / 448 (1 when amax is 0); writes s_b for cuBLASLt's B
+// scale pointer (the weight's per-tensor scale goes in as alpha). 4 values per step (In: float4 or 4
+// bf16 as uint2), n4 = count / 4.
+template <class In>
+__global__ void quant_act_kernel(const In* x, int64_t n4, const unsigned* amax, float* b_scale_out, uint32_t* xq) {
   const float am = __uint_as_float(*amax);
   const float sb = am > 0.f ? am / 448.f : 1.f, inv = 1.f / sb;
   if (blockIdx.x == 0 && threadIdx.x == 0) *b_scale_out = sb;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
-    const uint2 u = x[i];
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
-    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a.x * inv, a.y * inv), __NV_SATFINITE, __NV_E4M3);
-    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(b.x * inv, b.y * inv), __NV_SATFINITE, __NV_E4M3);
+    const float4 v = act4(x[i]);
+    const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v.x * inv, v.y * inv), __NV_SATFINITE, __NV_E4M3);
+    const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v.z * inv, v.w * inv), __NV_SATFINITE, __NV_E4M3);
     xq[i] = lo | (hi << 16);
   }
 }
@@ -392,7 +386,7 @@ bool quant_mlp_fp8(const CudaQuantWeight& gate, const CudaQuantWeight& up, const
   if (ctx.fp8_act) ctx.fp8_act->x = nullptr;
   QF_CUDA(cudaMemsetAsync(amax, 0, sizeof(unsigned), s));
   swiglu_bf16_inplace(g16, u16, half, s, amax);
-  quant_act_bf16_kernel<<<grid_for(half / 4), 256, 0, s>>>(reinterpret_cast<const uint2*>(g16), half / 4, amax, b_scale,
+  quant_act_kernel<<<grid_for(half / 4), 256, 0, s>>>(reinterpret_cast<const uint2*>(g16), half / 4, amax, b_scale,
                                                            reinterpret_cast<uint32_t*>(codes));
   QF_CUDA(cudaGetLastError());
   g_fp8_act_quants.fetch_add(1, std::memory_order_relaxed);
