@@ -237,6 +237,46 @@ TEST_F(QuantGpu, GemvLargeInputStagedInGlobalMemory) {
   }
 }
 
+// One token takes the 4-bit GEMV's one-mma form (x's hi and lo halves in B columns 0 and 1); two tokens
+// the two-mma form. Token 0 of a launch whose two tokens are the same input must match the one-token
+// launch to the bit (q4_k's minimum term adds its block sums in another order: f32 rounding), also with
+// the input staged in global memory (K = 28,672).
+TEST_F(QuantGpu, GemvOneTokenEqualsTwoTokenForm) {
+  uint32_t seed = 700;
+  for (const auto& c : cases()) {
+    const QuantFormat f = c.f;
+    if (f == QuantFormat::INT8 || f == QuantFormat::FP8_E4M3 || f == QuantFormat::FP8_E5M2 || f == QuantFormat::Q8_0)
+      continue;
+    for (int64_t K : {int64_t(512), int64_t(4096), int64_t(28672)}) {
+      const int64_t rows = 75;
+      const QuantWeight q = quantize_weight(random_weight(rows, K, seed++), f, c.p);
+      const auto dw = upload_quant_weight(q, nullptr);
+      const CudaQuantWeight* wp[] = {dw.get()};
+      auto x = random_vec(size_t(K), seed++, -2.f, 2.f);
+      auto x2 = x;
+      x2.insert(x2.end(), x.begin(), x.end());
+      Dev dx(x2.size() * 4), y1(size_t(rows) * 4), y2(size_t(2 * rows) * 4);
+      h2d(dx.p, x2);
+      LinearInputDev din;
+      din.x = dx.as<float>();
+      float* o1[] = {y1.as<float>()};
+      float* o2[] = {y2.as<float>()};
+      quant_gemv(wp, din, 1, o1, false, nullptr);
+      quant_gemv(wp, din, 2, o2, false, nullptr);
+      QF_CUDA(cudaDeviceSynchronize());
+      const auto one = d2h<float>(o1[0], size_t(rows)), two = d2h<float>(o2[0], size_t(2 * rows));
+      const std::string what = c.name + " K=" + std::to_string(K);
+      for (int64_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(two[size_t(r)], two[size_t(rows + r)]) << what << " row " << r << ": the two tokens differ";
+        if (f == QuantFormat::Q4_K)
+          EXPECT_NEAR(one[size_t(r)], two[size_t(r)], 1e-5 * (1.0 + std::fabs(two[size_t(r)]))) << what << " row " << r;
+        else
+          EXPECT_EQ(one[size_t(r)], two[size_t(r)]) << what << " row " << r;
+      }
+    }
+  }
+}
+
 TEST_F(QuantGpu, DequantBf16IsBitExact) {
   uint32_t seed = 500;
   for (const auto& c : cases())

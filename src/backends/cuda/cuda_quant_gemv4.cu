@@ -311,7 +311,11 @@ __device__ __forceinline__ void load_unit_scales(const Gemv4Args& a, int group, 
 
 // One unit: U spans of 64 k for the lane's rows g, g + 8; acc gets the block-scaled sums (C layout).
 // IC: integer codes (decode_int; Z adds the int4 zero point to the bias), else table lookup.
-template <ScaleKind S, bool Z, bool IC, int KS, int U>
+// ONE (a single token): B column 0 is x's hi half and column 1 its lo half (lanes g = 1 read the lo
+// words), so one mma per k step gives both products; acc[0] / acc[2] hold the sums (acc[1] / acc[3]
+// unused). Column by column the mma adds the same terms in the same order as the two-mma form, so the
+// result is the same to the bit (q4_k's block sums of x add in another order: within f32 rounding).
+template <ScaleKind S, bool Z, bool IC, int KS, int U, bool ONE>
 __device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, const uint4 (&u)[U],
                                          const SpanScales<S, Z, KS> (&us)[U], const uint32_t* xs,
                                          uint32_t lane_tbl, float (&acc)[4]) {
@@ -319,7 +323,8 @@ __device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, c
   constexpr int NG = 4 / KS;  // scale blocks per span
   const int g = lane >> 2, tq = lane & 3, nkc = a.kp >> 6;
   // B column g is token g; lanes past the last token read token 0 (their C columns are never stored).
-  const uint32_t* xrow = xs + size_t(g < a.ntok ? g : 0) * a.tstride + tq * 4;
+  // ONE: column 1 is token 0's lo half (word 2 of the lane's 4), the other columns its hi half.
+  const uint32_t* xrow = ONE ? xs + tq * 4 + (g == 1 ? 2 : 0) : xs + size_t(g < a.ntok ? g : 0) * a.tstride + tq * 4;
 #pragma unroll
   for (int sp = 0; sp < U; ++sp) {
     const int kc = ch * U + sp;
@@ -345,15 +350,30 @@ __device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, c
       uint32_t A[4];
       if constexpr (IC) decode_int(words[st], b0[j], b1[j], A);
       else decode_tbl(words[st], lane_tbl, A);
-      const uint4 b = *reinterpret_cast<const uint4*>(xrow + (kc * 4 + st) * 16);
-      mma16816(ch, A, b.x, b.y);
-      mma16816(cl, A, b.z, b.w);
-      if constexpr (kMin) {  // block sums of x, for q4_k's minimum
-        const uint32_t ones[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u};
-        mma16816(cs, ones, b.x, b.y);
-        mma16816(cs, ones, b.z, b.w);
+      const uint32_t ones[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u};
+      if constexpr (ONE) {
+        const uint2 b = *reinterpret_cast<const uint2*>(xrow + (kc * 4 + st) * 16);
+        mma16816(ch, A, b.x, b.y);
+        if constexpr (kMin) mma16816(cs, ones, b.x, b.y);  // block sums of x, for q4_k's minimum
+      } else {
+        const uint4 b = *reinterpret_cast<const uint4*>(xrow + (kc * 4 + st) * 16);
+        mma16816(ch, A, b.x, b.y);
+        mma16816(cl, A, b.z, b.w);
+        if constexpr (kMin) {
+          mma16816(cs, ones, b.x, b.y);
+          mma16816(cs, ones, b.z, b.w);
+        }
       }
-      if ((st + 1) % KS == 0) {
+      if (ONE && (st + 1) % KS == 0) {
+        acc[0] = fmaf(ch[0] + ch[1], s0[j], acc[0]);
+        acc[2] = fmaf(ch[2] + ch[3], s1[j], acc[2]);
+        if constexpr (kMin) {
+          acc[0] = fmaf(-(cs[0] + cs[1]), m0[j], acc[0]);
+          acc[2] = fmaf(-(cs[2] + cs[3]), m1[j], acc[2]);
+        }
+#pragma unroll
+        for (int q = 0; q < 4; ++q) ch[q] = cs[q] = 0.f;
+      } else if ((st + 1) % KS == 0) {
         acc[0] = fmaf(ch[0] + cl[0], s0[j], acc[0]);
         acc[1] = fmaf(ch[1] + cl[1], s0[j], acc[1]);
         acc[2] = fmaf(ch[2] + cl[2], s1[j], acc[2]);
@@ -371,7 +391,7 @@ __device__ __forceinline__ void unit_dot(const Gemv4Args& a, int ch, int lane, c
   }
 }
 
-template <ScaleKind S, bool Z, bool IC, int KS, int U>
+template <ScaleKind S, bool Z, bool IC, int KS, int U, bool ONE>
 __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__ Gemv4Args a) {
   extern __shared__ uint4 smem4[];
   __shared__ float red[32];
@@ -421,7 +441,7 @@ __global__ void __launch_bounds__(kThreads) gemv4_kernel(const __grid_constant__
       load_unit_scales<S, Z, KS, U>(a, ngrp, nchn, lane, snext);
     }
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    unit_dot<S, Z, IC, KS, U>(a, chn, lane, buf, sbuf, xs, lane_tbl, acc);
+    unit_dot<S, Z, IC, KS, U, ONE>(a, chn, lane, buf, sbuf, xs, lane_tbl, acc);
     grp = ngrp;
     chn = nchn;
     const int g = lane >> 2, t0 = 2 * (lane & 3);
@@ -466,7 +486,7 @@ uint32_t* global_stage4(size_t words, int** xexp) {
 
 template <ScaleKind S, bool Z, bool IC, int KS, int U>
 void launch4(Gemv4Args a, int64_t stage_words, cudaStream_t s) {
-  auto kernel = gemv4_kernel<S, Z, IC, KS, U>;
+  auto kernel = a.ntok == 1 ? gemv4_kernel<S, Z, IC, KS, U, true> : gemv4_kernel<S, Z, IC, KS, U, false>;
   const void* kp = reinterpret_cast<const void*>(kernel);
   a.nch = (a.kp / 64 + U - 1) / U;
   // Shared memory: staged input (unless in global memory) + unit sums of the block's groups.
