@@ -53,7 +53,9 @@ std::vector<Case> cases() {
           // blocks of 64 per chunk, or one of 128, or eight nvfp4 blocks), double quant, one chunk and many.
           {QuantFormat::NF4, 7, 1152, {}},      {QuantFormat::NF4, 5, 256, dq},    {QuantFormat::NF4, 3, 384, b128},
           {QuantFormat::FP4, 6, 128, {}},       {QuantFormat::NF4, 1030, 512, {}},
-          {QuantFormat::NVFP4, 7, 1152, {}},    {QuantFormat::NVFP4, 3, 128, {}},  {QuantFormat::NVFP4, 1030, 256, {}}};
+          {QuantFormat::NVFP4, 7, 1152, {}},    {QuantFormat::NVFP4, 3, 128, {}},  {QuantFormat::NVFP4, 1030, 256, {}},
+          // mxfp4 the same way (four e8m0 blocks of 32 per 128-weight chunk, two per 64 at AVX2).
+          {QuantFormat::MXFP4, 7, 1152, {}},    {QuantFormat::MXFP4, 3, 128, {}},  {QuantFormat::MXFP4, 1030, 256, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {
@@ -204,6 +206,31 @@ TEST(QuantLinear, ActivationQuantizersAgreeBitForBit) {
     EXPECT_EQ(q0[64], 127);
     EXPECT_EQ(q0[65], -8);
     EXPECT_EQ(q0[67], -6);
+  }
+}
+
+// mxfp4 blocks whose e8m0 scale is an edge value: an all-zero block (e = 0: 2^-127, codes 0) and tiny
+// values (small exponents), in rows of whole 128-column chunks, at every ISA level against the reference.
+TEST(QuantLinear, Mxfp4EdgeScalesEveryIsa) {
+  const int64_t N = 4, K = 256;
+  auto wv = randn(N * K, 11);
+  for (int64_t k = 0; k < K; ++k) wv[size_t(k)] = 0.0f;                      // row 0: every block zero
+  for (int64_t k = 0; k < 64; ++k) wv[size_t(K + k)] = 0.0f;                 // row 1: two zero blocks
+  for (int64_t k = 0; k < K; ++k) wv[size_t(2 * K + k)] *= 1e-30f;           // row 2: tiny scales
+  Tensor w = Tensor::empty(DType::F32, {N, K});
+  std::copy(wv.begin(), wv.end(), w.data<float>());
+  const auto q = quantize_weight(w, QuantFormat::MXFP4, {});
+  EXPECT_EQ(q.scales.data<uint8_t>()[0], 0);  // the all-zero block's e8m0 exponent
+  const auto x = randn(K, 12);
+  std::vector<float> yr(N);
+  quant_linear_ref(q, x.data(), 1, yr.data());
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_quant::isa_supported(isa)) continue;
+    std::vector<float> yc(N, NAN);
+    cpu_quant::quant_linear_cpu_isa(q, x.data(), 1, yc.data(), isa, ActMode::F32);
+    EXPECT_EQ(yc[0], 0.0f) << cpu_quant::isa_name(isa);
+    for (int64_t r = 1; r < N; ++r)
+      EXPECT_NEAR(yc[size_t(r)], yr[size_t(r)], 1e-5 * std::fabs(yr[size_t(r)]) + 1e-37) << cpu_quant::isa_name(isa) << " row " << r;
   }
 }
 

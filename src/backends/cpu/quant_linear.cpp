@@ -160,7 +160,7 @@ int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
   if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
   const int64_t b = w.params.blocksize;
   if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
-  return w.format == QuantFormat::NVFP4 ? c : 0;
+  return w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? c : 0;
 }
 
 enum class XOrder { Plain, Nibble32, Wide, WideLow };
@@ -270,7 +270,7 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    const XOrder order = a.wide ? (w.format == QuantFormat::NVFP4 ? XOrder::WideLow : XOrder::Wide)
+    const XOrder order = a.wide ? (w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? XOrder::WideLow : XOrder::Wide)
                          : nibble_permuted(w.format) ? XOrder::Nibble32
                                                      : XOrder::Plain;
     xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order, a.wide);

@@ -49,14 +49,6 @@ using cpu_detail::hsum;
 constexpr int kRowBlock = 4;
 constexpr int kSeg = 1024;
 
-inline float e8m0_value(uint8_t e) {
-  if (e == 0xFF) return __builtin_nanf("");
-  uint32_t bits = e ? uint32_t(e) << 23 : 0x00400000u;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 inline float bnb_absmax(const KernelArgs& a, int64_t b) {
   if (!a.double_quant) return reinterpret_cast<const float*>(a.scales)[b];
   const float t = a.dmap8[a.scales[b]] * a.scales2[b / 256];
@@ -181,24 +173,32 @@ struct DecBnb4x64 {
 };
 
 // nvfp4: lane j's block of 16 is j / 2; the chunk's 4 e4m3 block scales, each byte doubled, decode through
-// F16C (value * 2^-8, exact; the 2^8 goes back here).
-struct DecNvfp4x64 {
+// F16C (value * 2^-8, exact; the 2^8 goes back here). mxfp4 (MX): lane j's block of 32 is j / 4, so lanes 0-3
+// take the chunk's first e8m0 scale and lanes 4-7 its second.
+template <bool MX>
+struct DecE2m1x64 {
   static constexpr int kChunk = 64;
   const KernelArgs& a;
   Lut16 lut;
-  explicit DecNvfp4x64(const KernelArgs& args) : a(args), lut(args.lut16) {}
+  explicit DecE2m1x64(const KernelArgs& args) : a(args), lut(args.lut16) {}
   struct State {
     __m256i v;
     __m256 s;
   };
   State prepare(int64_t r, int64_t k) const {
     const int64_t e = r * a.cols + k;
-    int32_t sb;
-    std::memcpy(&sb, a.scales + e / 16, 4);
-    const __m128i b = _mm_cvtsi32_si128(sb);
-    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(_mm_unpacklo_epi8(b, b)), 7),
-                                    _mm_set1_epi16(int16_t(0xBFFF)));
-    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    __m256 s;
+    if constexpr (MX) {
+      const uint8_t* sc = a.scales + e / 32;
+      s = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(e8m0_value(sc[0]))), _mm_set1_ps(e8m0_value(sc[1])), 1);
+    } else {
+      int32_t sb;
+      std::memcpy(&sb, a.scales + e / 16, 4);
+      const __m128i b = _mm_cvtsi32_si128(sb);
+      const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(_mm_unpacklo_epi8(b, b)), 7),
+                                      _mm_set1_epi16(int16_t(0xBFFF)));
+      s = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    }
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data + e / 2)), s};
   }
   __m256 lookup(const State& st, int q) const { return _mm256_mul_ps(lookup_shifted(lut.lo, lut.hi, st.v, q), st.s); }
@@ -314,8 +314,8 @@ template <class R, class F>
 R with_decoder(const KernelArgs& a, F f) {
   switch (a.format) {
     case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? f(DecoderTag<DecBnb4x64>{}) : f(DecoderTag<DecBnb4>{});
-    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecNvfp4x64>{}) : f(DecoderTag<DecE2m1>{});
-    case QuantFormat::MXFP4: return f(DecoderTag<DecE2m1>{});
+    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecE2m1x64<false>>{}) : f(DecoderTag<DecE2m1>{});
+    case QuantFormat::MXFP4: return a.wide ? f(DecoderTag<DecE2m1x64<true>>{}) : f(DecoderTag<DecE2m1>{});
     case QuantFormat::INT8: return f(DecoderTag<DecInt8>{});
     case QuantFormat::FP8_E4M3: return f(DecoderTag<DecFp8<true>>{});
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});

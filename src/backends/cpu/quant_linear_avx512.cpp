@@ -1,6 +1,6 @@
 // src/backends/cpu/quant_linear_avx512.cpp — AVX-512 kernels of quant_linear_cpu (only called when the CPU
 // has avx512f/bw/vl/dq/vnni, see best_isa()). Float path: a block of rows is decoded 32 weights at a time
-// (LUT via vpermps, int8/fp8 via widen + F16C; nf4/fp4/nvfp4 rows of whole 128-column chunks 128 at a time
+// (LUT via vpermps, int8/fp8 via widen + F16C; nf4/fp4/nvfp4/mxfp4 rows of whole 128-column chunks 128 at a time
 // from one 64-byte load) into an L1 tile, then a 4-row x 4-token FMA micro-kernel; one token (decode)
 // skips the tile: 4 rows decoded straight into FMAs (gemv_rows).
 // Integer path (q4_0, q8_0 with ActMode::Int8): vpdpbusd against int8-quantized activations, groups of
@@ -30,14 +30,6 @@ constexpr int kSeg = 1024;      // tile width (weights per row)
 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
 inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
-
-inline float e8m0_value(uint8_t e) {
-  if (e == 0xFF) return __builtin_nanf("");
-  uint32_t bits = e ? uint32_t(e) << 23 : 0x00400000u;  // e = 0: 2^-127 (subnormal)
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 inline float bnb_absmax(const KernelArgs& a, int64_t b) {
   if (!a.double_quant) return reinterpret_cast<const float*>(a.scales)[b];
@@ -155,18 +147,32 @@ struct DecE2m1 {
   }
 };
 
-// nvfp4 rows of whole 128-column chunks (KernelArgs::wide == 128): the codes as in DecBnb4x128 (low nibble first,
-// so vector q lane j = element 8j + q); lane j's block of 16 is j / 2, so the 8 e4m3 block scales of the
-// chunk, each byte doubled, decode in one fp8x16 (value * 2^-8, exact; the 2^8 goes back in scale()).
-struct DecNvfp4x128 {
+// nvfp4 / mxfp4 rows of whole 128-column chunks (KernelArgs::wide == 128): the codes as in DecBnb4x128 (low
+// nibble first, so vector q lane j = element 8j + q). nvfp4: lane j's block of 16 is j / 2, so the 8 e4m3 block
+// scales of the chunk, each byte doubled, decode in one fp8x16 (value * 2^-8, exact; the 2^8 goes back here).
+// mxfp4 (MX): lane j's block of 32 is j / 4; the 4 e8m0 scales, each byte 4 times, become 2^(e - 127) by a
+// shift into the exponent field (e = 0: 2^-127, e = 255: NaN, as e8m0_value).
+template <bool MX>
+struct DecE2m1x128 {
   static constexpr int kChunk = 128;
   const KernelArgs& a;
   __m512 lut;
-  explicit DecNvfp4x128(const KernelArgs& args) : a(args), lut(_mm512_loadu_ps(args.lut16)) {}
+  explicit DecE2m1x128(const KernelArgs& args) : a(args), lut(_mm512_loadu_ps(args.lut16)) {}
   void codes(int64_t r, int64_t k, __m512* w) const { lookup128(a.data + (r * a.cols + k) / 2, lut, w); }
   __m512 scale(int64_t r, int64_t k) const {
-    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.scales + (r * a.cols + k) / 16));
-    return _mm512_mul_ps(fp8x16<true>(_mm_unpacklo_epi8(b, b)), _mm512_set1_ps(256.0f));
+    if constexpr (MX) {
+      int32_t sb;
+      std::memcpy(&sb, a.scales + (r * a.cols + k) / 32, 4);
+      const __m512i e = _mm512_cvtepu8_epi32(
+          _mm_shuffle_epi8(_mm_cvtsi32_si128(sb), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)));
+      __m512i bits = _mm512_slli_epi32(e, 23);
+      bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+      bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)), _mm512_set1_epi32(0x7fc00000));
+      return _mm512_castsi512_ps(bits);
+    } else {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.scales + (r * a.cols + k) / 16));
+      return _mm512_mul_ps(fp8x16<true>(_mm_unpacklo_epi8(b, b)), _mm512_set1_ps(256.0f));
+    }
   }
 };
 
@@ -275,8 +281,8 @@ template <class R, class F>
 R with_decoder(const KernelArgs& a, F f) {
   switch (a.format) {
     case QuantFormat::NF4: case QuantFormat::FP4: return a.wide ? f(DecoderTag<DecBnb4x128>{}) : f(DecoderTag<DecBnb4>{});
-    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecNvfp4x128>{}) : f(DecoderTag<DecE2m1>{});
-    case QuantFormat::MXFP4: return f(DecoderTag<DecE2m1>{});
+    case QuantFormat::NVFP4: return a.wide ? f(DecoderTag<DecE2m1x128<false>>{}) : f(DecoderTag<DecE2m1>{});
+    case QuantFormat::MXFP4: return a.wide ? f(DecoderTag<DecE2m1x128<true>>{}) : f(DecoderTag<DecE2m1>{});
     case QuantFormat::INT8: return f(DecoderTag<DecInt8>{});
     case QuantFormat::FP8_E4M3: return f(DecoderTag<DecFp8<true>>{});
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});

@@ -4,6 +4,7 @@
 // in place (no repacked copy) through the plain pointers of KernelArgs.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -39,9 +40,9 @@ struct KernelArgs {
   // Activations in kernel order: [n_tokens, ldk], zero padded past cols. For nf4/fp4/nvfp4/mxfp4 each
   // full chunk of 32 holds the 16 even then the 16 odd elements (the nibble order of the codes). With
   // wide = C (128 at avx512, 64 at avx2; cols % C == 0; nf4/fp4 with a power-of-two block >= 64, or
-  // nvfp4) each chunk of C holds, at (C / 8) q + j, element 8 j + (q ^ 1) (nf4/fp4: high nibble first) or
-  // 8 j + q (nvfp4: low nibble first): the order of a C/2-byte code load whose dword lanes are shifted
-  // by 4 q (DecBnb4x128 / DecNvfp4x128, DecBnb4x64 / DecNvfp4x64).
+  // nvfp4 / mxfp4) each chunk of C holds, at (C / 8) q + j, element 8 j + (q ^ 1) (nf4/fp4: high nibble
+  // first) or 8 j + q (nvfp4 / mxfp4: low nibble first): the order of a C/2-byte code load whose dword
+  // lanes are shifted by 4 q (DecBnb4x128 / DecE2m1x128, DecBnb4x64 / DecE2m1x64).
   int wide = 0;
   const float* xk = nullptr;
   int64_t ldk = 0, n_tokens = 0;
@@ -56,6 +57,15 @@ struct KernelArgs {
   int64_t k_main = 0;  // columns [0, k_main) done by the kernel (multiple of 32); the caller adds the tail
   float* y = nullptr;  // y[t * rows + r]
 };
+
+// An e8m0 (MX block scale) byte as a float: 2^(e - 127); e = 0 is 2^-127 (subnormal), e = 255 NaN.
+inline float e8m0_value(uint8_t e) {
+  if (e == 0xFF) return __builtin_nanf("");
+  const uint32_t bits = e ? uint32_t(e) << 23 : 0x00400000u;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 // Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn): the quantized
 // GEMVs are not bound by DRAM, so the hardware prefetcher alone leaves the memory idle between rows.
