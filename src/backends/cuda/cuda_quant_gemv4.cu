@@ -7,7 +7,8 @@
 // 1024 and subtracting the bias (with the int4 zero point) in f16 (exact), and the
 // input goes in as two f16 halves (hi + lo, ~22 significant bits) after a per-token power-of-two scale,
 // so products are exact and the f32 accumulation in the tensor core leaves the result f32-accurate for
-// every table that f16 holds exactly. Block scales are applied to the f32 fragments when a scale block
+// every table that f16 holds exactly (several tokens: one mma per half; one token: hi and lo in B
+// columns 0 and 1 of a single mma). Block scales are applied to the f32 fragments when a scale block
 // ends (q4_k's minimum through a second mma against ones, i.e. the block sum of x).
 // Work split (like the one-token bf16 GEMV): each block owns a range of 16-row groups, cut into units
 // of U spans (64 columns each); warps take contiguous unit ranges with the next unit's codes in flight;
