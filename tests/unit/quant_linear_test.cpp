@@ -55,7 +55,9 @@ std::vector<Case> cases() {
           {QuantFormat::FP4, 6, 128, {}},       {QuantFormat::NF4, 1030, 512, {}},
           {QuantFormat::NVFP4, 7, 1152, {}},    {QuantFormat::NVFP4, 3, 128, {}},  {QuantFormat::NVFP4, 1030, 256, {}},
           // mxfp4 the same way (four e8m0 blocks of 32 per 128-weight chunk, two per 64 at AVX2).
-          {QuantFormat::MXFP4, 7, 1152, {}},    {QuantFormat::MXFP4, 3, 128, {}},  {QuantFormat::MXFP4, 1030, 256, {}}};
+          {QuantFormat::MXFP4, 7, 1152, {}},    {QuantFormat::MXFP4, 3, 128, {}},  {QuantFormat::MXFP4, 1030, 256, {}},
+          // q4_k super-blocks at AVX-512 (one 256-weight chunk each): many rows, several 1024-column segments.
+          {QuantFormat::Q4_K, 1030, 256, {}},   {QuantFormat::Q4_K, 9, 2304, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

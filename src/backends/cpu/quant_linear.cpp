@@ -158,12 +158,13 @@ bool fast_path_ok(const QuantWeight& w) {
 int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
   const int c = isa == Isa::Avx512 ? 128 : isa == Isa::Avx2 ? 64 : 0;
   if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
+  if (w.format == QuantFormat::Q4_K) return isa == Isa::Avx512 && w.cols % 256 == 0 ? 256 : 0;  // super-blocks
   const int64_t b = w.params.blocksize;
   if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
   return w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? c : 0;
 }
 
-enum class XOrder { Plain, Nibble32, Wide, WideLow };
+enum class XOrder { Plain, Nibble32, Wide, WideLow, Q4K };
 
 // x [n, K] -> [n, ldk] in kernel order, zero padded: Nibble32 chunks of 32 hold the even elements
 // then the odd ones; Wide chunks of `wide` hold element 8 j + (q ^ 1) at (wide / 8) q + j (WideLow:
@@ -176,6 +177,15 @@ std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t 
     float* dst = xk.data() + t * ldk;
     if (order == XOrder::Plain) {
       std::copy(src, src + K, dst);
+      continue;
+    }
+    if (order == XOrder::Q4K) {  // DecQ4_Kx256: half h, vector q, lane l
+      for (int64_t k = 0; k < k_main; k += 256)
+        for (int h = 0; h < 2; ++h)
+          for (int q = 0; q < 8; ++q)
+            for (int l = 0; l < 16; ++l)
+              dst[k + 128 * h + 16 * q + l] = src[k + 128 * h + 64 * (l / 8) + 4 * (l % 8) + q / 2 + 32 * (q & 1)];
+      std::copy(src + k_main, src + K, dst + k_main);
       continue;
     }
     if (order == XOrder::Wide || order == XOrder::WideLow) {
@@ -270,7 +280,9 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    const XOrder order = a.wide ? (w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? XOrder::WideLow : XOrder::Wide)
+    const XOrder order = a.wide ? (w.format == QuantFormat::Q4_K                                     ? XOrder::Q4K
+                                   : w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? XOrder::WideLow
+                                                                                                      : XOrder::Wide)
                          : nibble_permuted(w.format) ? XOrder::Nibble32
                                                      : XOrder::Plain;
     xk = kernel_order_x(x, n_tokens, K, a.ldk, a.k_main, order, a.wide);

@@ -254,6 +254,80 @@ struct DecQ4_K {
   }
 };
 
+// q4_k rows (KernelArgs::wide == 256: one super-block a chunk). Each half (128 weights, 64 code bytes) goes
+// through lookup128 with the identity table {0..15}: vector q lane l is the code of byte B = 4l + q/2 of the
+// half, low nibble for even q, so element 64 (l / 8) + 4 (l % 8) + q / 2 + 32 (q & 1) of sub-block
+// 4h + 2 (l / 8) + (q & 1) (XOrder::Q4K). The 8 scales and 8 minimums of the super-block are unpacked in one
+// vector (lanes 0-7 d * sc, lanes 8-15 dmin * m), and each half takes its even / odd vectors' scale and
+// minimum by permutes. One token sums codes times x per parity and applies the scales and the minimums
+// (times the sums of x) once per half, as llama.cpp's q4_K dot does; the tile path decodes q * s - m.
+struct DecQ4_Kx256 {
+  static constexpr int kChunk = 256;
+  const KernelArgs& a;
+  __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  explicit DecQ4_Kx256(const KernelArgs& args) : a(args) {}
+  const uint8_t* block(int64_t r, int64_t k) const { return a.data + (r * (a.cols / 256) + k / 256) * 144; }
+  // lanes 0-7: d * sc[j], lanes 8-15: dmin * m[j] (quant_detail::q4_k_scale_min for all j at once).
+  static __m512 scales_mins(const uint8_t* blk) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4)));
+    const __m512i P = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11), b);
+    const __m512i Q = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7), b);
+    const __m512i lo6 = _mm512_and_si512(P, _mm512_set1_epi32(63));
+    const __m512i hi = _mm512_or_si512(
+        _mm512_and_si512(_mm512_srlv_epi32(P, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4)),
+                         _mm512_set1_epi32(15)),
+        _mm512_slli_epi32(_mm512_srli_epi32(Q, 6), 4));
+    const __m512i v = _mm512_mask_mov_epi32(lo6, 0xF0F0, hi);
+    const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(block_half(blk)), _mm256_set1_ps(block_half(blk + 2)), 1);
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(v), dd);
+  }
+  // Scale (M = false) or minimum (M = true) vector of half h's even (P = 0) or odd (P = 1) code vectors:
+  // lanes 0-7 sub-block 4h + P, lanes 8-15 sub-block 4h + 2 + P.
+  template <bool M, int P>
+  static __m512 pick(__m512 sm, int h) {
+    const int b = (M ? 8 : 0) + 4 * h + P;
+    return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(b), _mm256_set1_epi32(b + 2), 1), sm);
+  }
+  // Tile path: the super-block's 256 weights q * s - m, in kernel order.
+  void at(int64_t r, int64_t k, __m512* w) const {
+    const uint8_t* blk = block(r, k);
+    const __m512 sm = scales_mins(blk);
+    for (int h = 0; h < 2; ++h) {
+      __m512* wh = w + 8 * h;
+      lookup128(blk + 16 + 64 * h, iota, wh);
+      const __m512 s0 = pick<false, 0>(sm, h), s1 = pick<false, 1>(sm, h);
+      const __m512 m0 = pick<true, 0>(sm, h), m1 = pick<true, 1>(sm, h);
+      for (int q = 0; q < 8; q += 2) {
+        wh[q] = _mm512_fmsub_ps(wh[q], s0, m0);
+        wh[q + 1] = _mm512_fmsub_ps(wh[q + 1], s1, m1);
+      }
+    }
+  }
+  // One token: the super-block's dot with x (xv: its 16 x vectors in kernel order), still lane-wise.
+  __m512 dot(int64_t r, int64_t k, const __m512* xv) const {
+    const uint8_t* blk = block(r, k);
+    const __m512 sm = scales_mins(blk);
+    __m512 acc = _mm512_setzero_ps();
+    for (int h = 0; h < 2; ++h) {
+      __m512 c[8];
+      lookup128(blk + 16 + 64 * h, iota, c);
+      const __m512* x = xv + 8 * h;
+      __m512 ce = _mm512_mul_ps(c[0], x[0]), co = _mm512_mul_ps(c[1], x[1]), xe = x[0], xo = x[1];
+      for (int q = 2; q < 8; q += 2) {
+        ce = _mm512_fmadd_ps(c[q], x[q], ce);
+        co = _mm512_fmadd_ps(c[q + 1], x[q + 1], co);
+        xe = _mm512_add_ps(xe, x[q]);
+        xo = _mm512_add_ps(xo, x[q + 1]);
+      }
+      acc = _mm512_fmadd_ps(ce, pick<false, 0>(sm, h), acc);
+      acc = _mm512_fmadd_ps(co, pick<false, 1>(sm, h), acc);
+      acc = _mm512_fnmadd_ps(xe, pick<true, 0>(sm, h), acc);
+      acc = _mm512_fnmadd_ps(xo, pick<true, 1>(sm, h), acc);
+    }
+    return acc;
+  }
+};
+
 // Tile path: weights [k0, k0 + kn) of row r into out (kernel order).
 template <class D>
 void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
@@ -288,7 +362,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
-    case QuantFormat::Q4_K: return f(DecoderTag<DecQ4_K>{});
+    case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }
 }
@@ -367,7 +441,9 @@ void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
     for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(a.xk + k + 16 * v);
     for (int i = 0; i < R; ++i) {
       __m512 w[V];
-      if constexpr (requires { d.scale(r, k); }) {
+      if constexpr (requires { d.dot(r, k, xv); }) {  // decoders with their own chunk dot (q4_k)
+        acc0[i] = _mm512_add_ps(acc0[i], d.dot(r + i, k, xv));
+      } else if constexpr (requires { d.scale(r, k); }) {
         // Block-scaled tables (128-weight chunks): the chunk's dot on the unscaled values, then one FMA
         // with the scale vector instead of a multiply per weight vector.
         d.codes(r + i, k, w);
