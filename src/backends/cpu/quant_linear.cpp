@@ -158,7 +158,7 @@ bool fast_path_ok(const QuantWeight& w) {
 int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
   const int c = isa == Isa::Avx512 ? 128 : isa == Isa::Avx2 ? 64 : 0;
   if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
-  if (w.format == QuantFormat::Q4_K) return isa == Isa::Avx512 && w.cols % 256 == 0 ? 256 : 0;  // super-blocks
+  if (w.format == QuantFormat::Q4_K) return w.cols % 256 != 0 ? 0 : isa == Isa::Avx512 ? 256 : 64;  // super-blocks / groups
   const int64_t b = w.params.blocksize;
   if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
   return w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? c : 0;
@@ -179,12 +179,19 @@ std::vector<float> kernel_order_x(const float* x, int64_t n, int64_t K, int64_t 
       std::copy(src, src + K, dst);
       continue;
     }
-    if (order == XOrder::Q4K) {  // DecQ4_Kx256: half h, vector q, lane l
+    if (order == XOrder::Q4K && wide == 256) {  // DecQ4_Kx256 (avx512): half h, vector q, lane l
       for (int64_t k = 0; k < k_main; k += 256)
         for (int h = 0; h < 2; ++h)
           for (int q = 0; q < 8; ++q)
             for (int l = 0; l < 16; ++l)
               dst[k + 128 * h + 16 * q + l] = src[k + 128 * h + 64 * (l / 8) + 4 * (l % 8) + q / 2 + 32 * (q & 1)];
+      std::copy(src + k_main, src + K, dst + k_main);
+      continue;
+    }
+    if (order == XOrder::Q4K) {  // DecQ4_Kx64 (avx2): group of 64, vector q, lane l
+      for (int64_t k = 0; k < k_main; k += 64)
+        for (int q = 0; q < 8; ++q)
+          for (int l = 0; l < 8; ++l) dst[k + 8 * q + l] = src[k + 4 * l + q / 2 + 32 * (q & 1)];
       std::copy(src + k_main, src + K, dst + k_main);
       continue;
     }

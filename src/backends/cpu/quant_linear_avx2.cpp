@@ -287,6 +287,35 @@ struct DecQ4_K {
   }
 };
 
+// q4_k rows, one 64-weight group of a super-block per chunk (KernelArgs::wide == 64): the group's 32 code bytes
+// in one load; dword lane l shifted right by 4q has in its low 4 bits the code of element 4l + q/2 + 32 (q & 1),
+// of sub-block 2j + (q & 1) (XOrder::Q4K), so the even vectors share one scale and minimum and the odd ones
+// the other: the codes become floats by a mask and a convert, with no widening.
+struct DecQ4_Kx64 {
+  static constexpr int kChunk = 64;
+  const KernelArgs& a;
+  explicit DecQ4_Kx64(const KernelArgs& args) : a(args) {}
+  struct State {
+    __m256i v;
+    __m256 s0, s1, m0, m1;  // scale and minimum of the even / odd vectors
+  };
+  State prepare(int64_t r, int64_t k) const {
+    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
+    const int j = int((k % 256) / 64);
+    uint8_t sc0, mn0, sc1, mn1;
+    quant_detail::q4_k_scale_min(2 * j, blk + 4, sc0, mn0);
+    quant_detail::q4_k_scale_min(2 * j + 1, blk + 4, sc1, mn1);
+    const float d = block_half(blk), dmin = block_half(blk + 2);
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j)), _mm256_set1_ps(d * float(sc0)),
+            _mm256_set1_ps(d * float(sc1)), _mm256_set1_ps(dmin * float(mn0)), _mm256_set1_ps(dmin * float(mn1))};
+  }
+  __m256 lookup(const State& st, int q) const {
+    const __m256 c = _mm256_cvtepi32_ps(
+        _mm256_and_si256(_mm256_srlv_epi32(st.v, _mm256_set1_epi32(4 * q)), _mm256_set1_epi32(15)));
+    return (q & 1) ? _mm256_fmsub_ps(c, st.s1, st.m1) : _mm256_fmsub_ps(c, st.s0, st.m0);
+  }
+};
+
 // Tile path: weights [k0, k0 + kn) of row r into out (kernel order).
 template <class D>
 void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
@@ -321,7 +350,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
-    case QuantFormat::Q4_K: return f(DecoderTag<DecQ4_K>{});
+    case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }
 }

@@ -42,7 +42,8 @@ struct KernelArgs {
   // wide = C (128 at avx512, 64 at avx2; cols % C == 0; nf4/fp4 with a power-of-two block >= 64, or
   // nvfp4 / mxfp4) each chunk of C holds, at (C / 8) q + j, element 8 j + (q ^ 1) (nf4/fp4: high nibble
   // first) or 8 j + q (nvfp4 / mxfp4: low nibble first): the order of a C/2-byte code load whose dword
-  // lanes are shifted by 4 q (DecBnb4x128 / DecE2m1x128, DecBnb4x64 / DecE2m1x64).
+  // lanes are shifted by 4 q (DecBnb4x128 / DecE2m1x128, DecBnb4x64 / DecE2m1x64). q4_k: wide = 256 (avx512,
+  // one super-block) or 64 (avx2, one group of 64), in the orders DecQ4_Kx256 / DecQ4_Kx64 describe.
   int wide = 0;
   const float* xk = nullptr;
   int64_t ldk = 0, n_tokens = 0;
