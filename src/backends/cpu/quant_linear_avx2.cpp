@@ -273,7 +273,7 @@ struct DecQ4_K {
   __m256i m15 = _mm256_set1_epi32(15);
   explicit DecQ4_K(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
-    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
+    const uint8_t* blk = q4_k_block(a, r, k);
     const int j = int((k / 32) % 8);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
@@ -300,7 +300,7 @@ struct DecQ4_Kx64 {
     __m256 s0, s1, m0, m1;  // scale and minimum of the even / odd vectors
   };
   State prepare(int64_t r, int64_t k) const {
-    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
+    const uint8_t* blk = q4_k_block(a, r, k);
     const int j = int((k % 256) / 64);
     uint8_t sc0, mn0, sc1, mn1;
     quant_detail::q4_k_scale_min(2 * j, blk + 4, sc0, mn0);

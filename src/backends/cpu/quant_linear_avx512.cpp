@@ -238,7 +238,7 @@ struct DecQ4_K {
   __m512i m15 = _mm512_set1_epi32(15);
   explicit DecQ4_K(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m512* w) const {
-    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * 144;
+    const uint8_t* blk = q4_k_block(a, r, k);
     const int j = int((k / 32) % 8);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
@@ -266,7 +266,6 @@ struct DecQ4_Kx256 {
   const KernelArgs& a;
   __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   explicit DecQ4_Kx256(const KernelArgs& args) : a(args) {}
-  const uint8_t* block(int64_t r, int64_t k) const { return a.data + (r * (a.cols / 256) + k / 256) * 144; }
   // lanes 0-7: d * sc[j], lanes 8-15: dmin * m[j] (quant_detail::q4_k_scale_min for all j at once).
   static __m512 scales_mins(const uint8_t* blk) {
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4)));
@@ -290,7 +289,7 @@ struct DecQ4_Kx256 {
   }
   // Tile path: the super-block's 256 weights q * s - m, in kernel order.
   void at(int64_t r, int64_t k, __m512* w) const {
-    const uint8_t* blk = block(r, k);
+    const uint8_t* blk = q4_k_block(a, r, k);
     const __m512 sm = scales_mins(blk);
     for (int h = 0; h < 2; ++h) {
       __m512* wh = w + 8 * h;
@@ -305,7 +304,7 @@ struct DecQ4_Kx256 {
   }
   // One token: the super-block's dot with x (xv: its 16 x vectors in kernel order), still lane-wise.
   __m512 dot(int64_t r, int64_t k, const __m512* xv) const {
-    const uint8_t* blk = block(r, k);
+    const uint8_t* blk = q4_k_block(a, r, k);
     const __m512 sm = scales_mins(blk);
     __m512 acc = _mm512_setzero_ps();
     for (int h = 0; h < 2; ++h) {

@@ -10,6 +10,7 @@
 
 #include "qforge/dtype.h"
 #include "qforge/quant.h"
+#include "quant/quant_codecs.h"
 
 namespace qforge::cpu_quant {
 
@@ -66,6 +67,12 @@ inline float e8m0_value(uint8_t e) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+// The q4_k super-block (quant_detail::BlockQ4_K: d, dmin, 12 scale bytes, 128 code bytes) holding column k
+// of row r (rows are whole super-blocks).
+inline const uint8_t* q4_k_block(const KernelArgs& a, int64_t r, int64_t k) {
+  return a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ4_K));
 }
 
 // Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn): the quantized
