@@ -302,8 +302,22 @@ struct DecQ4_Kx256 {
       }
     }
   }
-  // One token: the super-block's dot with x (xv: its 16 x vectors in kernel order), still lane-wise.
-  __m512 dot(int64_t r, int64_t k, const __m512* xv) const {
+  // One token. x_sums: the sums of the chunk's even and odd x vectors per half (row-independent, made once
+  // per chunk for all rows); dot: the super-block's dot with x (xv: its 16 x vectors in kernel order),
+  // still lane-wise.
+  static void x_sums(const __m512* xv, __m512* xs) {
+    for (int h = 0; h < 2; ++h) {
+      const __m512* x = xv + 8 * h;
+      __m512 xe = x[0], xo = x[1];
+      for (int q = 2; q < 8; q += 2) {
+        xe = _mm512_add_ps(xe, x[q]);
+        xo = _mm512_add_ps(xo, x[q + 1]);
+      }
+      xs[2 * h] = xe;
+      xs[2 * h + 1] = xo;
+    }
+  }
+  __m512 dot(int64_t r, int64_t k, const __m512* xv, const __m512* xs) const {
     const uint8_t* blk = q4_k_block(a, r, k);
     const __m512 sm = scales_mins(blk);
     __m512 acc = _mm512_setzero_ps();
@@ -311,17 +325,15 @@ struct DecQ4_Kx256 {
       __m512 c[8];
       lookup128(blk + 16 + 64 * h, iota, c);
       const __m512* x = xv + 8 * h;
-      __m512 ce = _mm512_mul_ps(c[0], x[0]), co = _mm512_mul_ps(c[1], x[1]), xe = x[0], xo = x[1];
+      __m512 ce = _mm512_mul_ps(c[0], x[0]), co = _mm512_mul_ps(c[1], x[1]);
       for (int q = 2; q < 8; q += 2) {
         ce = _mm512_fmadd_ps(c[q], x[q], ce);
         co = _mm512_fmadd_ps(c[q + 1], x[q + 1], co);
-        xe = _mm512_add_ps(xe, x[q]);
-        xo = _mm512_add_ps(xo, x[q + 1]);
       }
       acc = _mm512_fmadd_ps(ce, pick<false, 0>(sm, h), acc);
       acc = _mm512_fmadd_ps(co, pick<false, 1>(sm, h), acc);
-      acc = _mm512_fnmadd_ps(xe, pick<true, 0>(sm, h), acc);
-      acc = _mm512_fnmadd_ps(xo, pick<true, 1>(sm, h), acc);
+      acc = _mm512_fnmadd_ps(xs[2 * h], pick<true, 0>(sm, h), acc);
+      acc = _mm512_fnmadd_ps(xs[2 * h + 1], pick<true, 1>(sm, h), acc);
     }
     return acc;
   }
@@ -438,10 +450,12 @@ void gemv_group(const KernelArgs& a, const D& d, int64_t r, int64_t r_next) {
     if (k % kSeg == 0 && r_next >= 0) prefetch_rows(a, r_next, R, k, a.k_main - k < kSeg ? a.k_main - k : kSeg);
     __m512 xv[V];
     for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(a.xk + k + 16 * v);
+    [[maybe_unused]] __m512 xs[4];
+    if constexpr (requires { D::x_sums(xv, xs); }) D::x_sums(xv, xs);  // shared by the R rows
     for (int i = 0; i < R; ++i) {
       __m512 w[V];
-      if constexpr (requires { d.dot(r, k, xv); }) {  // decoders with their own chunk dot (q4_k)
-        acc0[i] = _mm512_add_ps(acc0[i], d.dot(r + i, k, xv));
+      if constexpr (requires { d.dot(r, k, xv, xs); }) {  // decoders with their own chunk dot (q4_k)
+        acc0[i] = _mm512_add_ps(acc0[i], d.dot(r + i, k, xv, xs));
       } else if constexpr (requires { d.scale(r, k); }) {
         // Block-scaled tables (128-weight chunks): the chunk's dot on the unscaled values, then one FMA
         // with the scale vector instead of a multiply per weight vector.
