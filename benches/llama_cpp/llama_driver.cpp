@@ -54,7 +54,7 @@ void quiet_log(ggml_log_level level, const char* text, void*) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: llama_driver gen MODEL IDS N_GEN THREADS RUNS | logits MODEL IDS CTX THREADS OUT | quantize IN OUT FTYPE");
+  if (argc < 2) die("usage: llama_driver gen MODEL IDS N_GEN THREADS RUNS | logits MODEL IDS CTX THREADS OUT | quantize IN OUT FTYPE [mixed]");
   const std::string mode = argv[1];
   llama_log_set(quiet_log, nullptr);
   if (const char* dir = std::getenv("LLAMA_BACKEND_DIR")) ggml_backend_load_all_from_path(dir);
@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
     if (argc < 5) die("quantize IN OUT FTYPE");
     llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = llama_ftype(std::atoi(argv[4]));
-    qp.pure = true;  // every 2-D weight in the requested type (what qforge writes, too)
+    // pure: every 2-D weight in the requested type (what qforge writes, too); "mixed": llama.cpp's own
+    // per-tensor choice (Q4_K_M puts Q6_K in output / some attn_v and ffn_down, Q5_0 where rows are short).
+    qp.pure = !(argc > 5 && std::string(argv[5]) == "mixed");
     qp.nthread = 2;
     if (llama_model_quantize(argv[2], argv[3], &qp) != 0) die("llama_model_quantize failed");
     std::printf("{\"quantized\": \"%s\"}\n", argv[3]);

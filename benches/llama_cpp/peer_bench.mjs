@@ -64,7 +64,7 @@ function roundtrip() {
   const avx2 = llamaAvx2Env();
   const prompts = ['Ge1:1', 'Psa23:1', 'Joh3:16'];
   const rows = [];
-  for (const fmt of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k']) {
+  for (const fmt of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_0', 'q6_k', 'q4_k_m']) {
     const file = gguf('demo', fmt);
     for (const p of prompts) {
       const tok = run(qforge, ['tokenize', '--model', demo, '--text', p, '--json']);
@@ -77,16 +77,21 @@ function roundtrip() {
       log('roundtrip', fmt, p, rows[rows.length - 1].agree, '/ 48');
     }
   }
-  // A GGUF written by llama.cpp's own quantizer (llama_model_quantize, pure) must load in qforge.
+  // A GGUF written by llama.cpp's own quantizer (llama_model_quantize: pure, or its own per-tensor mix for
+  // Q4_K_M) must load in qforge; its tensors are compared byte for byte with the file qforge writes.
   const llamaRows = [];
-  for (const [fmt, ftype] of [['q8_0', 7], ['q4_0', 2]]) {
+  for (const [fmt, ftype, mixed] of [['q8_0', 7], ['q4_0', 2], ['q5_0', 8], ['q6_k', 18], ['q4_k', 14], ['q4_k_m', 15, true]]) {
     const out = path.join(work, `demo-llamacpp-${fmt}.gguf`);
-    run(path.join(cache, 'llama_driver'), ['quantize', gguf('demo', 'f32'), out, String(ftype)]);
+    run(path.join(cache, 'llama_driver'), ['quantize', gguf('demo', 'f32'), out, String(ftype), ...(mixed ? ['mixed'] : [])]);
+    const cmp = execFileSync('python3', [path.join(root, 'benches/llama_cpp/compare_gguf_tensors.py'), gguf('demo', fmt), out],
+                             { encoding: 'utf8' }).trim().split('\n').pop();
+    const m = /(\d+) tensors identical, (\d+) differ/.exec(cmp);
     const tok = run(qforge, ['tokenize', '--model', demo, '--text', prompts[0], '--json']);
     const pid = ids(`rtl-${fmt}`, tok.ids);
     const q = run(path.join(cache, 'qforge_driver'), ['gen', out, pid, '48', THREADS, '1']);
     const l = run(path.join(cache, 'llama_driver'), ['gen', out, pid, '48', THREADS, '1']);
-    llamaRows.push({ fmt, agree: agree(q.tokens, l.tokens), n: 48, first_diff: firstDiff(q.tokens, l.tokens) });
+    llamaRows.push({ fmt, mixed: !!mixed, agree: agree(q.tokens, l.tokens), n: 48, first_diff: firstDiff(q.tokens, l.tokens),
+                     identical: m ? +m[1] : null, differ: m ? +m[2] : null });
   }
   state.roundtrip = { rows, llamaRows, when: new Date().toISOString() };
   save();
@@ -112,7 +117,7 @@ function quality() {
     fs.rmSync(out);
     log('quality', engine, fmt, c.ppl, c.kl);
   };
-  for (const fmt of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k']) {
+  for (const fmt of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_0', 'q6_k', 'q4_k_m']) {
     const file = gguf('demo', fmt);
     one('qforge', fmt, file);
     one('llama.cpp', fmt, file);
@@ -163,14 +168,16 @@ function report() {
     L.push('| format | prompt | same tokens | first difference | required | vs llama.cpp (AVX2 build) | llama.cpp vs itself |',
            '| --- | --- | ---: | ---: | --- | ---: | ---: |');
     for (const r of state.roundtrip.rows) {
-      const need = r.fmt === 'q4_0' ? 45 : r.fmt === 'q4_k' ? null : 48;
+      const need = r.fmt === 'q4_0' ? 45 : ['f32', 'f16', 'bf16', 'q8_0'].includes(r.fmt) ? 48 : null;  // the must-show rows
       const ok = need === null ? 'n/a' : r.agree >= need ? `≥ ${need}: yes` : `≥ ${need}: **NO**`;
       const self = r.llama_self ?? null;
       L.push(`| ${r.fmt} | ${r.prompt} | ${r.agree}/48 | ${r.first_diff} | ${ok} | ${r.agree_avx2 ?? '–'}/48 | ${self ?? '–'}/48 |`);
     }
-    L.push('', 'GGUF written by llama.cpp (`llama_model_quantize`, pure, from the qforge f32 GGUF), loaded by both:', '');
-    L.push('| format | same tokens | first difference |', '| --- | ---: | ---: |');
-    for (const r of state.roundtrip.llamaRows) L.push(`| ${r.fmt} | ${r.agree}/48 | ${r.first_diff} |`);
+    L.push('', 'GGUF written by llama.cpp (`llama_model_quantize` from the qforge f32 GGUF: pure, or llama.cpp\'s own ' +
+           'per-tensor mix for q4_k_m), loaded by both; its tensors compared byte for byte with the GGUF `qforge quantize` writes:', '');
+    L.push('| format | same tokens | first difference | tensors byte-identical to qforge\'s |', '| --- | ---: | ---: | ---: |');
+    for (const r of state.roundtrip.llamaRows)
+      L.push(`| ${r.fmt}${r.mixed ? ' (mix)' : ''} | ${r.agree}/48 | ${r.first_diff} | ${r.identical ?? '–'} of ${(r.identical ?? 0) + (r.differ ?? 0)} |`);
     L.push('');
   }
   if (state.quality) {

@@ -108,6 +108,8 @@ const std::vector<WeightScheme>& all_schemes() {
       make_scheme("q4_0", F::Q4_0, "GGUF Q4_0: 18 bytes per 32"),
       make_scheme("q8_0", F::Q8_0, "GGUF Q8_0: 34 bytes per 32"),
       make_scheme("q4_k", F::Q4_K, "GGUF Q4_K: 144 bytes per 256"),
+      make_scheme("q5_0", F::Q5_0, "GGUF Q5_0: 22 bytes per 32"),
+      make_scheme("q6_k", F::Q6_K, "GGUF Q6_K: 210 bytes per 256"),
   };
   return v;
 }
@@ -175,6 +177,8 @@ double analytic_bits_per_weight(const WeightScheme& s) {
     case QuantFormat::Q4_0: return 18.0 * 8.0 / 32.0;
     case QuantFormat::Q8_0: return 34.0 * 8.0 / 32.0;
     case QuantFormat::Q4_K: return 144.0 * 8.0 / 256.0;
+    case QuantFormat::Q5_0: return 22.0 * 8.0 / 32.0;
+    case QuantFormat::Q6_K: return 210.0 * 8.0 / 256.0;
     case QuantFormat::Count: break;
   }
   throw Error("analytic_bits_per_weight: unknown format for scheme '" + s.name + "'");

@@ -75,6 +75,8 @@ std::optional<QuantFormat> quant_format_of(uint32_t t) {
     case GgmlType::Q4_0: return QuantFormat::Q4_0;
     case GgmlType::Q8_0: return QuantFormat::Q8_0;
     case GgmlType::Q4_K: return QuantFormat::Q4_K;
+    case GgmlType::Q5_0: return QuantFormat::Q5_0;
+    case GgmlType::Q6_K: return QuantFormat::Q6_K;
     default: return std::nullopt;
   }
 }
@@ -97,7 +99,7 @@ struct Loader {
     }
     if (!float_dtype(t->type) && !quant_format_of(t->type))
       f.fail("tensor '" + name + "' has ggml type " + io::ggml_type_name(t->type) +
-             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q8_0, Q4_K)");
+             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K)");
     return *t;
   }
 
@@ -313,14 +315,33 @@ struct Target {
   int64_t block;
 };
 
-Target target_of(const std::string& fmt) {
-  if (fmt == "f32") return {GgmlType::F32, std::nullopt, 1};
-  if (fmt == "f16") return {GgmlType::F16, std::nullopt, 1};
-  if (fmt == "bf16") return {GgmlType::BF16, std::nullopt, 1};
-  if (fmt == "q8_0") return {GgmlType::Q8_0, QuantFormat::Q8_0, 32};
-  if (fmt == "q4_0") return {GgmlType::Q4_0, QuantFormat::Q4_0, 32};
-  if (fmt == "q4_k") return {GgmlType::Q4_K, QuantFormat::Q4_K, 256};
-  throw Error("--format: '" + fmt + "' cannot be written as GGUF (f32, f16, bf16, q8_0, q4_0, q4_k)");
+Target target_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return {t, std::nullopt, 1};
+    case GgmlType::F16: return {t, std::nullopt, 1};
+    case GgmlType::BF16: return {t, std::nullopt, 1};
+    case GgmlType::Q8_0: return {t, QuantFormat::Q8_0, 32};
+    case GgmlType::Q4_0: return {t, QuantFormat::Q4_0, 32};
+    case GgmlType::Q5_0: return {t, QuantFormat::Q5_0, 32};
+    case GgmlType::Q4_K: return {t, QuantFormat::Q4_K, 256};
+    case GgmlType::Q6_K: return {t, QuantFormat::Q6_K, 256};
+    default: throw Error("gguf writer: no target for ggml type " + std::to_string(int(t)));
+  }
+}
+
+constexpr const char* kWritableFormats = "f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m";
+
+// The type every 2-D weight starts from (q4_k_m: Q4_K, before the mix of q4_k_m_type).
+GgmlType base_type_of(const std::string& fmt) {
+  if (fmt == "f32") return GgmlType::F32;
+  if (fmt == "f16") return GgmlType::F16;
+  if (fmt == "bf16") return GgmlType::BF16;
+  if (fmt == "q8_0") return GgmlType::Q8_0;
+  if (fmt == "q4_0") return GgmlType::Q4_0;
+  if (fmt == "q5_0") return GgmlType::Q5_0;
+  if (fmt == "q4_k" || fmt == "q4_k_m") return GgmlType::Q4_K;
+  if (fmt == "q6_k") return GgmlType::Q6_K;
+  throw Error("--format: '" + fmt + "' cannot be written as GGUF (" + kWritableFormats + ")");
 }
 
 uint32_t file_type_of(const std::string& fmt) {  // llama_ftype
@@ -328,8 +349,33 @@ uint32_t file_type_of(const std::string& fmt) {  // llama_ftype
   if (fmt == "f16") return 1;
   if (fmt == "q4_0") return 2;
   if (fmt == "q8_0") return 7;
-  if (fmt == "q4_k") return 14;  // MOSTLY_Q4_K_S: every weight Q4_K
-  return 32;                     // bf16
+  if (fmt == "q5_0") return 8;
+  if (fmt == "q4_k") return 14;    // MOSTLY_Q4_K_S: every weight Q4_K
+  if (fmt == "q4_k_m") return 15;  // MOSTLY_Q4_K_M
+  if (fmt == "q6_k") return 18;
+  return 32;                       // bf16
+}
+
+// llama.cpp's tensor_type_fallback: a row that is not a whole number of blocks takes Q5_0 instead of Q4_K,
+// Q8_0 instead of Q6_K, and F16 when even that does not fit (or for a 32-block type).
+GgmlType fallback_for(GgmlType t, int64_t cols) {
+  const Target want = target_of(t);
+  if (cols % want.block == 0) return t;
+  const GgmlType f = t == GgmlType::Q4_K ? GgmlType::Q5_0 : t == GgmlType::Q6_K ? GgmlType::Q8_0 : GgmlType::F16;
+  return cols % target_of(f).block == 0 ? f : GgmlType::F16;
+}
+
+// llama.cpp's Q4_K_M mix for a dense llama-family model (llama_tensor_get_type): Q6_K for the output
+// matrix (the token embedding when tied; Q8_0 when its rows are not whole super-blocks) and for attn_v and
+// ffn_down of the use_more_bits layers (the first and last eighth, and every third layer between); Q4_K
+// for every other weight. `layer` is -1 outside the blocks.
+GgmlType q4_k_m_type(const std::string& role, int64_t layer, int64_t n_layers, int64_t cols, bool tied) {
+  auto use_more_bits = [&](int64_t i) {
+    return i < n_layers / 8 || i >= 7 * n_layers / 8 || (i - n_layers / 8) % 3 == 2;
+  };
+  if (role == "output" || (tied && role == "token_embd")) return cols % 256 != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
+  if ((role == "attn_v" || role == "ffn_down") && use_more_bits(layer)) return GgmlType::Q6_K;
+  return GgmlType::Q4_K;
 }
 
 // A float tensor source: returns the HF tensor `name` as f32 [numel].
@@ -368,19 +414,36 @@ GgufWriteSummary write_model(const ModelConfig& c, const Source& src, const std:
                              const fs::path& out, const GgufWriteOptions& opt) {
   if (fs::exists(out) && !opt.force) throw Error(out.string() + ": already exists (use --force to replace it)");
   if (c.sliding_window) throw Error("GGUF export: sliding-window attention is not supported by this writer");
-  const Target tgt = target_of(opt.format);
+  const GgmlType base = base_type_of(opt.format);
+  const bool mix = opt.format == "q4_k_m";
+  if (mix && c.num_hidden_layers == 80 && c.num_key_value_heads != c.num_attention_heads)
+    throw Error("GGUF q4_k_m: llama.cpp gives a 70B model's attn_v Q5_K, which qforge does not implement");
   io::GgufWriter W;
   set_model_metadata(W, c, name, opt.format);
   for (const auto& [k, v] : tokenizer_kv) W.set(k, v);
   GgufWriteSummary s;
-  s.file_type = std::string(io::ggml_type_info(uint32_t(tgt.type))->name);
+  s.file_type = mix ? "Q4_K_M" : std::string(io::ggml_type_info(uint32_t(base))->name);
   const bool llama = c.model_type != "qwen2";
-  // Row length not a whole number of blocks: llama.cpp falls back per tensor (Q4_K -> Q5_0); qforge
-  // has no Q5_0, so Q8_0 when the row is a multiple of 32, else F16.
-  auto type_for = [&](int64_t cols) -> Target {
-    if (cols % tgt.block == 0) return tgt;
-    if (cols % 32 == 0) return {GgmlType::Q8_0, QuantFormat::Q8_0, 32};
-    return {GgmlType::F16, std::nullopt, 1};
+  // Each 2-D weight: the requested type (q4_k_m: its mix), then llama.cpp's fallback when a row is not a
+  // whole number of blocks (the demo model's 288 columns).
+  auto type_for = [&](const std::string& gguf, int64_t cols) -> Target {
+    GgmlType want = base;
+    if (mix) {
+      const bool blk = gguf.rfind("blk.", 0) == 0;
+      const size_t dot1 = gguf.find('.'), dot2 = gguf.find('.', dot1 + 1);
+      const int64_t layer = blk ? std::stoll(gguf.substr(dot1 + 1, dot2 - dot1 - 1)) : -1;
+      const std::string role = blk ? gguf.substr(dot2 + 1, gguf.rfind('.') - dot2 - 1) : gguf.substr(0, dot1);
+      want = q4_k_m_type(role, layer, c.num_hidden_layers, cols, c.tie_word_embeddings);
+    }
+    const GgmlType got = fallback_for(want, cols);
+    if (got != want) {
+      ++s.fallback;
+      s.fallback_type = std::string(io::ggml_type_info(uint32_t(got))->name);
+    } else if (got == base) {
+      ++s.quantized;
+    }
+    ++s.by_type[std::string(io::ggml_type_info(uint32_t(got))->name)];
+    return target_of(got);
   };
   auto add_1d = [&](const std::string& gguf, const std::string& hf, int64_t n) {
     W.add_tensor(gguf, GgmlType::F32, {n}, [=, &src](uint8_t* o, size_t nb) {
@@ -390,12 +453,7 @@ GgufWriteSummary write_model(const ModelConfig& c, const Source& src, const std:
     ++s.tensors;
   };
   auto add_2d = [&](const std::string& gguf, const std::string& hf, int64_t rows, int64_t cols, int64_t head_dim) {
-    const Target t = type_for(cols);
-    if (t.type == tgt.type) ++s.quantized;
-    else {
-      ++s.fallback;
-      s.fallback_type = std::string(io::ggml_type_info(uint32_t(t.type))->name);
-    }
+    const Target t = type_for(gguf, cols);
     ++s.tensors;
     W.add_tensor(gguf, t.type, {cols, rows}, [=, &src](uint8_t* o, size_t nb) {
       auto v = src(hf, rows * cols);

@@ -3,6 +3,7 @@
 // Llama attention weights), and writing a checkpoint (or random weights) as a GGUF llama.cpp loads.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -33,7 +34,7 @@ GgufLoaded load_gguf_model(const std::filesystem::path& path, const LoadOptions&
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
 
 struct GgufWriteOptions {
-  std::string format = "f16";  // f32 | f16 | bf16 | q8_0 | q4_0 | q4_k
+  std::string format = "f16";  // f32 | f16 | bf16 | q8_0 | q4_0 | q5_0 | q4_k | q6_k | q4_k_m (llama.cpp's mix)
   bool force = false;          // replace an existing file
   uint64_t random_seed = 1;    // random-weight models only
 };
@@ -43,6 +44,7 @@ struct GgufWriteSummary {
   int64_t quantized = 0;        // 2-D weights in the requested format
   int64_t fallback = 0;         // 2-D weights whose row length forced another type (see docs/gguf.md)
   std::string fallback_type;    // the type those got
+  std::map<std::string, int64_t> by_type;  // 2-D weights per ggml type name
   uint64_t bytes = 0;           // tensor data bytes
 };
 // From a model directory / hub repo id (config.json + safetensors + tokenizer.json).

@@ -1,6 +1,7 @@
-// src/quant/gguf.cpp — GGUF Q4_0, Q8_0 and Q4_K blocks, bit-identical to llama.cpp's reference quantizers
-// (quantize_row_q4_0_ref, quantize_row_q8_0_ref, quantize_row_q4_K_ref with make_qkx2_quants) and their
-// dequantizers. Rows must be whole blocks (K % 32, K % 256 for Q4_K), as llama.cpp requires.
+// src/quant/gguf.cpp — GGUF Q4_0, Q8_0, Q4_K, Q5_0 and Q6_K blocks, bit-identical to llama.cpp's reference
+// quantizers (quantize_row_{q4_0,q8_0,q5_0}_ref, quantize_row_q4_K_ref with make_qkx2_quants,
+// quantize_row_q6_K_ref with make_qx_quants) and their dequantizers. Rows must be whole blocks (K % 32,
+// K % 256 for the K-quants), as llama.cpp requires.
 // Buffers: data U8 [N, K/QK * sizeof(block)], blocks in row order; no separate scale tensors.
 #include <algorithm>
 #include <cmath>
@@ -87,11 +88,59 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
   return scale;
 }
 
+// make_qx_quants (rmse_type 1, no importance weights): signed codes L in [0, 2 nmax) for n values,
+// scale searched over 19 candidates around -nmax / max, weighted by x^2.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < 1e-15f) {  // GROUP_MAX_EPS
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  auto code = [&](float iscale, int i) { return std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i]))); };
+  float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = code(iscale, i);
+    L[i] = int8_t(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  float scale = suml2 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(float(nmax) + 0.1f * float(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = code(iscale, i);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * float(l);
+      suml2 += w * float(l) * float(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = int8_t(nmax + code(iscale, i));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
 struct GgufLayout { int qk; size_t bytes; };
 GgufLayout layout_of(QuantFormat f) {
   switch (f) {
     case QuantFormat::Q4_0: return {32, sizeof(BlockQ4_0)};
     case QuantFormat::Q8_0: return {32, sizeof(BlockQ8_0)};
+    case QuantFormat::Q5_0: return {32, sizeof(BlockQ5_0)};
+    case QuantFormat::Q6_K: return {256, sizeof(BlockQ6_K)};
     default: return {256, sizeof(BlockQ4_K)};
   }
 }
@@ -171,6 +220,59 @@ void quantize_block_q4_k(const float* x, BlockQ4_K& y) {
   }
 }
 
+void quantize_block_q5_0(const float* x, BlockQ5_0& b) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) { amax = std::fabs(x[j]); max = x[j]; }
+  const float d = max / -16;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b.d = f32_to_f16(d);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const float x0 = x[j] * id, x1 = x[16 + j] * id;
+    const uint8_t q0 = uint8_t(std::min<int>(31, int8_t(x0 + 16.5f)));
+    const uint8_t q1 = uint8_t(std::min<int>(31, int8_t(x1 + 16.5f)));
+    b.qs[j] = uint8_t((q0 & 15) | ((q1 & 15) << 4));
+    qh |= uint32_t(q0 >> 4) << j | uint32_t(q1 >> 4) << (j + 16);
+  }
+  for (int i = 0; i < 4; ++i) b.qh[i] = uint8_t(qh >> (8 * i));
+}
+
+void quantize_block_q6_k(const float* x, BlockQ6_K& y) {
+  int8_t L[256];
+  float scales[16];
+  float max_scale = 0, max_abs_scale = 0;
+  for (int ib = 0; ib < 16; ++ib) {
+    const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+    scales[ib] = scale;
+    if (std::fabs(scale) > max_abs_scale) {
+      max_abs_scale = std::fabs(scale);
+      max_scale = scale;
+    }
+  }
+  if (max_abs_scale < 1e-15f) {  // GROUP_MAX_EPS: an all-zero super-block
+    std::memset(&y, 0, sizeof(y));
+    return;
+  }
+  const float iscale = -128.f / max_scale;
+  y.d = f32_to_f16(1 / iscale);
+  for (int ib = 0; ib < 16; ++ib) y.scales[ib] = int8_t(std::min(127, nearest_int(iscale * scales[ib])));
+  for (int j = 0; j < 16; ++j) {
+    const float d = f16_to_f32(y.d) * float(y.scales[j]);
+    if (!d) continue;
+    for (int ii = 0; ii < 16; ++ii)
+      L[16 * j + ii] = int8_t(std::max(-32, std::min(31, nearest_int(x[16 * j + ii] / d))) + 32);
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int8_t* Lh = L + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      y.ql[64 * h + l] = uint8_t((Lh[l] & 15) | (Lh[l + 64] & 15) << 4);
+      y.ql[64 * h + l + 32] = uint8_t((Lh[l + 32] & 15) | (Lh[l + 96] & 15) << 4);
+      y.qh[32 * h + l] = uint8_t(Lh[l] >> 4 | (Lh[l + 32] >> 4) << 2 | (Lh[l + 64] >> 4) << 4 | (Lh[l + 96] >> 4) << 6);
+    }
+  }
+}
+
 void dequantize_block_q4_0(const BlockQ4_0& b, float* y) {
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < 16; ++j) {
@@ -198,6 +300,16 @@ void dequantize_block_q4_k(const BlockQ4_K& b, float* y) {
   }
 }
 
+void dequantize_block_q5_0(const BlockQ5_0& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < 32; ++j) y[j] = float(q5_0_code(b, j) - 16) * d;
+}
+
+void dequantize_block_q6_k(const BlockQ6_K& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < 256; ++j) y[j] = d * float(b.scales[j / 16]) * float(q6_k_code(b, j) - 32);
+}
+
 void quantize_gguf(const float* x, QuantWeight& q) {
   const GgufLayout lay = layout_of(q.format);
   const int64_t N = q.rows, K = q.cols;
@@ -218,6 +330,8 @@ void quantize_gguf(const float* x, QuantWeight& q) {
       switch (q.format) {
         case QuantFormat::Q4_0: quantize_block_q4_0(src, *reinterpret_cast<BlockQ4_0*>(dst)); break;
         case QuantFormat::Q8_0: quantize_block_q8_0(src, *reinterpret_cast<BlockQ8_0*>(dst)); break;
+        case QuantFormat::Q5_0: quantize_block_q5_0(src, *reinterpret_cast<BlockQ5_0*>(dst)); break;
+        case QuantFormat::Q6_K: quantize_block_q6_k(src, *reinterpret_cast<BlockQ6_K*>(dst)); break;
         default: quantize_block_q4_k(src, *reinterpret_cast<BlockQ4_K*>(dst)); break;
       }
     }
@@ -234,6 +348,8 @@ void dequantize_gguf(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, f
     switch (q.format) {
       case QuantFormat::Q4_0: dequantize_block_q4_0(*reinterpret_cast<const BlockQ4_0*>(blk), tmp); break;
       case QuantFormat::Q8_0: dequantize_block_q8_0(*reinterpret_cast<const BlockQ8_0*>(blk), tmp); break;
+      case QuantFormat::Q5_0: dequantize_block_q5_0(*reinterpret_cast<const BlockQ5_0*>(blk), tmp); break;
+      case QuantFormat::Q6_K: dequantize_block_q6_k(*reinterpret_cast<const BlockQ6_K*>(blk), tmp); break;
       default: dequantize_block_q4_k(*reinterpret_cast<const BlockQ4_K*>(blk), tmp); break;
     }
     std::memcpy(out + (k - k0), tmp + off, size_t(take) * 4);

@@ -53,13 +53,33 @@ uint8_t quantize_dynamic8(float x);  // dQuantize<0> over kDynamicMap8, the kern
 struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
 struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
 struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };                   // bit 4 of code j in qh bit j
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };  // codes 0..63, -32
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144);
+static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ6_K) == 210);
 void quantize_block_q4_0(const float* x, BlockQ4_0& b);   // quantize_row_q4_0_ref, one block of 32
 void quantize_block_q8_0(const float* x, BlockQ8_0& b);   // quantize_row_q8_0_ref, one block of 32
 void quantize_block_q4_k(const float* x, BlockQ4_K& b);   // quantize_row_q4_K_ref, one block of 256
+void quantize_block_q5_0(const float* x, BlockQ5_0& b);   // quantize_row_q5_0_ref, one block of 32
+void quantize_block_q6_k(const float* x, BlockQ6_K& b);   // quantize_row_q6_K_ref, one block of 256
 void dequantize_block_q4_0(const BlockQ4_0& b, float* y);
 void dequantize_block_q8_0(const BlockQ8_0& b, float* y);
 void dequantize_block_q4_k(const BlockQ4_K& b, float* y);
+void dequantize_block_q5_0(const BlockQ5_0& b, float* y);
+void dequantize_block_q6_k(const BlockQ6_K& b, float* y);
+// Code (0..31) of element j of a Q5_0 block; the value is (code - 16) * d.
+inline int q5_0_code(const BlockQ5_0& b, int j) {
+  const uint32_t qh = uint32_t(b.qh[0]) | uint32_t(b.qh[1]) << 8 | uint32_t(b.qh[2]) << 16 | uint32_t(b.qh[3]) << 24;
+  const int lo = j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4;
+  return lo | int((qh >> j) & 1) << 4;
+}
+// Code (0..63) of element j of a Q6_K super-block; the value is d * scales[j / 16] * (code - 32).
+inline int q6_k_code(const BlockQ6_K& b, int j) {
+  const int half = j / 128, l = j % 32, quarter = (j % 128) / 32;  // 32-element quarter of a 128 half
+  const uint8_t lo = b.ql[half * 64 + l + 32 * (quarter & 1)];
+  const int low4 = quarter < 2 ? lo & 15 : lo >> 4;
+  return low4 | ((b.qh[half * 32 + l] >> (2 * quarter)) & 3) << 4;
+}
 // get_scale_min_k4: 6-bit scale and min of sub-block j (0..7).
 inline void q4_k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
   if (j < 4) { sc = s[j] & 63; m = s[j + 4] & 63; }

@@ -32,11 +32,16 @@ const QuantFormatTraits kTraits[] = {
     {QuantFormat::Q4_0, "q4_0", 32, sizeof(BlockQ4_0) * 8.0 / 32, "GGUF Q4_0: f16 d + 32 x 4-bit"},
     {QuantFormat::Q8_0, "q8_0", 32, sizeof(BlockQ8_0) * 8.0 / 32, "GGUF Q8_0: f16 d + 32 x int8"},
     {QuantFormat::Q4_K, "q4_k", 256, sizeof(BlockQ4_K) * 8.0 / 256, "GGUF Q4_K: 256-superblock, 6-bit scales/mins"},
+    {QuantFormat::Q5_0, "q5_0", 32, sizeof(BlockQ5_0) * 8.0 / 32, "GGUF Q5_0: f16 d + 32 x 5-bit"},
+    {QuantFormat::Q6_K, "q6_k", 256, sizeof(BlockQ6_K) * 8.0 / 256, "GGUF Q6_K: 256-superblock, int8 scale per 16"},
 };
 static_assert(std::size(kTraits) == size_t(QuantFormat::Count));
 
 bool is_bnb4(QuantFormat f) { return f == QuantFormat::NF4 || f == QuantFormat::FP4; }
-bool is_gguf(QuantFormat f) { return f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K; }
+bool is_gguf(QuantFormat f) {
+  return f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_0 ||
+         f == QuantFormat::Q6_K;
+}
 }  // namespace
 
 const QuantFormatTraits& quant_traits(QuantFormat f) {

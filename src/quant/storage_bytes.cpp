@@ -97,6 +97,12 @@ size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, in
     case QuantFormat::Q4_K:
       // GGUF block_q4_K {fp16 d, dmin; u8 scales[12]; u8 qs[128]} = 144 bytes per 256 along each row.
       return 144 * row_blocks(rows, cols, 256);
+    case QuantFormat::Q5_0:
+      // GGUF block_q5_0 {fp16 d; u8 qh[4]; u8 qs[16]} = 22 bytes per 32 weights along each row.
+      return 22 * row_blocks(rows, cols, 32);
+    case QuantFormat::Q6_K:
+      // GGUF block_q6_K {u8 ql[128], qh[64]; i8 scales[16]; fp16 d} = 210 bytes per 256 along each row.
+      return 210 * row_blocks(rows, cols, 256);
 
     case QuantFormat::Count:
       break;

@@ -57,7 +57,15 @@ std::vector<Case> cases() {
       {QuantFormat::Q4_0, P(0, false, false, false), "q4_0", {32, 96, 1056}},
       {QuantFormat::Q8_0, P(0, false, false, false), "q8_0", {32, 96, 1056}},
       {QuantFormat::Q4_K, P(0, false, false, false), "q4_k", {256, 512, 1280}},
+      {QuantFormat::Q5_0, P(0, false, false, false), "q5_0", {32, 96, 1056}},
+      {QuantFormat::Q6_K, P(0, false, false, false), "q6_k", {256, 512, 1280}},
   };
+}
+
+// Formats held as one byte per weight on the GPU (q5_0 / q6_k as int8 codes with their block scales).
+bool eight_bit(QuantFormat f) {
+  return f == QuantFormat::INT8 || f == QuantFormat::FP8_E4M3 || f == QuantFormat::FP8_E5M2 || f == QuantFormat::Q8_0 ||
+         f == QuantFormat::Q5_0 || f == QuantFormat::Q6_K;
 }
 
 Tensor random_weight(int64_t rows, int64_t cols, uint32_t seed) {
@@ -218,9 +226,9 @@ TEST_F(QuantGpu, GemvSeveralWeightsOneLaunch) {
 TEST_F(QuantGpu, GemvEightBitLongRows) {
   uint32_t seed = 900;
   for (const auto& c : cases()) {
-    if (c.f != QuantFormat::INT8 && c.f != QuantFormat::FP8_E4M3 && c.f != QuantFormat::FP8_E5M2 && c.f != QuantFormat::Q8_0)
-      continue;
-    for (int64_t K : {int64_t(2176), int64_t(4096), int64_t(4160), int64_t(6176)}) {
+    if (!eight_bit(c.f)) continue;
+    for (int64_t K : {int64_t(2176), int64_t(4096), int64_t(4160), int64_t(6176), int64_t(6400)}) {
+      if (c.f == QuantFormat::Q6_K && K % 256 != 0) continue;  // whole super-blocks: 4096, 6400
       check_gemv({quantize_weight(random_weight(130, K, seed++), c.f, c.p)}, c.name + "_long", kGemvTol);
       std::vector<QuantWeight> qs;
       for (int64_t rows : {3, 64, 17}) qs.push_back(quantize_weight(random_weight(rows, K, seed++), c.f, c.p));
@@ -231,7 +239,7 @@ TEST_F(QuantGpu, GemvEightBitLongRows) {
 
 TEST_F(QuantGpu, GemvLargeInputStagedInGlobalMemory) {
   // 8 tokens x 4096 cols = 128 KB of input: staged once per launch in global memory.
-  for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4}) {
+  for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4, QuantFormat::Q6_K}) {
     const QuantWeight q = quantize_weight(random_weight(37, 4096, 5), f, QuantParams{});
     check_gemv({q}, std::string(quant_traits(f).name) + "_global", gemv_tol(f));
   }
@@ -245,8 +253,7 @@ TEST_F(QuantGpu, GemvOneTokenEqualsTwoTokenForm) {
   uint32_t seed = 700;
   for (const auto& c : cases()) {
     const QuantFormat f = c.f;
-    if (f == QuantFormat::INT8 || f == QuantFormat::FP8_E4M3 || f == QuantFormat::FP8_E5M2 || f == QuantFormat::Q8_0)
-      continue;
+    if (eight_bit(f)) continue;
     for (int64_t K : {int64_t(512), int64_t(4096), int64_t(28672)}) {
       const int64_t rows = 75;
       const QuantWeight q = quantize_weight(random_weight(rows, K, seed++), f, c.p);

@@ -56,17 +56,23 @@ TEST(GgufModel, F32RoundTripIsBitExact) {
 }
 
 TEST(GgufModel, QuantizedTensorsAreQforgeBlocks) {
-  for (const char* fmt : {"q8_0", "q4_0"}) {
+  // attn_v is not permuted; ffn_down's 768 columns are whole Q6_K super-blocks.
+  const std::pair<std::string, std::string> cases[] = {
+      {"q8_0", "blk.0.attn_v.weight"}, {"q4_0", "blk.0.attn_v.weight"}, {"q5_0", "blk.0.attn_v.weight"},
+      {"q6_k", "blk.1.ffn_down.weight"}};
+  for (const auto& [fmt, name] : cases) {
     const io::GgufFile f = io::GgufFile::open(demo_gguf(fmt));
-    const auto* t = f.find_tensor("blk.0.attn_v.weight");  // not permuted
+    const auto* t = f.find_tensor(name);
     ASSERT_TRUE(t);
-    EXPECT_EQ(io::ggml_type_name(t->type), std::string(fmt == std::string("q8_0") ? "Q8_0" : "Q4_0"));
+    std::string upper = fmt;
+    for (auto& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(io::ggml_type_name(t->type), upper);
     LoadOptions o;
     o.dtype = DType::F32;
     auto ref = Model::load(test::demo_model_dir().string(), o);  // f32 weights
     // Quantize the original v_proj with qforge and compare the bytes.
     const io::GgufFile src = io::GgufFile::open(demo_gguf("f32"));
-    const auto* v = src.find_tensor("blk.0.attn_v.weight");
+    const auto* v = src.find_tensor(name);
     Tensor w = Tensor::view(DType::F32, v->shape(), v->data, nullptr);
     QuantWeight q = quantize_weight(w, *parse_quant_format(fmt), {});
     ASSERT_EQ(q.data.nbytes(), t->nbytes);
@@ -76,14 +82,49 @@ TEST(GgufModel, QuantizedTensorsAreQforgeBlocks) {
 
 TEST(GgufModel, Q4KFallsBackPerTensor) {
   const io::GgufFile f = io::GgufFile::open(demo_gguf("q4_k"));
-  // 288 columns: not a multiple of 256 -> Q8_0; ffn_down has 768 columns -> Q4_K.
-  EXPECT_EQ(io::ggml_type_name(f.find_tensor("blk.0.attn_q.weight")->type), "Q8_0");
+  // 288 columns: not a multiple of 256 -> Q5_0, as llama.cpp does; ffn_down has 768 columns -> Q4_K.
+  EXPECT_EQ(io::ggml_type_name(f.find_tensor("blk.0.attn_q.weight")->type), "Q5_0");
   EXPECT_EQ(io::ggml_type_name(f.find_tensor("blk.0.ffn_down.weight")->type), "Q4_K");
   EXPECT_EQ(f.require_int("general.file_type"), 14);
   LoadOptions o;
   auto m = Model::load(demo_gguf("q4_k").string(), o);
   auto l = m->forward(std::vector<int32_t>{1, 2404}, 0);
   EXPECT_EQ(l.size(), size_t(m->config().vocab_size));
+}
+
+TEST(GgufModel, Q4KMIsLlamaCppsMix) {
+  // llama.cpp's Q4_K_M for 6 layers: Q6_K for ffn_down / attn_v of layers 0 (< n/8 = 0: none), 2 and 5
+  // ((i - 0) % 3 == 2, i >= 7n/8 = 5); the tied embedding takes the output rule (288 columns: Q8_0);
+  // other rows of 288 columns fall back from Q4_K to Q5_0, attn_v's Q6_K to Q8_0.
+  const io::GgufFile f = io::GgufFile::open(demo_gguf("q4_k_m"));
+  auto type = [&](const std::string& n) { return std::string(io::ggml_type_name(f.find_tensor(n)->type)); };
+  EXPECT_EQ(f.require_int("general.file_type"), 15);
+  EXPECT_EQ(type("token_embd.weight"), "Q8_0");
+  for (int i = 0; i < 6; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    const bool more = i == 2 || i == 5;
+    EXPECT_EQ(type(b + "ffn_down.weight"), more ? "Q6_K" : "Q4_K") << i;
+    EXPECT_EQ(type(b + "attn_v.weight"), more ? "Q8_0" : "Q5_0") << i;
+    EXPECT_EQ(type(b + "attn_q.weight"), "Q5_0") << i;
+    EXPECT_EQ(type(b + "ffn_up.weight"), "Q5_0") << i;
+  }
+  // Loads and predicts close to the f32 model (4-6 bit weights): logits within 15% RMS, same argmax.
+  LoadOptions o;
+  o.dtype = DType::F32;
+  o.device = "cpu";
+  auto ref = Model::load(test::demo_model_dir().string(), o);
+  auto m = Model::load(demo_gguf("q4_k_m").string(), o);
+  const std::vector<int32_t> ids{1, 2404, 28740, 28747, 28740, 1015, 378};
+  const auto la = ref->forward(ids, 0), lb = m->forward(ids, 0);
+  ASSERT_EQ(la.size(), lb.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < la.size(); ++i) {
+    num += double(la[i] - lb[i]) * (la[i] - lb[i]);
+    den += double(la[i]) * la[i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 0.15);
+  EXPECT_GT(num, 0.0);  // really quantized
+  EXPECT_EQ(std::max_element(la.begin(), la.end()) - la.begin(), std::max_element(lb.begin(), lb.end()) - lb.begin());
 }
 
 TEST(GgufTokenizer, DemoVocabularyTokenizesLikeTokenizerJson) {

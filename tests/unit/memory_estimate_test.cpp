@@ -224,8 +224,9 @@ TEST(QuantStorageBytes, EqualsRealQuantizedWeights) {
     for (const auto& name : weight_scheme_names()) {
       const WeightScheme s = scheme(name);
       if (s.format == QuantFormat::None) continue;
-      const bool gguf = s.format == QuantFormat::Q4_0 || s.format == QuantFormat::Q8_0 || s.format == QuantFormat::Q4_K;
-      if (gguf && K % (s.format == QuantFormat::Q4_K ? 256 : 32) != 0) continue;  // ggml needs whole blocks
+      const bool gguf = s.format == QuantFormat::Q4_0 || s.format == QuantFormat::Q8_0 || s.format == QuantFormat::Q4_K ||
+                        s.format == QuantFormat::Q5_0 || s.format == QuantFormat::Q6_K;
+      if (gguf && K % quant_traits(s.format).default_block != 0) continue;  // ggml needs whole blocks
       const QuantWeight q = quantize_weight(w, s.format, s.params);
       EXPECT_EQ(q.storage_bytes(), quant_storage_bytes(s.format, s.params, N, K)) << name << " [" << N << ", " << K << "]";
     }

@@ -57,7 +57,11 @@ std::vector<Case> cases() {
           // mxfp4 the same way (four e8m0 blocks of 32 per 128-weight chunk, two per 64 at AVX2).
           {QuantFormat::MXFP4, 7, 1152, {}},    {QuantFormat::MXFP4, 3, 128, {}},  {QuantFormat::MXFP4, 1030, 256, {}},
           // q4_k super-blocks at AVX-512 (one 256-weight chunk each): many rows, several 1024-column segments.
-          {QuantFormat::Q4_K, 1030, 256, {}},   {QuantFormat::Q4_K, 9, 2304, {}}};
+          {QuantFormat::Q4_K, 1030, 256, {}},   {QuantFormat::Q4_K, 9, 2304, {}},
+          // q5_0 / q6_k (the Q4_K_M mix's fallback and high-precision tensors): one block, odd block counts,
+          // every Q6_K quarter and half, many rows.
+          {QuantFormat::Q5_0, 13, 96, {}},      {QuantFormat::Q5_0, 1, 32, {}},    {QuantFormat::Q5_0, 1030, 288, {}},
+          {QuantFormat::Q6_K, 5, 256, {}},      {QuantFormat::Q6_K, 11, 768, {}},  {QuantFormat::Q6_K, 1030, 512, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

@@ -31,20 +31,24 @@ int run_gguf(const QuantizeArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json j{{"out", a.out},       {"format", a.format},       {"serialization", "gguf"},
                    {"file_type", s.file_type}, {"tensors", s.tensors}, {"quantized_tensors", s.quantized},
-                   {"fallback_tensors", s.fallback}, {"fallback_type", s.fallback_type},
+                   {"fallback_tensors", s.fallback}, {"fallback_type", s.fallback_type}, {"tensor_types", s.by_type},
                    {"tensor_bytes", s.bytes}, {"seconds", secs}};
-  if (a.json) print_json(j);
-  else
-    std::printf("wrote %s: GGUF %s, %lld tensors, %lld 2-D weights in %s%s, %.1f MB, %.1f s\n", a.out.c_str(),
-                a.format.c_str(), (long long)s.tensors, (long long)s.quantized, s.file_type.c_str(),
-                s.fallback ? (", " + std::to_string(s.fallback) + " in " + s.fallback_type + " (row length)").c_str() : "",
+  if (a.json) {
+    print_json(j);
+  } else {
+    std::string types;
+    for (const auto& [t, n] : s.by_type) types += (types.empty() ? "" : ", ") + std::to_string(n) + " " + t;
+    std::printf("wrote %s: GGUF %s, %lld tensors (2-D weights: %s)%s, %.1f MB, %.1f s\n", a.out.c_str(),
+                a.format.c_str(), (long long)s.tensors, types.c_str(),
+                s.fallback ? (", " + std::to_string(s.fallback) + " fell back to " + s.fallback_type + " (row length)").c_str() : "",
                 double(s.bytes) / 1e6, secs);
+  }
   return 0;
 }
 
 int run(const QuantizeArgs& a) {
   if (a.out.size() > 5 && is_gguf_path(a.out)) {
-    if (a.format.empty()) throw Error("--format is required (q4_0, q8_0, q4_k, f16, bf16, f32 for a .gguf --out)");
+    if (a.format.empty()) throw Error("--format is required (q4_0, q5_0, q8_0, q4_k, q6_k, q4_k_m, f16, bf16, f32 for a .gguf --out)");
     return run_gguf(a);
   }
   if (!a.random_weights.empty()) throw Error("--random-weights applies to a .gguf --out only");
@@ -102,7 +106,7 @@ Registrar reg("quantize", "Write a quantized checkpoint (bitsandbytes nf4/fp4/in
               [](CLI::App& app) {
                 auto a = std::make_shared<QuantizeArgs>();
                 app.add_option("--model", a->model, "Model directory or Hugging Face repo id (local hub cache)");
-                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4; for a .gguf --out: q4_0, q8_0, q4_k, f16, bf16, f32");
+                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4; for a .gguf --out: q4_0, q5_0, q8_0, q4_k, q6_k, q4_k_m (llama.cpp's mix), f16, bf16, f32");
                 app.add_option("--out", a->out, "Output directory (must not exist unless --force), or FILE.gguf");
                 app.add_option("--random-weights", a->random_weights, "With a .gguf --out: random weights for this config.json (benchmarks)");
                 app.add_option("--blocksize", a->blocksize, "nf4/fp4 block (power of two 32..4096, default 64); int4 group (32/64/128, default 128)");

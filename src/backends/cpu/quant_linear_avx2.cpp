@@ -267,6 +267,43 @@ struct DecQ8_0 {
   }
 };
 
+struct DecQ5_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m256i m15 = _mm256_set1_epi32(15), sixteen = _mm256_set1_epi32(16);
+  __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  explicit DecQ5_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ5_0, 32>(a, r, k);
+    const __m256 s = _mm256_set1_ps(block_half(blk));
+    const __m256i v0 = u8x8(blk + 6), v1 = u8x8(blk + 14);
+    const __m256i lo[4] = {_mm256_and_si256(v0, m15), _mm256_and_si256(v1, m15), _mm256_srli_epi32(v0, 4),
+                           _mm256_srli_epi32(v1, 4)};
+    for (int i = 0; i < 4; ++i) {  // weights 8i..8i+7 take bits 8i..8i+7 of qh: qh byte i
+      const __m256i hb = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(blk[2 + i]), bit), bit);
+      const __m256i code = _mm256_or_si256(lo[i], _mm256_and_si256(hb, sixteen));
+      w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(code, sixteen)), s);
+    }
+  }
+};
+
+struct DecQ6_K {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+  explicit DecQ6_K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const Q6KChunk c = q6_k_chunk(a, r, k);
+    const __m128i sl = _mm_cvtsi32_si128(c.lo_shift), sh = _mm_cvtsi32_si128(c.hi_shift);
+    for (int i = 0; i < 4; ++i) {
+      const __m256i l = u8x8(c.ql + 8 * i), h = u8x8(c.qh + 8 * i);
+      const __m256i code = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi32(l, sl), m15),
+                                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(h, sh), m3), 4));
+      w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(code, off)), _mm256_set1_ps(i < 2 ? c.s0 : c.s1));
+    }
+  }
+};
+
 struct DecQ4_K {
   static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
@@ -350,6 +387,8 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
+    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
+    case QuantFormat::Q6_K: return f(DecoderTag<DecQ6_K>{});
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }

@@ -232,6 +232,43 @@ struct DecQ8_0 {
   }
 };
 
+struct DecQ5_0 {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m512i m15 = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+  explicit DecQ5_0(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512* w) const {
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ5_0, 32>(a, r, k);
+    const __m512 s = _mm512_set1_ps(block_half(blk));
+    uint32_t qh;  // bit j: the fifth bit of code j
+    std::memcpy(&qh, blk + 2, 4);
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 6)));
+    const __m512i lo = _mm512_and_si512(v, m15), hi = _mm512_srli_epi32(v, 4);
+    const __m512i c0 = _mm512_mask_or_epi32(lo, __mmask16(qh), lo, sixteen);
+    const __m512i c1 = _mm512_mask_or_epi32(hi, __mmask16(qh >> 16), hi, sixteen);
+    w[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c0, sixteen)), s);
+    w[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c1, sixteen)), s);
+  }
+};
+
+struct DecQ6_K {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), off = _mm512_set1_epi32(32);
+  explicit DecQ6_K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512* w) const {
+    const Q6KChunk c = q6_k_chunk(a, r, k);
+    const __m128i sl = _mm_cvtsi32_si128(c.lo_shift), sh = _mm_cvtsi32_si128(c.hi_shift);
+    for (int i = 0; i < 2; ++i) {
+      const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.ql + 16 * i)));
+      const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.qh + 16 * i)));
+      const __m512i code = _mm512_or_si512(_mm512_and_si512(_mm512_srl_epi32(l, sl), m15),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(h, sh), m3), 4));
+      w[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(code, off)), _mm512_set1_ps(i ? c.s1 : c.s0));
+    }
+  }
+};
+
 struct DecQ4_K {
   static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
@@ -373,6 +410,8 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
+    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
+    case QuantFormat::Q6_K: return f(DecoderTag<DecQ6_K>{});
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }

@@ -3,6 +3,7 @@
 // kernels (quant_linear_avx2.cpp, quant_linear_avx512.cpp). The kernels read the QuantWeight buffers
 // in place (no repacked copy) through the plain pointers of KernelArgs.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -69,10 +70,32 @@ inline float e8m0_value(uint8_t e) {
   return f;
 }
 
-// The q4_k super-block (quant_detail::BlockQ4_K: d, dmin, 12 scale bytes, 128 code bytes) holding column k
-// of row r (rows are whole super-blocks).
+// The GGUF block (quant_detail::BlockQ4_K, BlockQ5_0, BlockQ6_K, ...: QK weights each) holding column k of
+// row r (rows are whole blocks).
+template <class Block, int QK>
+inline const uint8_t* gguf_block(const KernelArgs& a, int64_t r, int64_t k) {
+  return a.data + (r * (a.cols / QK) + k / QK) * int64_t(sizeof(Block));
+}
 inline const uint8_t* q4_k_block(const KernelArgs& a, int64_t r, int64_t k) {
-  return a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ4_K));
+  return gguf_block<quant_detail::BlockQ4_K, 256>(a, r, k);
+}
+// Q6_K: the 32 weights at k (k % 32 == 0) take their low nibbles from 32 bytes of ql (the high nibble for
+// the last two 32-weight quarters of each 128-weight half), their two high bits from 32 bytes of qh (bits
+// 2 quarter), and scales[(k % 256) / 16] and the next one for their two halves of 16 (see q6_k_code).
+struct Q6KChunk {
+  const uint8_t* ql;
+  const uint8_t* qh;
+  int lo_shift, hi_shift;
+  float s0, s1;  // d * scales[...] for weights 0-15 and 16-31
+};
+inline Q6KChunk q6_k_chunk(const KernelArgs& a, int64_t r, int64_t k) {
+  const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
+  const int j = int(k % 256), h = j / 128, q = (j % 128) / 32;
+  const auto* sc = reinterpret_cast<const int8_t*>(blk + offsetof(quant_detail::BlockQ6_K, scales)) + j / 16;
+  uint16_t dh;
+  std::memcpy(&dh, blk + offsetof(quant_detail::BlockQ6_K, d), 2);
+  const float d = f16_to_f32(dh);
+  return {blk + h * 64 + 32 * (q & 1), blk + 128 + h * 32, q >= 2 ? 4 : 0, 2 * q, d * float(sc[0]), d * float(sc[1])};
 }
 
 // Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn): the quantized

@@ -231,13 +231,15 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
 // them (one scale per 16 codes); rows are Kp bytes (16-byte aligned), zero codes and zero input past K.
 template <ElemKind E, ScaleKind S>
 struct Quant8Rows {
-  static_assert(S == ScaleKind::None || S == ScaleKind::F16, "8-bit formats: no scale or q8_0's f16 block scale");
+  static_assert(S == ScaleKind::None || S == ScaleKind::F16 || S == ScaleKind::F32,
+                "8-bit formats: no scale, q8_0 / q5_0's f16 block scale or q6_k's f32 scale per 16");
   using Args = GemvArgs;
   static constexpr int kChunk = 32 * 16 * kStreamLoads;
   static constexpr int kSwizzle = 4;  // a lane's 16 codes meet 4 input chunks
   struct Frag {
     uint4 u[kStreamLoads];
-    uint32_t s[kStreamLoads / 2];  // q8_0: the f16 block scales of loads 2i (low half) and 2i+1 (high half)
+    // F16 (q8_0, q5_0): the block scales of loads 2i (low half) and 2i+1 (high half); F32 (q6_k): one per load
+    uint32_t s[S == ScaleKind::F32 ? kStreamLoads : kStreamLoads / 2];
   };
   // Global row of the launch -> (weight, row in that weight).
   __device__ static int weight(const GemvArgs& a, int& row) {
@@ -256,6 +258,8 @@ struct Quant8Rows {
       if constexpr (S == ScaleKind::F16) {
         const uint32_t h = in ? __ldg(static_cast<const unsigned short*>(d.sc) + int64_t(row) * d.sc_row + (k >> d.sc_shift)) : 0u;
         f.s[j / 2] = j % 2 ? f.s[j / 2] | h << 16 : h;
+      } else if constexpr (S == ScaleKind::F32) {  // a lane's 16 codes lie in one block of 16
+        f.s[j] = in ? __float_as_uint(__ldg(static_cast<const float*>(d.sc) + int64_t(row) * d.sc_row + (k >> d.sc_shift))) : 0u;
       }
     }
   }
@@ -276,6 +280,7 @@ struct Quant8Rows {
           (q & 1 ? p1 : p0) += v[0] * x4.x + v[1] * x4.y + v[2] * x4.z + v[3] * x4.w;
         }
         if constexpr (S == ScaleKind::None) sum += p0 + p1;
+        else if constexpr (S == ScaleKind::F32) sum = fmaf(p0 + p1, __uint_as_float(f.s[j]), sum);
         else sum = fmaf(p0 + p1, __half2float(__ushort_as_half(static_cast<unsigned short>(f.s[j / 2] >> (16 * (j % 2))))), sum);
       }
     }
@@ -296,7 +301,9 @@ struct Quant8Rows {
 bool try_stream8(QuantFormat f, const GemvArgs& a, int total, cudaStream_t s) {
   switch (f) {
     case QuantFormat::INT8: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
-    case QuantFormat::Q8_0: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F16>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::Q8_0:
+    case QuantFormat::Q5_0: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F16>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::Q6_K: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F32>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     case QuantFormat::FP8_E4M3: return launch_stream_gemv<Quant8Rows<ElemKind::E4M3, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     case QuantFormat::FP8_E5M2: return launch_stream_gemv<Quant8Rows<ElemKind::E5M2, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     default: return false;
@@ -395,7 +402,9 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
     }
     switch (w0.format) {
       case QuantFormat::INT8: launch_fast<ElemKind::Int8, ScaleKind::None>(a, smem, tasks, s); break;
-      case QuantFormat::Q8_0: launch_fast<ElemKind::Int8, ScaleKind::F16>(a, smem, tasks, s); break;
+      case QuantFormat::Q8_0:
+      case QuantFormat::Q5_0: launch_fast<ElemKind::Int8, ScaleKind::F16>(a, smem, tasks, s); break;
+      case QuantFormat::Q6_K: launch_fast<ElemKind::Int8, ScaleKind::F32>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E4M3: launch_fast<ElemKind::E4M3, ScaleKind::None>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E5M2: launch_fast<ElemKind::E5M2, ScaleKind::None>(a, smem, tasks, s); break;
       default: throw Error("quant_gemv: format " + std::string(quant_traits(w0.format).name) + " has no GPU kernel");

@@ -103,6 +103,8 @@ FormatDesc format_desc(QuantFormat f) {
     case QuantFormat::Q4_K: iota(0.f); d.scale = ScaleKind::Q4K; d.int_codes = true; break;
     case QuantFormat::INT8: d.bits = 8; d.elem = ElemKind::Int8; break;
     case QuantFormat::Q8_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;
+    case QuantFormat::Q5_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;  // code - 16
+    case QuantFormat::Q6_K: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32; break;  // code - 32, d * sc per 16
     case QuantFormat::FP8_E4M3: d.bits = 8; d.elem = ElemKind::E4M3; break;
     case QuantFormat::FP8_E5M2: d.bits = 8; d.elem = ElemKind::E5M2; break;
     default: throw Error("cuda quant: format " + std::string(quant_traits(f).name) + " has no GPU kernel");
@@ -199,6 +201,20 @@ void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
       break;
     case QuantFormat::Q8_0:
       for (int64_t b = 0; b < K / 32; ++b) std::memcpy(&row[size_t(b * 32)], data8 + (r * (K / 32) + b) * 34 + 2, 32);
+      break;
+    case QuantFormat::Q5_0:  // int8 code - 16 (the f16 d per 32 goes to the scales, as for q8_0)
+      for (int64_t b = 0; b < K / 32; ++b) {
+        qd::BlockQ5_0 blk;
+        std::memcpy(&blk, data8 + (r * (K / 32) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 32; ++j) row[size_t(b * 32 + j)] = uint8_t(int8_t(qd::q5_0_code(blk, j) - 16));
+      }
+      break;
+    case QuantFormat::Q6_K:  // int8 code - 32 (d * scales[j] per 16 goes to the f32 scales)
+      for (int64_t b = 0; b < K / 256; ++b) {
+        qd::BlockQ6_K blk;
+        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q6_k_code(blk, j) - 32));
+      }
       break;
     case QuantFormat::Q4_K:
       for (int64_t b = 0; b < K / 256; ++b) {
@@ -311,9 +327,10 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
       break;
     }
     case QuantFormat::Q4_0:
-    case QuantFormat::Q8_0: {
+    case QuantFormat::Q5_0:
+    case QuantFormat::Q8_0: {  // the f16 d leads each block
       block = 32;
-      const int64_t nbr = kp / 32, nb0 = K / 32, bb = q.format == QuantFormat::Q4_0 ? 18 : 34;
+      const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
       sc16.assign(size_t(N * nbr), 0);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < nb0; ++b) std::memcpy(&sc16[size_t(r * nbr + b)], data8 + (r * nb0 + b) * bb, 2);
@@ -337,6 +354,19 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
             qd::q4_k_scale_min(j, blk.scales, scv, mv);
             sc16[size_t(r * nbr + b * 8 + j)] = uint16_t(scv | (mv << 8));
           }
+        }
+      break;
+    }
+    case QuantFormat::Q6_K: {  // d * scales[j] in f32: exact (11-bit d times an 8-bit integer), as the reference forms it
+      block = 16;
+      const int64_t nbr = kp / 16, ns = K / 256;
+      sc32.assign(size_t(N * nbr), 0.f);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t b = 0; b < ns; ++b) {
+          qd::BlockQ6_K blk;
+          std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
+          const float dd = f16_to_f32(blk.d);
+          for (int j = 0; j < 16; ++j) sc32[size_t(r * nbr + b * 16 + j)] = dd * float(blk.scales[j]);
         }
       break;
     }
