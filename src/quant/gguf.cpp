@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
 #include "quant/quant_formats.h"
@@ -323,7 +324,9 @@ void quantize_gguf(const float* x, QuantWeight& q) {
   const int64_t nbr = K / lay.qk;
   q.data = Tensor::empty(DType::U8, {N, nbr * int64_t(lay.bytes)}, MemCategory::Weights);
   uint8_t* d = q.data.data<uint8_t>();
-  for (int64_t r = 0; r < N; ++r)
+  // Rows are independent (the K-quants' scale searches make this the slow part of writing a GGUF).
+  ThreadPool::global().parallel_for(N, std::max<int64_t>(1, 4096 / nbr), [&](int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r)
     for (int64_t b = 0; b < nbr; ++b) {
       const float* src = x + r * K + b * lay.qk;
       uint8_t* dst = d + (r * nbr + b) * int64_t(lay.bytes);
@@ -335,6 +338,7 @@ void quantize_gguf(const float* x, QuantWeight& q) {
         default: quantize_block_q4_k(src, *reinterpret_cast<BlockQ4_K*>(dst)); break;
       }
     }
+  });
 }
 
 void dequantize_gguf(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, float* out) {

@@ -237,6 +237,17 @@ TEST_F(QuantGpu, GemvEightBitLongRows) {
   }
 }
 
+// llama.cpp's Q4_K_M mixes formats among the weights that share an input (attn_v in Q6_K beside Q4_K q / k;
+// Q5_0 / Q8_0 fallbacks): one call, a launch per format, every output right.
+TEST_F(QuantGpu, GemvMixedFormatsOneCall) {
+  const std::pair<QuantFormat, int64_t> parts[] = {{QuantFormat::Q4_K, 64}, {QuantFormat::Q6_K, 9}, {QuantFormat::Q4_K, 9},
+                                                   {QuantFormat::Q5_0, 5}, {QuantFormat::Q8_0, 7}, {QuantFormat::NF4, 3}};
+  std::vector<QuantWeight> qs;
+  uint32_t seed = 1200;
+  for (auto [f, rows] : parts) qs.push_back(quantize_weight(random_weight(rows, 512, seed++), f, QuantParams{}));
+  check_gemv(qs, "mixed", gemv_tol(QuantFormat::NF4));
+}
+
 TEST_F(QuantGpu, GemvLargeInputStagedInGlobalMemory) {
   // 8 tokens x 4096 cols = 128 KB of input: staged once per launch in global memory.
   for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4, QuantFormat::Q6_K}) {

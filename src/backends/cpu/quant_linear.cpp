@@ -159,6 +159,7 @@ int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
   const int c = isa == Isa::Avx512 ? 128 : isa == Isa::Avx2 ? 64 : 0;
   if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
   if (w.format == QuantFormat::Q4_K) return w.cols % 256 != 0 ? 0 : isa == Isa::Avx512 ? 256 : 64;  // super-blocks / groups
+  if (w.format == QuantFormat::Q6_K) return isa == Isa::Avx512 ? 256 : 0;  // super-blocks, plain order
   const int64_t b = w.params.blocksize;
   if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
   return w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? c : 0;
@@ -287,7 +288,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
     a.xq_scale = xq.d.data();
     a.xq_dsum = xq.dsum.data();
   } else {
-    const XOrder order = a.wide ? (w.format == QuantFormat::Q4_K                                     ? XOrder::Q4K
+    const XOrder order = w.format == QuantFormat::Q6_K ? XOrder::Plain
+                         : a.wide ? (w.format == QuantFormat::Q4_K                                     ? XOrder::Q4K
                                    : w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? XOrder::WideLow
                                                                                                       : XOrder::Wide)
                          : nibble_permuted(w.format) ? XOrder::Nibble32

@@ -269,6 +269,57 @@ struct DecQ6_K {
   }
 };
 
+// Q6_K, a whole super-block per call (wide chunk 256, plain order): the codes of each 32-weight quarter
+// made as bytes in one 256-bit register (low nibbles of ql, two bits of qh), minus 32; every 16-weight
+// vector is one sub-block, so its scale d * scales[j] is a broadcast.
+struct DecQ6_Kx256 {
+  static constexpr int kChunk = 256;
+  const KernelArgs& a;
+  explicit DecQ6_Kx256(const KernelArgs& args) : a(args) {}
+  // Signed codes (code - 32) of half h as 4 quarters x 32 bytes.
+  static void codes(const uint8_t* blk, int h, __m256i* c) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const uint8_t* ql = blk + 64 * h;
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+    const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+    const __m256i hi[4] = {_mm256_and_si256(hb, m2), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
+                           _mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), _mm256_and_si256(_mm256_srli_epi16(hb, 6), m2)};
+    for (int q = 0; q < 4; ++q) c[q] = _mm256_sub_epi8(_mm256_or_si256(lo[q], _mm256_slli_epi16(hi[q], 4)), off);
+  }
+  static __m512 vec(const __m256i* c, int v) {  // weights 16 v .. 16 v + 15 of the half, as floats
+    const __m128i b = (v & 1) ? _mm256_extracti128_si256(c[v / 2], 1) : _mm256_castsi256_si128(c[v / 2]);
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+  }
+  void at(int64_t r, int64_t k, __m512* w) const {
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
+    alignas(64) float s[16];
+    q6_k_scales(a, r, k, s);
+    for (int h = 0; h < 2; ++h) {
+      __m256i c[4];
+      codes(blk, h, c);
+      for (int v = 0; v < 8; ++v) w[8 * h + v] = _mm512_mul_ps(vec(c, v), _mm512_set1_ps(s[8 * h + v]));
+    }
+  }
+  __m512 dot(int64_t r, int64_t k, const __m512* xv, const __m512*) const {
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
+    alignas(64) float s[16];
+    q6_k_scales(a, r, k, s);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int h = 0; h < 2; ++h) {
+      __m256i c[4];
+      codes(blk, h, c);
+      for (int v = 0; v < 8; v += 2) {
+        acc0 = _mm512_fmadd_ps(_mm512_mul_ps(vec(c, v), xv[8 * h + v]), _mm512_set1_ps(s[8 * h + v]), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_mul_ps(vec(c, v + 1), xv[8 * h + v + 1]), _mm512_set1_ps(s[8 * h + v + 1]), acc1);
+      }
+    }
+    return _mm512_add_ps(acc0, acc1);
+  }
+};
+
 struct DecQ4_K {
   static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
@@ -411,7 +462,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
     case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
-    case QuantFormat::Q6_K: return f(DecoderTag<DecQ6_K>{});
+    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx256>{}) : f(DecoderTag<DecQ6_K>{});
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }

@@ -88,6 +88,15 @@ struct Q6KChunk {
   int lo_shift, hi_shift;
   float s0, s1;  // d * scales[...] for weights 0-15 and 16-31
 };
+// The 16 sub-block scales d * scales[j] of the Q6_K super-block holding column k of row r.
+inline void q6_k_scales(const KernelArgs& a, int64_t r, int64_t k, float* s16) {
+  const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
+  const auto* sc = reinterpret_cast<const int8_t*>(blk + offsetof(quant_detail::BlockQ6_K, scales));
+  uint16_t dh;
+  std::memcpy(&dh, blk + offsetof(quant_detail::BlockQ6_K, d), 2);
+  const float d = f16_to_f32(dh);
+  for (int j = 0; j < 16; ++j) s16[j] = d * float(sc[j]);
+}
 inline Q6KChunk q6_k_chunk(const KernelArgs& a, int64_t r, int64_t k) {
   const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
   const int j = int(k % 256), h = j / 128, q = (j % 128) / 32;

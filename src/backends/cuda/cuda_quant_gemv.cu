@@ -12,6 +12,7 @@
 // before waiting for the previous kernel.
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/cuda_gemv_stream.cuh"
 #include "backends/cuda/cuda_quant_impl.cuh"
@@ -340,10 +341,30 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
   if (ws.size() != ys.size()) throw Error("quant_gemv: " + std::to_string(ws.size()) + " weights but " + std::to_string(ys.size()) + " outputs");
   if (n_tokens < 1 || n_tokens > 8) throw Error("quant_gemv: n_tokens " + std::to_string(n_tokens) + " outside 1..8");
   for (const CudaQuantWeight* w : ws)
-    if (w->format != ws[0]->format || w->cols != ws[0]->cols || w->generic != ws[0]->generic || w->block != ws[0]->block)
-      throw Error("quant_gemv: weights of one launch must share format, block and cols (" +
-                  std::string(quant_traits(w->format).name) + " [" + std::to_string(w->rows) + ", " +
-                  std::to_string(w->cols) + "] vs " + std::string(quant_traits(ws[0]->format).name) + ")");
+    if (w->cols != ws[0]->cols)
+      throw Error("quant_gemv: weights of one launch must share cols ([" + std::to_string(w->rows) + ", " +
+                  std::to_string(w->cols) + "] vs " + std::to_string(ws[0]->cols) + ")");
+  // One kernel launch per run of weights with the same format and block (llama.cpp's Q4_K_M puts Q6_K
+  // in some attn_v / ffn_down beside Q4_K q / k / gate / up): the input is staged once per launch.
+  auto same_kind = [](const CudaQuantWeight* a, const CudaQuantWeight* b) {
+    return a->format == b->format && a->generic == b->generic && a->block == b->block;
+  };
+  if (!std::all_of(ws.begin(), ws.end(), [&](const CudaQuantWeight* w) { return same_kind(w, ws[0]); })) {
+    std::vector<bool> done(ws.size(), false);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      if (done[i]) continue;
+      std::vector<const CudaQuantWeight*> gw;
+      std::vector<float*> gy;
+      for (size_t j = i; j < ws.size(); ++j)
+        if (!done[j] && same_kind(ws[j], ws[i])) {
+          done[j] = true;
+          gw.push_back(ws[j]);
+          gy.push_back(ys[j]);
+        }
+      quant_gemv(gw, in, n_tokens, gy, accumulate, s);
+    }
+    return;
+  }
   if (!ws[0]->generic && ws[0]->desc.bits == 4) return quant_gemv4(ws, in, n_tokens, ys, accumulate, s);
   for (size_t i0 = 0; i0 < ws.size(); i0 += kMaxWeights) {
     const size_t nw = std::min<size_t>(kMaxWeights, ws.size() - i0);
