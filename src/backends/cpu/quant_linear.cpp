@@ -159,7 +159,7 @@ int wide_chunk(const QuantWeight& w, Isa isa, ActMode act) {
   const int c = isa == Isa::Avx512 ? 128 : isa == Isa::Avx2 ? 64 : 0;
   if (c == 0 || act != ActMode::F32 || w.cols % c != 0) return 0;
   if (w.format == QuantFormat::Q4_K) return w.cols % 256 != 0 ? 0 : isa == Isa::Avx512 ? 256 : 64;  // super-blocks / groups
-  if (w.format == QuantFormat::Q6_K) return isa == Isa::Avx512 ? 256 : 0;  // super-blocks, plain order
+  if (w.format == QuantFormat::Q6_K) return isa == Isa::Avx512 ? 256 : 64;  // super-blocks / two quarters, plain order
   const int64_t b = w.params.blocksize;
   if (w.format == QuantFormat::NF4 || w.format == QuantFormat::FP4) return b >= 64 && (b & (b - 1)) == 0 ? c : 0;
   return w.format == QuantFormat::NVFP4 || w.format == QuantFormat::MXFP4 ? c : 0;

@@ -353,6 +353,42 @@ struct DecQ4_Kx64 {
   }
 };
 
+// Q6_K, 64 weights per chunk (two 32-weight quarters of a 128-weight half, plain order): the chunk's signed
+// codes (code - 32) made as bytes and kept in the state, with the scales d * scales[j] of its 4 sub-blocks;
+// vector q is 8 codes widened and converted, times the scale of sub-block q / 2.
+struct DecQ6_Kx64 {
+  static constexpr int kChunk = 64;
+  const KernelArgs& a;
+  explicit DecQ6_Kx64(const KernelArgs& args) : a(args) {}
+  struct State {
+    alignas(32) int8_t c[64];
+    float s[4];
+  };
+  State prepare(int64_t r, int64_t k) const {
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
+    const int j = int(k % 256), h = j / 128, p = (j % 128) / 64;  // p = 1: the high nibbles, qh bits 4-7
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m128i sl = _mm_cvtsi32_si128(4 * p), sh = _mm_cvtsi32_si128(4 * p);
+    const __m256i l0 = _mm256_srl_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h)), sl);
+    const __m256i l1 = _mm256_srl_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32)), sl);
+    const __m256i hb = _mm256_srl_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)), sh);
+    const __m256i c0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+    const __m256i c1 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+    State st;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(st.c), _mm256_sub_epi8(c0, off));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(st.c + 32), _mm256_sub_epi8(c1, off));
+    float s16[16];
+    q6_k_scales(a, r, k, s16);
+    for (int i = 0; i < 4; ++i) st.s[i] = s16[j / 16 + i];
+    return st;
+  }
+  __m256 lookup(const State& st, int q) const {
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(st.c + 8 * q)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(st.s[q / 2]));
+  }
+};
+
 // Tile path: weights [k0, k0 + kn) of row r into out (kernel order).
 template <class D>
 void decode_tile(const KernelArgs& a, int64_t r, int64_t k0, int64_t kn, float* out) {
@@ -388,7 +424,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
     case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
-    case QuantFormat::Q6_K: return f(DecoderTag<DecQ6_K>{});
+    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx64>{}) : f(DecoderTag<DecQ6_K>{});
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }
