@@ -287,23 +287,6 @@ struct DecQ5_0 {
   }
 };
 
-struct DecQ6_K {
-  static constexpr int kChunk = 32;  // weights per at() call
-  const KernelArgs& a;
-  __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
-  explicit DecQ6_K(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m256* w) const {
-    const Q6KChunk c = q6_k_chunk(a, r, k);
-    const __m128i sl = _mm_cvtsi32_si128(c.lo_shift), sh = _mm_cvtsi32_si128(c.hi_shift);
-    for (int i = 0; i < 4; ++i) {
-      const __m256i l = u8x8(c.ql + 8 * i), h = u8x8(c.qh + 8 * i);
-      const __m256i code = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi32(l, sl), m15),
-                                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(h, sh), m3), 4));
-      w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(code, off)), _mm256_set1_ps(i < 2 ? c.s0 : c.s1));
-    }
-  }
-};
-
 struct DecQ4_K {
   static constexpr int kChunk = 32;  // weights per at() call
   const KernelArgs& a;
@@ -378,9 +361,10 @@ struct DecQ6_Kx64 {
     State st;
     _mm256_store_si256(reinterpret_cast<__m256i*>(st.c), _mm256_sub_epi8(c0, off));
     _mm256_store_si256(reinterpret_cast<__m256i*>(st.c + 32), _mm256_sub_epi8(c1, off));
-    float s16[16];
-    q6_k_scales(a, r, k, s16);
-    for (int i = 0; i < 4; ++i) st.s[i] = s16[j / 16 + i];
+    int32_t sc4;  // scales[j / 16 .. j / 16 + 3]
+    std::memcpy(&sc4, blk + offsetof(quant_detail::BlockQ6_K, scales) + j / 16, 4);
+    const float d = block_half(blk + offsetof(quant_detail::BlockQ6_K, d));
+    _mm_storeu_ps(st.s, _mm_mul_ps(_mm_set1_ps(d), _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(sc4)))));
     return st;
   }
   __m256 lookup(const State& st, int q) const {
@@ -424,7 +408,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
     case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
-    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx64>{}) : f(DecoderTag<DecQ6_K>{});
+    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx64>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }

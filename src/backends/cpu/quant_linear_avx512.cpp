@@ -251,27 +251,6 @@ struct DecQ5_0 {
   }
 };
 
-struct DecQ6_K {
-  static constexpr int kChunk = 32;  // weights per at() call
-  const KernelArgs& a;
-  __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), off = _mm512_set1_epi32(32);
-  explicit DecQ6_K(const KernelArgs& args) : a(args) {}
-  void at(int64_t r, int64_t k, __m512* w) const {
-    const Q6KChunk c = q6_k_chunk(a, r, k);
-    const __m128i sl = _mm_cvtsi32_si128(c.lo_shift), sh = _mm_cvtsi32_si128(c.hi_shift);
-    for (int i = 0; i < 2; ++i) {
-      const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.ql + 16 * i)));
-      const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.qh + 16 * i)));
-      const __m512i code = _mm512_or_si512(_mm512_and_si512(_mm512_srl_epi32(l, sl), m15),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(h, sh), m3), 4));
-      w[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(code, off)), _mm512_set1_ps(i ? c.s1 : c.s0));
-    }
-  }
-};
-
-// Q6_K, a whole super-block per call (wide chunk 256, plain order): the codes of each 32-weight quarter
-// made as bytes in one 256-bit register (low nibbles of ql, two bits of qh), minus 32; every 16-weight
-// vector is one sub-block, so its scale d * scales[j] is a broadcast.
 struct DecQ6_Kx256 {
   static constexpr int kChunk = 256;
   const KernelArgs& a;
@@ -293,10 +272,15 @@ struct DecQ6_Kx256 {
     const __m128i b = (v & 1) ? _mm256_extracti128_si256(c[v / 2], 1) : _mm256_castsi256_si128(c[v / 2]);
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
   }
+  static void scales(const uint8_t* blk, float* s) {  // d * scales[j], j = 0..15 (exact in f32)
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
+    const float d = block_half(blk + offsetof(quant_detail::BlockQ6_K, d));
+    _mm512_store_ps(s, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc))));
+  }
   void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
     alignas(64) float s[16];
-    q6_k_scales(a, r, k, s);
+    scales(blk, s);
     for (int h = 0; h < 2; ++h) {
       __m256i c[4];
       codes(blk, h, c);
@@ -306,7 +290,7 @@ struct DecQ6_Kx256 {
   __m512 dot(int64_t r, int64_t k, const __m512* xv, const __m512*) const {
     const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
     alignas(64) float s[16];
-    q6_k_scales(a, r, k, s);
+    scales(blk, s);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int h = 0; h < 2; ++h) {
       __m256i c[4];
@@ -462,7 +446,7 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
     case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
-    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx256>{}) : f(DecoderTag<DecQ6_K>{});
+    case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx256>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
   }

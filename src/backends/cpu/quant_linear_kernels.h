@@ -79,33 +79,6 @@ inline const uint8_t* gguf_block(const KernelArgs& a, int64_t r, int64_t k) {
 inline const uint8_t* q4_k_block(const KernelArgs& a, int64_t r, int64_t k) {
   return gguf_block<quant_detail::BlockQ4_K, 256>(a, r, k);
 }
-// Q6_K: the 32 weights at k (k % 32 == 0) take their low nibbles from 32 bytes of ql (the high nibble for
-// the last two 32-weight quarters of each 128-weight half), their two high bits from 32 bytes of qh (bits
-// 2 quarter), and scales[(k % 256) / 16] and the next one for their two halves of 16 (see q6_k_code).
-struct Q6KChunk {
-  const uint8_t* ql;
-  const uint8_t* qh;
-  int lo_shift, hi_shift;
-  float s0, s1;  // d * scales[...] for weights 0-15 and 16-31
-};
-// The 16 sub-block scales d * scales[j] of the Q6_K super-block holding column k of row r.
-inline void q6_k_scales(const KernelArgs& a, int64_t r, int64_t k, float* s16) {
-  const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
-  const auto* sc = reinterpret_cast<const int8_t*>(blk + offsetof(quant_detail::BlockQ6_K, scales));
-  uint16_t dh;
-  std::memcpy(&dh, blk + offsetof(quant_detail::BlockQ6_K, d), 2);
-  const float d = f16_to_f32(dh);
-  for (int j = 0; j < 16; ++j) s16[j] = d * float(sc[j]);
-}
-inline Q6KChunk q6_k_chunk(const KernelArgs& a, int64_t r, int64_t k) {
-  const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
-  const int j = int(k % 256), h = j / 128, q = (j % 128) / 32;
-  const auto* sc = reinterpret_cast<const int8_t*>(blk + offsetof(quant_detail::BlockQ6_K, scales)) + j / 16;
-  uint16_t dh;
-  std::memcpy(&dh, blk + offsetof(quant_detail::BlockQ6_K, d), 2);
-  const float d = f16_to_f32(dh);
-  return {blk + h * 64 + 32 * (q & 1), blk + 128 + h * 32, q >= 2 ? 4 : 0, 2 * q, d * float(sc[0]), d * float(sc[1])};
-}
 
 // Software prefetch (into L1) of the codes of rows [r, r + n), columns [k0, k0 + kn): the quantized
 // GEMVs are not bound by DRAM, so the hardware prefetcher alone leaves the memory idle between rows.
