@@ -703,6 +703,66 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]) + tail[i];
 }
 
+// q4_k x int8 activations (plain order): a super-block's 64-weight group g is 32 code bytes whose low
+// nibbles are sub-block 2g and high nibbles sub-block 2g + 1, so one zmm of codes meets the group's 64
+// activations as they come (lanes 0-7: sub-block 2g, 8-15: 2g + 1). Per sub-block j:
+// d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term spread over the sub-block's 8 lanes.
+template <int R>
+void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const uint8_t* row = a.data + r * row_bytes;
+  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
+  const int8_t* xq = a.xq + t * a.ldk;
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i m4 = _mm512_set1_epi8(15);
+  __m512 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
+    __m512 sm[R];  // lanes 0-7: d sc[j]; 8-15: dmin m[j] / 8
+    for (int i = 0; i < R; ++i)
+      sm[i] = _mm512_mul_ps(DecQ4_Kx256::scales_mins(row + i * row_bytes + sb * bytes),
+                            _mm512_setr_ps(1, 1, 1, 1, 1, 1, 1, 1, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f));
+    for (int g = 0; g < 4; ++g) {
+      const int64_t b = sb * 8 + 2 * g;  // activation block of sub-block 2g
+      const __m512i xv = _mm512_loadu_si512(xq + b * 32);
+      const __m512 sx = pair_vec(dx + b, idx), cx = pair_vec(xs + b, idx);
+      const __m512i si = _mm512_setr_epi32(2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1,
+                                           2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1);
+      const __m512i mi = _mm512_add_epi32(si, _mm512_set1_epi32(8));
+      for (int i = 0; i < R; ++i) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i * row_bytes + sb * bytes + 16 + 32 * g));
+        const __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), _mm512_permutexvar_ps(si, sm[i]), acc[i]);
+        acc[i] = _mm512_fnmadd_ps(_mm512_permutexvar_ps(mi, sm[i]), cx, acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
+}
+
+void q4k_int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+  constexpr int G = kIntRowGroup;
+  for (int64_t r = r0; r < r1; r += G) {
+    const int64_t n = r1 - r < G ? r1 - r : G;
+    const bool pf = r + G + G <= a.rows;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const bool p = pf && t == 0 && n == G;
+      switch (n) {
+        case 4: q4k_int_group<4>(a, r, t, p); break;
+        case 3: q4k_int_group<3>(a, r, t, p); break;
+        case 2: q4k_int_group<2>(a, r, t, p); break;
+        default: q4k_int_group<1>(a, r, t, p); break;
+      }
+    }
+  }
+}
+
 template <bool Q4>
 void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
@@ -752,6 +812,7 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
   if (a.act == ActMode::Int8) {
     if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
     else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_K) q4k_int_rows(a, r0, r1);
     else return false;
     return true;
   }
