@@ -746,7 +746,62 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
 }
 
-void q4k_int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+// q6_k x int8 activations (plain order): a 128-weight half's codes (0..63) as two zmm of 64 bytes (quarters
+// 0-1: low nibbles of ql, qh bits 0-1 / 2-3; quarters 2-3: high nibbles, bits 4-5 / 6-7), each dword lane 4
+// codes of one 16-weight sub-block. The code offset 32 comes off in int32 with 32 times the lane's
+// activation sum (one vpdpbusd with ones per 64 activations, shared by the rows); then per lane
+// d sc_j d_x, d_x of the lane's 32-activation block.
+template <int R>
+void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const uint8_t* row = a.data + r * row_bytes;
+  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
+  const int8_t* xq = a.xq + t * a.ldk;
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
+  const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);  // << 4 | << 2
+  const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);  // >> 0 | >> 2
+  __m512 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
+    __m512 sc[R];  // d * scales[j], j = 0..15
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = row + i * row_bytes + sb * bytes;
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
+      sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d))),
+                            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s8)));
+    }
+    for (int v = 0; v < 4; ++v) {  // 64 weights: half v / 2, quarters 2 (v % 2), 2 (v % 2) + 1
+      const int64_t b = sb * 8 + 2 * v;  // activation block of the first 32
+      const __m512i xv = _mm512_loadu_si512(xq + b * 32);
+      const __m512i x32 = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv), 5);
+      const __m512 sx = pair_vec(dx + b, pair);
+      const int j0 = 4 * v;  // sub-block of lane 0; lane l: j0 + l / 4
+      const __m512i si = _mm512_add_epi32(_mm512_set1_epi32(j0), _mm512_srli_epi32(
+                                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const int h = v / 2;
+        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+        const __m512i codes = (v & 1) ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                        _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), m30))
+                                      : _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, sh01), m30));
+        const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, xv), x32);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_permutexvar_ps(si, sc[i]), sx), acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
+}
+
+// Rows [r0, r1) of a K-quant x int8 activations, groups of kIntRowGroup rows (GroupFn<n> for n rows).
+template <template <int> class GroupFn>
+void kquant_int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
   for (int64_t r = r0; r < r1; r += G) {
     const int64_t n = r1 - r < G ? r1 - r : G;
@@ -754,14 +809,22 @@ void q4k_int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const bool p = pf && t == 0 && n == G;
       switch (n) {
-        case 4: q4k_int_group<4>(a, r, t, p); break;
-        case 3: q4k_int_group<3>(a, r, t, p); break;
-        case 2: q4k_int_group<2>(a, r, t, p); break;
-        default: q4k_int_group<1>(a, r, t, p); break;
+        case 4: GroupFn<4>::run(a, r, t, p); break;
+        case 3: GroupFn<3>::run(a, r, t, p); break;
+        case 2: GroupFn<2>::run(a, r, t, p); break;
+        default: GroupFn<1>::run(a, r, t, p); break;
       }
     }
   }
 }
+template <int R>
+struct Q4KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<R>(a, r, t, p); }
+};
+template <int R>
+struct Q6KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
+};
 
 template <bool Q4>
 void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
@@ -812,7 +875,8 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
   if (a.act == ActMode::Int8) {
     if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
     else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
-    else if (a.format == QuantFormat::Q4_K) q4k_int_rows(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_K) kquant_int_rows<Q4KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q6_K) kquant_int_rows<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }
