@@ -438,7 +438,9 @@ GgufWriteSummary write_model(const ModelConfig& c, const Source& src, const std:
     const GgmlType got = fallback_for(want, cols);
     if (got != want) {
       ++s.fallback;
-      s.fallback_type = std::string(io::ggml_type_info(uint32_t(got))->name);
+      const std::string t(io::ggml_type_info(uint32_t(got))->name);
+      if (("," + s.fallback_type + ",").find("," + t + ",") == std::string::npos)
+        s.fallback_type += (s.fallback_type.empty() ? "" : ",") + t;
     } else if (got == base) {
       ++s.quantized;
     }

@@ -43,7 +43,7 @@ struct GgufWriteSummary {
   int64_t tensors = 0;
   int64_t quantized = 0;        // 2-D weights in the requested format
   int64_t fallback = 0;         // 2-D weights whose row length forced another type (see docs/gguf.md)
-  std::string fallback_type;    // the type those got
+  std::string fallback_type;    // the types those got, comma-separated (e.g. "Q5_0,Q8_0")
   std::map<std::string, int64_t> by_type;  // 2-D weights per ggml type name
   uint64_t bytes = 0;           // tensor data bytes
 };

@@ -21,13 +21,21 @@ TEST(GgufCli, QuantizeAndRunEveryFormat) {
   auto ref = run_qforge("run --model " + model + " --prompt Ge1:1 --max-new-tokens 24 --greedy --dtype f32 --json");
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   const auto rj = qforge::test::last_json_line(ref.out);
-  for (const char* fmt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"}) {
+  for (const char* fmt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_0", "q6_k", "q4_k_m"}) {
     const fs::path out = dir / (std::string(fmt) + ".gguf");
     auto r = run_qforge("quantize --model " + model + " --format " + fmt + " --out " + q(out) + " --json");
     ASSERT_EQ(r.exit_code, 0) << fmt << ": " << r.err;
     const auto j = qforge::test::last_json_line(r.out);
     EXPECT_EQ(j["serialization"], "gguf");
     EXPECT_EQ(j["tensors"], 56);  // embed + norm + 6 x (2 norms + 7 linears); tied lm_head
+    int64_t weights = 0;  // the 43 2-D weights, per ggml type
+    for (const auto& [t, n] : j["tensor_types"].items()) weights += n.get<int64_t>();
+    EXPECT_EQ(weights, 43) << fmt;
+    if (std::string(fmt) == "q4_k_m") {  // llama.cpp's mix (GgufModel.Q4KMIsLlamaCppsMix has the per-tensor rule)
+      EXPECT_EQ(j["tensor_types"]["Q6_K"], 2);
+      EXPECT_EQ(j["tensor_types"]["Q4_K"], 4);
+      EXPECT_EQ(j["fallback_type"], "Q5_0,Q8_0");
+    }
     auto g = run_qforge("run --model " + q(out) + " --prompt Ge1:1 --max-new-tokens 24 --greedy --json");
     ASSERT_EQ(g.exit_code, 0) << fmt << ": " << g.err;
     const auto gj = qforge::test::last_json_line(g.out);

@@ -40,7 +40,7 @@ int run_gguf(const QuantizeArgs& a) {
     for (const auto& [t, n] : s.by_type) types += (types.empty() ? "" : ", ") + std::to_string(n) + " " + t;
     std::printf("wrote %s: GGUF %s, %lld tensors (2-D weights: %s)%s, %.1f MB, %.1f s\n", a.out.c_str(),
                 a.format.c_str(), (long long)s.tensors, types.c_str(),
-                s.fallback ? (", " + std::to_string(s.fallback) + " fell back to " + s.fallback_type + " (row length)").c_str() : "",
+                s.fallback ? (", " + std::to_string(s.fallback) + " by row-length fallback to " + s.fallback_type).c_str() : "",
                 double(s.bytes) / 1e6, secs);
   }
   return 0;
