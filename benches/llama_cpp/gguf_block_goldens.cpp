@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   std::fwrite(&version, 4, 1, f);
   std::fwrite(&n, 4, 1, f);
   std::fwrite(x.data(), 4, n, f);
-  for (ggml_type t : {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K}) {
+  for (ggml_type t : {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q4_1,
+                      GGML_TYPE_Q5_1, GGML_TYPE_Q5_K}) {
     const auto* tr = ggml_get_type_traits(t);
     const size_t nbytes = ggml_row_size(t, n);
     std::vector<uint8_t> q(nbytes);

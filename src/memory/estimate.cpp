@@ -110,6 +110,9 @@ const std::vector<WeightScheme>& all_schemes() {
       make_scheme("q4_k", F::Q4_K, "GGUF Q4_K: 144 bytes per 256"),
       make_scheme("q5_0", F::Q5_0, "GGUF Q5_0: 22 bytes per 32"),
       make_scheme("q6_k", F::Q6_K, "GGUF Q6_K: 210 bytes per 256"),
+      make_scheme("q4_1", F::Q4_1, "GGUF Q4_1: 20 bytes per 32"),
+      make_scheme("q5_1", F::Q5_1, "GGUF Q5_1: 24 bytes per 32"),
+      make_scheme("q5_k", F::Q5_K, "GGUF Q5_K: 176 bytes per 256"),
   };
   return v;
 }
@@ -179,6 +182,9 @@ double analytic_bits_per_weight(const WeightScheme& s) {
     case QuantFormat::Q4_K: return 144.0 * 8.0 / 256.0;
     case QuantFormat::Q5_0: return 22.0 * 8.0 / 32.0;
     case QuantFormat::Q6_K: return 210.0 * 8.0 / 256.0;
+    case QuantFormat::Q4_1: return 20.0 * 8.0 / 32.0;
+    case QuantFormat::Q5_1: return 24.0 * 8.0 / 32.0;
+    case QuantFormat::Q5_K: return 176.0 * 8.0 / 256.0;
     case QuantFormat::Count: break;
   }
   throw Error("analytic_bits_per_weight: unknown format for scheme '" + s.name + "'");

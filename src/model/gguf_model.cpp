@@ -77,6 +77,9 @@ std::optional<QuantFormat> quant_format_of(uint32_t t) {
     case GgmlType::Q4_K: return QuantFormat::Q4_K;
     case GgmlType::Q5_0: return QuantFormat::Q5_0;
     case GgmlType::Q6_K: return QuantFormat::Q6_K;
+    case GgmlType::Q4_1: return QuantFormat::Q4_1;
+    case GgmlType::Q5_1: return QuantFormat::Q5_1;
+    case GgmlType::Q5_K: return QuantFormat::Q5_K;
     default: return std::nullopt;
   }
 }
@@ -99,7 +102,7 @@ struct Loader {
     }
     if (!float_dtype(t->type) && !quant_format_of(t->type))
       f.fail("tensor '" + name + "' has ggml type " + io::ggml_type_name(t->type) +
-             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K)");
+             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)");
     return *t;
   }
 
@@ -325,13 +328,16 @@ Target target_of(GgmlType t) {
     case GgmlType::Q5_0: return {t, QuantFormat::Q5_0, 32};
     case GgmlType::Q4_K: return {t, QuantFormat::Q4_K, 256};
     case GgmlType::Q6_K: return {t, QuantFormat::Q6_K, 256};
+    case GgmlType::Q4_1: return {t, QuantFormat::Q4_1, 32};
+    case GgmlType::Q5_1: return {t, QuantFormat::Q5_1, 32};
+    case GgmlType::Q5_K: return {t, QuantFormat::Q5_K, 256};
     default: throw Error("gguf writer: no target for ggml type " + std::to_string(int(t)));
   }
 }
 
-constexpr const char* kWritableFormats = "f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m";
+constexpr const char* kWritableFormats = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m";
 
-// The type every 2-D weight starts from (q4_k_m: Q4_K, before the mix of q4_k_m_type).
+// The type every 2-D weight starts from (q4_k_m / q5_k_m: Q4_K / Q5_K, before the mix of kquant_mix_type).
 GgmlType base_type_of(const std::string& fmt) {
   if (fmt == "f32") return GgmlType::F32;
   if (fmt == "f16") return GgmlType::F16;
@@ -339,7 +345,10 @@ GgmlType base_type_of(const std::string& fmt) {
   if (fmt == "q8_0") return GgmlType::Q8_0;
   if (fmt == "q4_0") return GgmlType::Q4_0;
   if (fmt == "q5_0") return GgmlType::Q5_0;
+  if (fmt == "q4_1") return GgmlType::Q4_1;
+  if (fmt == "q5_1") return GgmlType::Q5_1;
   if (fmt == "q4_k" || fmt == "q4_k_m") return GgmlType::Q4_K;
+  if (fmt == "q5_k" || fmt == "q5_k_m") return GgmlType::Q5_K;
   if (fmt == "q6_k") return GgmlType::Q6_K;
   throw Error("--format: '" + fmt + "' cannot be written as GGUF (" + kWritableFormats + ")");
 }
@@ -348,34 +357,42 @@ uint32_t file_type_of(const std::string& fmt) {  // llama_ftype
   if (fmt == "f32") return 0;
   if (fmt == "f16") return 1;
   if (fmt == "q4_0") return 2;
+  if (fmt == "q4_1") return 3;
   if (fmt == "q8_0") return 7;
   if (fmt == "q5_0") return 8;
+  if (fmt == "q5_1") return 9;
   if (fmt == "q4_k") return 14;    // MOSTLY_Q4_K_S: every weight Q4_K
   if (fmt == "q4_k_m") return 15;  // MOSTLY_Q4_K_M
+  if (fmt == "q5_k") return 16;    // MOSTLY_Q5_K_S: every weight Q5_K
+  if (fmt == "q5_k_m") return 17;  // MOSTLY_Q5_K_M
   if (fmt == "q6_k") return 18;
   return 32;                       // bf16
 }
 
 // llama.cpp's tensor_type_fallback: a row that is not a whole number of blocks takes Q5_0 instead of Q4_K,
-// Q8_0 instead of Q6_K, and F16 when even that does not fit (or for a 32-block type).
+// Q5_1 instead of Q5_K, Q8_0 instead of Q6_K, and F16 when even that does not fit (or for a 32-block type).
 GgmlType fallback_for(GgmlType t, int64_t cols) {
   const Target want = target_of(t);
   if (cols % want.block == 0) return t;
-  const GgmlType f = t == GgmlType::Q4_K ? GgmlType::Q5_0 : t == GgmlType::Q6_K ? GgmlType::Q8_0 : GgmlType::F16;
+  const GgmlType f = t == GgmlType::Q4_K   ? GgmlType::Q5_0
+                     : t == GgmlType::Q5_K ? GgmlType::Q5_1
+                     : t == GgmlType::Q6_K ? GgmlType::Q8_0
+                                           : GgmlType::F16;
   return cols % target_of(f).block == 0 ? f : GgmlType::F16;
 }
 
-// llama.cpp's Q4_K_M mix for a dense llama-family model (llama_tensor_get_type): Q6_K for the output
-// matrix (the token embedding when tied; Q8_0 when its rows are not whole super-blocks) and for attn_v and
-// ffn_down of the use_more_bits layers (the first and last eighth, and every third layer between); Q4_K
-// for every other weight. `layer` is -1 outside the blocks.
-GgmlType q4_k_m_type(const std::string& role, int64_t layer, int64_t n_layers, int64_t cols, bool tied) {
+// llama.cpp's Q4_K_M / Q5_K_M mix for a dense llama-family model (llama_tensor_get_type): Q6_K for the
+// output matrix (the token embedding when tied; Q8_0 when its rows are not whole super-blocks) and for attn_v
+// and ffn_down of the use_more_bits layers (the first and last eighth, and every third layer between); the
+// base type (Q4_K / Q5_K) for every other weight. `layer` is -1 outside the blocks.
+GgmlType kquant_mix_type(const std::string& role, int64_t layer, int64_t n_layers, int64_t cols, bool tied,
+                         GgmlType base) {
   auto use_more_bits = [&](int64_t i) {
     return i < n_layers / 8 || i >= 7 * n_layers / 8 || (i - n_layers / 8) % 3 == 2;
   };
   if (role == "output" || (tied && role == "token_embd")) return cols % 256 != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
   if ((role == "attn_v" || role == "ffn_down") && use_more_bits(layer)) return GgmlType::Q6_K;
-  return GgmlType::Q4_K;
+  return base;
 }
 
 // A float tensor source: returns the HF tensor `name` as f32 [numel].
@@ -415,14 +432,14 @@ GgufWriteSummary write_model(const ModelConfig& c, const Source& src, const std:
   if (fs::exists(out) && !opt.force) throw Error(out.string() + ": already exists (use --force to replace it)");
   if (c.sliding_window) throw Error("GGUF export: sliding-window attention is not supported by this writer");
   const GgmlType base = base_type_of(opt.format);
-  const bool mix = opt.format == "q4_k_m";
-  if (mix && c.num_hidden_layers == 80 && c.num_key_value_heads != c.num_attention_heads)
+  const bool mix = opt.format == "q4_k_m" || opt.format == "q5_k_m";
+  if (opt.format == "q4_k_m" && c.num_hidden_layers == 80 && c.num_key_value_heads != c.num_attention_heads)
     throw Error("GGUF q4_k_m: llama.cpp gives a 70B model's attn_v Q5_K, which qforge does not implement");
   io::GgufWriter W;
   set_model_metadata(W, c, name, opt.format);
   for (const auto& [k, v] : tokenizer_kv) W.set(k, v);
   GgufWriteSummary s;
-  s.file_type = mix ? "Q4_K_M" : std::string(io::ggml_type_info(uint32_t(base))->name);
+  s.file_type = mix ? (opt.format == "q4_k_m" ? "Q4_K_M" : "Q5_K_M") : std::string(io::ggml_type_info(uint32_t(base))->name);
   const bool llama = c.model_type != "qwen2";
   // Each 2-D weight: the requested type (q4_k_m: its mix), then llama.cpp's fallback when a row is not a
   // whole number of blocks (the demo model's 288 columns).
@@ -433,7 +450,7 @@ GgufWriteSummary write_model(const ModelConfig& c, const Source& src, const std:
       const size_t dot1 = gguf.find('.'), dot2 = gguf.find('.', dot1 + 1);
       const int64_t layer = blk ? std::stoll(gguf.substr(dot1 + 1, dot2 - dot1 - 1)) : -1;
       const std::string role = blk ? gguf.substr(dot2 + 1, gguf.rfind('.') - dot2 - 1) : gguf.substr(0, dot1);
-      want = q4_k_m_type(role, layer, c.num_hidden_layers, cols, c.tie_word_embeddings);
+      want = kquant_mix_type(role, layer, c.num_hidden_layers, cols, c.tie_word_embeddings, base);
     }
     const GgmlType got = fallback_for(want, cols);
     if (got != want) {

@@ -34,7 +34,8 @@ GgufLoaded load_gguf_model(const std::filesystem::path& path, const LoadOptions&
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
 
 struct GgufWriteOptions {
-  std::string format = "f16";  // f32 | f16 | bf16 | q8_0 | q4_0 | q5_0 | q4_k | q6_k | q4_k_m (llama.cpp's mix)
+  std::string format = "f16";  // f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_k | q5_k | q6_k, or llama.cpp's
+                               // mixes q4_k_m | q5_k_m
   bool force = false;          // replace an existing file
   uint64_t random_seed = 1;    // random-weight models only
 };

@@ -1,6 +1,6 @@
-// src/quant/gguf.cpp — GGUF Q4_0, Q8_0, Q4_K, Q5_0 and Q6_K blocks, bit-identical to llama.cpp's reference
-// quantizers (quantize_row_{q4_0,q8_0,q5_0}_ref, quantize_row_q4_K_ref with make_qkx2_quants,
-// quantize_row_q6_K_ref with make_qx_quants) and their dequantizers. Rows must be whole blocks (K % 32,
+// src/quant/gguf.cpp — GGUF Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K blocks, bit-identical to llama.cpp's
+// reference quantizers (quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0}_ref, quantize_row_{q4_K,q5_K}_ref with
+// make_qkx2_quants, quantize_row_q6_K_ref with make_qx_quants) and their dequantizers. Rows must be whole blocks (K % 32,
 // K % 256 for the K-quants), as llama.cpp requires.
 // Buffers: data U8 [N, K/QK * sizeof(block)], blocks in row order; no separate scale tensors.
 #include <algorithm>
@@ -142,6 +142,9 @@ GgufLayout layout_of(QuantFormat f) {
     case QuantFormat::Q8_0: return {32, sizeof(BlockQ8_0)};
     case QuantFormat::Q5_0: return {32, sizeof(BlockQ5_0)};
     case QuantFormat::Q6_K: return {256, sizeof(BlockQ6_K)};
+    case QuantFormat::Q4_1: return {32, sizeof(BlockQ4_1)};
+    case QuantFormat::Q5_1: return {32, sizeof(BlockQ5_1)};
+    case QuantFormat::Q5_K: return {256, sizeof(BlockQ5_K)};
     default: return {256, sizeof(BlockQ4_K)};
   }
 }
@@ -171,8 +174,13 @@ void quantize_block_q8_0(const float* x, BlockQ8_0& b) {
   for (int j = 0; j < 32; ++j) b.qs[j] = int8_t(std::round(x[j] * id));
 }
 
-void quantize_block_q4_k(const float* x, BlockQ4_K& y) {
-  uint8_t L[256], Laux[32];
+namespace {
+// The scale / minimum search shared by Q4_K and Q5_K (quantize_row_q{4,5}_K_ref): 8 sub-blocks of 32 with
+// make_qkx2_quants (weights av_x + |x|), 6-bit scales and minimums packed as get_scale_min_k4 reads them,
+// then the codes (0..nmax) requantized with the stored values into L.
+void kquant_scales_mins(const float* x, int nmax, float rmin, int nstep, uint16_t& d16, uint16_t& dmin16,
+                        uint8_t* scales12, uint8_t* L) {
+  uint8_t Laux[32];
   float weights[32], mins[8], scales[8];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
@@ -180,45 +188,99 @@ void quantize_block_q4_k(const float* x, BlockQ4_K& y) {
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-  std::memset(y.scales, 0, sizeof(y.scales));
+  std::memset(scales12, 0, 12);
   for (int j = 0; j < 8; ++j) {
     uint8_t ls = uint8_t(nearest_int(inv_scale * scales[j]));
     uint8_t lm = uint8_t(nearest_int(inv_min * mins[j]));
     ls = std::min<uint8_t>(63, ls);
     lm = std::min<uint8_t>(63, lm);
     if (j < 4) {
-      y.scales[j] = ls;
-      y.scales[j + 4] = lm;
+      scales12[j] = ls;
+      scales12[j + 4] = lm;
     } else {
-      y.scales[j + 4] = uint8_t((ls & 0xF) | ((lm & 0xF) << 4));
-      y.scales[j - 4] |= uint8_t((ls >> 4) << 6);
-      y.scales[j - 0] |= uint8_t((lm >> 4) << 6);
+      scales12[j + 4] = uint8_t((ls & 0xF) | ((lm & 0xF) << 4));
+      scales12[j - 4] |= uint8_t((ls >> 4) << 6);
+      scales12[j - 0] |= uint8_t((lm >> 4) << 6);
     }
   }
-  y.d = f32_to_f16(max_scale / 63.f);
-  y.dmin = f32_to_f16(max_min / 63.f);
+  d16 = f32_to_f16(max_scale / 63.f);
+  dmin16 = f32_to_f16(max_min / 63.f);
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, m;
-    q4_k_scale_min(j, y.scales, sc, m);
-    const float d = f16_to_f32(y.d) * sc;
+    q4_k_scale_min(j, scales12, sc, m);
+    const float d = f16_to_f32(d16) * sc;
     if (!d) continue;
-    const float dm = f16_to_f32(y.dmin) * m;
+    const float dm = f16_to_f32(dmin16) * m;
     for (int ii = 0; ii < 32; ++ii) {
       const int l = nearest_int((x[32 * j + ii] + dm) / d);
-      L[32 * j + ii] = uint8_t(std::max(0, std::min(15, l)));
+      L[32 * j + ii] = uint8_t(std::max(0, std::min(nmax, l)));
     }
   }
+}
+}  // namespace
+
+void quantize_block_q4_k(const float* x, BlockQ4_K& y) {
+  uint8_t L[256];
+  kquant_scales_mins(x, 15, -1.f, 20, y.d, y.dmin, y.scales, L);
   uint8_t* q = y.qs;
   for (int j = 0; j < 256; j += 64) {
     for (int l = 0; l < 32; ++l) q[l] = uint8_t(L[j + l] | (L[j + l + 32] << 4));
     q += 32;
   }
+}
+
+void quantize_block_q5_k(const float* x, BlockQ5_K& y) {
+  uint8_t L[256];
+  kquant_scales_mins(x, 31, -0.5f, 15, y.d, y.dmin, y.scales, L);
+  std::memset(y.qh, 0, sizeof(y.qh));
+  for (int g = 0; g < 4; ++g)
+    for (int l = 0; l < 32; ++l) {
+      const int l1 = L[64 * g + l], l2 = L[64 * g + l + 32];
+      y.qs[32 * g + l] = uint8_t((l1 & 15) | (l2 & 15) << 4);
+      y.qh[l] |= uint8_t((l1 >> 4) << (2 * g) | (l2 >> 4) << (2 * g + 1));
+    }
+}
+
+void quantize_block_q4_1(const float* x, BlockQ4_1& b) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < 32; ++j) {
+    min = std::min(min, x[j]);
+    max = std::max(max, x[j]);
+  }
+  const float d = (max - min) / 15;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b.d = f32_to_f16(d);
+  b.m = f32_to_f16(min);
+  for (int j = 0; j < 16; ++j) {
+    const uint8_t q0 = uint8_t(std::min<int>(15, int8_t((x[j] - min) * id + 0.5f)));
+    const uint8_t q1 = uint8_t(std::min<int>(15, int8_t((x[16 + j] - min) * id + 0.5f)));
+    b.qs[j] = uint8_t(q0 | (q1 << 4));
+  }
+}
+
+void quantize_block_q5_1(const float* x, BlockQ5_1& b) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < 32; ++j) {
+    min = std::min(min, x[j]);
+    max = std::max(max, x[j]);
+  }
+  const float d = (max - min) / 31;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  b.d = f32_to_f16(d);
+  b.m = f32_to_f16(min);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const uint8_t q0 = uint8_t((x[j] - min) * id + 0.5f), q1 = uint8_t((x[16 + j] - min) * id + 0.5f);
+    b.qs[j] = uint8_t((q0 & 15) | ((q1 & 15) << 4));
+    qh |= uint32_t((q0 >> 4) & 1) << j | uint32_t((q1 >> 4) & 1) << (j + 16);
+  }
+  for (int i = 0; i < 4; ++i) b.qh[i] = uint8_t(qh >> (8 * i));
 }
 
 void quantize_block_q5_0(const float* x, BlockQ5_0& b) {
@@ -311,6 +373,29 @@ void dequantize_block_q6_k(const BlockQ6_K& b, float* y) {
   for (int j = 0; j < 256; ++j) y[j] = d * float(b.scales[j / 16]) * float(q6_k_code(b, j) - 32);
 }
 
+void dequantize_block_q4_1(const BlockQ4_1& b, float* y) {
+  const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = float(b.qs[j] & 15) * d + m;
+    y[j + 16] = float(b.qs[j] >> 4) * d + m;
+  }
+}
+
+void dequantize_block_q5_1(const BlockQ5_1& b, float* y) {
+  const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+  for (int j = 0; j < 32; ++j) y[j] = float(q5_1_code(b, j)) * d + m;
+}
+
+void dequantize_block_q5_k(const BlockQ5_K& b, float* y) {
+  const float d = f16_to_f32(b.d), min = f16_to_f32(b.dmin);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    q4_k_scale_min(j, b.scales, sc, m);
+    const float d1 = d * sc, m1 = min * m;
+    for (int l = 0; l < 32; ++l) y[32 * j + l] = d1 * float(q5_k_code(b, 32 * j + l)) - m1;
+  }
+}
+
 void quantize_gguf(const float* x, QuantWeight& q) {
   const GgufLayout lay = layout_of(q.format);
   const int64_t N = q.rows, K = q.cols;
@@ -335,6 +420,9 @@ void quantize_gguf(const float* x, QuantWeight& q) {
         case QuantFormat::Q8_0: quantize_block_q8_0(src, *reinterpret_cast<BlockQ8_0*>(dst)); break;
         case QuantFormat::Q5_0: quantize_block_q5_0(src, *reinterpret_cast<BlockQ5_0*>(dst)); break;
         case QuantFormat::Q6_K: quantize_block_q6_k(src, *reinterpret_cast<BlockQ6_K*>(dst)); break;
+        case QuantFormat::Q4_1: quantize_block_q4_1(src, *reinterpret_cast<BlockQ4_1*>(dst)); break;
+        case QuantFormat::Q5_1: quantize_block_q5_1(src, *reinterpret_cast<BlockQ5_1*>(dst)); break;
+        case QuantFormat::Q5_K: quantize_block_q5_k(src, *reinterpret_cast<BlockQ5_K*>(dst)); break;
         default: quantize_block_q4_k(src, *reinterpret_cast<BlockQ4_K*>(dst)); break;
       }
     }
@@ -354,6 +442,9 @@ void dequantize_gguf(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, f
       case QuantFormat::Q8_0: dequantize_block_q8_0(*reinterpret_cast<const BlockQ8_0*>(blk), tmp); break;
       case QuantFormat::Q5_0: dequantize_block_q5_0(*reinterpret_cast<const BlockQ5_0*>(blk), tmp); break;
       case QuantFormat::Q6_K: dequantize_block_q6_k(*reinterpret_cast<const BlockQ6_K*>(blk), tmp); break;
+      case QuantFormat::Q4_1: dequantize_block_q4_1(*reinterpret_cast<const BlockQ4_1*>(blk), tmp); break;
+      case QuantFormat::Q5_1: dequantize_block_q5_1(*reinterpret_cast<const BlockQ5_1*>(blk), tmp); break;
+      case QuantFormat::Q5_K: dequantize_block_q5_k(*reinterpret_cast<const BlockQ5_K*>(blk), tmp); break;
       default: dequantize_block_q4_k(*reinterpret_cast<const BlockQ4_K*>(blk), tmp); break;
     }
     std::memcpy(out + (k - k0), tmp + off, size_t(take) * 4);

@@ -56,23 +56,41 @@ struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
 struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };                   // bit 4 of code j in qh bit j
 struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };  // codes 0..63, -32
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144);
+struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };                               // value code * d + m
+struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };                // value code * d + m
+struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ5_K) == 176);
 void quantize_block_q4_0(const float* x, BlockQ4_0& b);   // quantize_row_q4_0_ref, one block of 32
 void quantize_block_q8_0(const float* x, BlockQ8_0& b);   // quantize_row_q8_0_ref, one block of 32
 void quantize_block_q4_k(const float* x, BlockQ4_K& b);   // quantize_row_q4_K_ref, one block of 256
 void quantize_block_q5_0(const float* x, BlockQ5_0& b);   // quantize_row_q5_0_ref, one block of 32
 void quantize_block_q6_k(const float* x, BlockQ6_K& b);   // quantize_row_q6_K_ref, one block of 256
+void quantize_block_q4_1(const float* x, BlockQ4_1& b);   // quantize_row_q4_1_ref, one block of 32
+void quantize_block_q5_1(const float* x, BlockQ5_1& b);   // quantize_row_q5_1_ref, one block of 32
+void quantize_block_q5_k(const float* x, BlockQ5_K& b);   // quantize_row_q5_K_ref, one block of 256
 void dequantize_block_q4_0(const BlockQ4_0& b, float* y);
 void dequantize_block_q8_0(const BlockQ8_0& b, float* y);
 void dequantize_block_q4_k(const BlockQ4_K& b, float* y);
 void dequantize_block_q5_0(const BlockQ5_0& b, float* y);
 void dequantize_block_q6_k(const BlockQ6_K& b, float* y);
-// Code (0..31) of element j of a Q5_0 block; the value is (code - 16) * d.
-inline int q5_0_code(const BlockQ5_0& b, int j) {
-  const uint32_t qh = uint32_t(b.qh[0]) | uint32_t(b.qh[1]) << 8 | uint32_t(b.qh[2]) << 16 | uint32_t(b.qh[3]) << 24;
-  const int lo = j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4;
-  return lo | int((qh >> j) & 1) << 4;
+void dequantize_block_q4_1(const BlockQ4_1& b, float* y);
+void dequantize_block_q5_1(const BlockQ5_1& b, float* y);
+void dequantize_block_q5_k(const BlockQ5_K& b, float* y);
+// Code (0..31) of element j of a Q5_K super-block: 64-weight group g = j / 64 takes its low nibbles from
+// qs[32 g ..] (the high nibble for its second 32) and bit 2 g (+1 for the second 32) of qh[j % 32].
+inline int q5_k_code(const BlockQ5_K& b, int j) {
+  const int g = j / 64, second = (j / 32) & 1, l = j % 32;
+  const int lo = second ? b.qs[32 * g + l] >> 4 : b.qs[32 * g + l] & 15;
+  return lo | ((b.qh[l] >> (2 * g + second)) & 1) << 4;
 }
+// Code (0..31) of element j of a Q5_0 / Q5_1 block: low nibbles qs[j] (j < 16) or high qs[j - 16], bit j of qh.
+inline int q5_code(const uint8_t* qh4, const uint8_t* qs, int j) {
+  const int lo = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+  return lo | ((qh4[j / 8] >> (j % 8)) & 1) << 4;
+}
+inline int q5_0_code(const BlockQ5_0& b, int j) { return q5_code(b.qh, b.qs, j); }  // value (code - 16) * d
+inline int q5_1_code(const BlockQ5_1& b, int j) { return q5_code(b.qh, b.qs, j); }  // value code * d + m
 // Code (0..63) of element j of a Q6_K super-block; the value is d * scales[j / 16] * (code - 32).
 inline int q6_k_code(const BlockQ6_K& b, int j) {
   const int half = j / 128, l = j % 32, quarter = (j % 128) / 32;  // 32-element quarter of a 128 half

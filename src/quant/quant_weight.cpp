@@ -34,13 +34,16 @@ const QuantFormatTraits kTraits[] = {
     {QuantFormat::Q4_K, "q4_k", 256, sizeof(BlockQ4_K) * 8.0 / 256, "GGUF Q4_K: 256-superblock, 6-bit scales/mins"},
     {QuantFormat::Q5_0, "q5_0", 32, sizeof(BlockQ5_0) * 8.0 / 32, "GGUF Q5_0: f16 d + 32 x 5-bit"},
     {QuantFormat::Q6_K, "q6_k", 256, sizeof(BlockQ6_K) * 8.0 / 256, "GGUF Q6_K: 256-superblock, int8 scale per 16"},
+    {QuantFormat::Q4_1, "q4_1", 32, sizeof(BlockQ4_1) * 8.0 / 32, "GGUF Q4_1: f16 d and min + 32 x 4-bit"},
+    {QuantFormat::Q5_1, "q5_1", 32, sizeof(BlockQ5_1) * 8.0 / 32, "GGUF Q5_1: f16 d and min + 32 x 5-bit"},
+    {QuantFormat::Q5_K, "q5_k", 256, sizeof(BlockQ5_K) * 8.0 / 256, "GGUF Q5_K: 256-superblock, 6-bit scales/mins"},
 };
 static_assert(std::size(kTraits) == size_t(QuantFormat::Count));
 
 bool is_bnb4(QuantFormat f) { return f == QuantFormat::NF4 || f == QuantFormat::FP4; }
 bool is_gguf(QuantFormat f) {
   return f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_0 ||
-         f == QuantFormat::Q6_K;
+         f == QuantFormat::Q6_K || f == QuantFormat::Q4_1 || f == QuantFormat::Q5_1 || f == QuantFormat::Q5_K;
 }
 }  // namespace
 

@@ -103,6 +103,15 @@ size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, in
     case QuantFormat::Q6_K:
       // GGUF block_q6_K {u8 ql[128], qh[64]; i8 scales[16]; fp16 d} = 210 bytes per 256 along each row.
       return 210 * row_blocks(rows, cols, 256);
+    case QuantFormat::Q4_1:
+      // GGUF block_q4_1 {fp16 d, m; u8 qs[16]} = 20 bytes per 32 weights along each row.
+      return 20 * row_blocks(rows, cols, 32);
+    case QuantFormat::Q5_1:
+      // GGUF block_q5_1 {fp16 d, m; u8 qh[4]; u8 qs[16]} = 24 bytes per 32 weights along each row.
+      return 24 * row_blocks(rows, cols, 32);
+    case QuantFormat::Q5_K:
+      // GGUF block_q5_K {fp16 d, dmin; u8 scales[12], qh[32], qs[128]} = 176 bytes per 256 along each row.
+      return 176 * row_blocks(rows, cols, 256);
 
     case QuantFormat::Count:
       break;

@@ -10,6 +10,7 @@
 
 #include "backends/gpu_info.h"
 #include "gpu_test_util.h"
+#include "model/gguf_model.h"
 #include "qforge/generate.h"
 #include "qforge/memory.h"
 #include "qforge/model.h"
@@ -158,4 +159,40 @@ TEST(CudaModel, AutoPicksCudaAndMemoryIsAccounted) {
   auto m = test::load_demo("auto", DType::F32);
   EXPECT_EQ(m->backend_name(), "cuda:0");
   EXPECT_GE(MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current, int64_t(m->weight_bytes() / 2));
+}
+
+// GGUF formats with their own GPU kernels (q4_k, q5_0, q6_k, q8_0: the 8-bit / 4-bit paths) and without
+// (q4_1, q5_1, q5_k: held dequantized as f16) give the CPU backend's logits; llama.cpp's Q5_K_M mix on the
+// demo model has all of Q5_K, Q5_1, Q6_K and Q8_0 in one model, Q4_K_M has Q4_K, Q5_0, Q6_K and Q8_0.
+TEST(CudaModel, GgufFormatsMatchCpu) {
+  QF_REQUIRE_GPU();
+  for (const char* fmt : {"q4_k_m", "q5_k_m", "q4_1"}) {
+    const auto path = test::temp_dir(std::string("cuda_gguf_") + fmt) / "m.gguf";
+    GgufWriteOptions o;
+    o.format = fmt;
+    write_gguf_from_checkpoint(test::demo_model_dir().string(), path, o);
+    LoadOptions lo;
+    lo.dtype = DType::F32;
+    lo.device = "cuda";
+    auto g = Model::load(path.string(), lo);
+    lo.device = "cpu";
+    auto c = Model::load(path.string(), lo);
+    const auto lp = long_prompt(40);  // prefill (GEMM / dequantized weights), then one decode step (GEMV)
+    auto rel_rms = [](const std::vector<float>& a, const std::vector<float>& b) {
+      double num = 0, den = 0;
+      for (size_t i = 0; i < b.size(); ++i) {
+        num += double(a[i] - b[i]) * (a[i] - b[i]);
+        den += double(b[i]) * b[i];
+      }
+      return std::sqrt(num / den);
+    };
+    // bf16 tensor-core prefill on the GPU against f32 on the CPU, f16 weights where there is no kernel; the CPU
+    // decode step takes int8 activations for the K-quants and q4_0 / q8_0. A wrong block decode is far larger.
+    auto pg = g->forward(lp, 0, false), pc = c->forward(lp, 0, false);
+    EXPECT_LT(rel_rms(pg, pc), 2e-2) << fmt;
+    const std::vector<int32_t> next{int32_t(argmax(pc))};
+    auto dg = g->forward(next, int64_t(lp.size()), false), dc = c->forward(next, int64_t(lp.size()), false);
+    EXPECT_LT(rel_rms(dg, dc), 3e-2) << fmt;
+    RecordProperty(std::string(fmt) + "_rel_rms", std::to_string(rel_rms(pg, pc)) + " / " + std::to_string(rel_rms(dg, dc)));
+  }
 }

@@ -1,4 +1,4 @@
-// tests/unit/gguf_blocks_test.cpp — qforge's GGUF block codecs (q4_0, q8_0, q5_0, q4_k, q6_k) against
+// tests/unit/gguf_blocks_test.cpp — qforge's GGUF block codecs (q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k) against
 // llama.cpp's own reference quantizers and dequantizers, byte for byte and bit for bit, on the 2,048
 // test values of tests/data/gguf_blocks/goldens.bin (written by benches/llama_cpp/gguf_block_goldens.cpp
 // from the npm llama.cpp libraries); plus the code accessors and the Q5_0 / Q6_K edge blocks.
@@ -62,9 +62,9 @@ uint32_t bits(float v) {
 
 TEST(GgufBlocks, MatchLlamaCppGoldens) {
   const Goldens g = read_goldens();
-  const std::pair<QuantFormat, uint32_t> formats[] = {{QuantFormat::Q4_0, 2}, {QuantFormat::Q8_0, 8},
-                                                      {QuantFormat::Q5_0, 6}, {QuantFormat::Q4_K, 12},
-                                                      {QuantFormat::Q6_K, 14}};
+  const std::pair<QuantFormat, uint32_t> formats[] = {
+      {QuantFormat::Q4_0, 2}, {QuantFormat::Q4_1, 3},  {QuantFormat::Q5_0, 6},  {QuantFormat::Q5_1, 7},
+      {QuantFormat::Q8_0, 8}, {QuantFormat::Q4_K, 12}, {QuantFormat::Q5_K, 13}, {QuantFormat::Q6_K, 14}};
   ASSERT_EQ(g.x.size(), 2048u);
   for (auto [fmt, type] : formats) {
     SCOPED_TRACE(std::string(quant_traits(fmt).name));
@@ -107,6 +107,18 @@ TEST(GgufBlocks, CodeAccessorsMatchDequantize) {
     dequantize_block_q6_k(b6, y6);
     for (int j = 0; j < 32; ++j) EXPECT_EQ(y5[j], float(q5_0_code(b5, j) - 16) * 0.5f) << j;
     for (int j = 0; j < 256; ++j) EXPECT_EQ(y6[j], 0.25f * float(b6.scales[j / 16]) * float(q6_k_code(b6, j) - 32)) << j;
+    BlockQ5_K b5k;
+    auto* p5k = reinterpret_cast<uint8_t*>(&b5k);
+    for (size_t i = 0; i < sizeof b5k; ++i) p5k[i] = uint8_t(rng());
+    b5k.d = f32_to_f16(0.5f);
+    b5k.dmin = f32_to_f16(0.125f);
+    float y5k[256];
+    dequantize_block_q5_k(b5k, y5k);
+    for (int j = 0; j < 256; ++j) {
+      uint8_t sc, m;
+      q4_k_scale_min(j / 32, b5k.scales, sc, m);
+      EXPECT_EQ(y5k[j], 0.5f * float(sc) * float(q5_k_code(b5k, j)) - 0.125f * float(m)) << j;
+    }
   }
 }
 

@@ -59,7 +59,8 @@ TEST(GgufModel, QuantizedTensorsAreQforgeBlocks) {
   // attn_v is not permuted; ffn_down's 768 columns are whole Q6_K super-blocks.
   const std::pair<std::string, std::string> cases[] = {
       {"q8_0", "blk.0.attn_v.weight"}, {"q4_0", "blk.0.attn_v.weight"}, {"q5_0", "blk.0.attn_v.weight"},
-      {"q6_k", "blk.1.ffn_down.weight"}};
+      {"q6_k", "blk.1.ffn_down.weight"}, {"q4_1", "blk.0.attn_v.weight"}, {"q5_1", "blk.0.attn_v.weight"},
+      {"q5_k", "blk.1.ffn_down.weight"}};
   for (const auto& [fmt, name] : cases) {
     const io::GgufFile f = io::GgufFile::open(demo_gguf(fmt));
     const auto* t = f.find_tensor(name);

@@ -61,7 +61,10 @@ std::vector<Case> cases() {
           // q5_0 / q6_k (the Q4_K_M mix's fallback and high-precision tensors): one block, odd block counts,
           // every Q6_K quarter and half, many rows.
           {QuantFormat::Q5_0, 13, 96, {}},      {QuantFormat::Q5_0, 1, 32, {}},    {QuantFormat::Q5_0, 1030, 288, {}},
-          {QuantFormat::Q6_K, 5, 256, {}},      {QuantFormat::Q6_K, 11, 768, {}},  {QuantFormat::Q6_K, 1030, 512, {}}};
+          {QuantFormat::Q6_K, 5, 256, {}},      {QuantFormat::Q6_K, 11, 768, {}},  {QuantFormat::Q6_K, 1030, 512, {}},
+          // legacy q4_1 / q5_1 (code d + m) and q5_k (q4_k with a fifth bit per code)
+          {QuantFormat::Q4_1, 13, 96, {}},      {QuantFormat::Q5_1, 9, 160, {}},   {QuantFormat::Q5_1, 1030, 64, {}},
+          {QuantFormat::Q5_K, 5, 512, {}},      {QuantFormat::Q5_K, 1030, 256, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

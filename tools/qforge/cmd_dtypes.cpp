@@ -118,6 +118,11 @@ std::vector<Row> build_rows() {
   qrow("q4_0", QuantFormat::Q4_0, "GGUF: f16 d + 32 x 4-bit", "uint4 - 8", 4, 8, deq);
   qrow("q8_0", QuantFormat::Q8_0, "GGUF: f16 d + 32 x int8", "int8", 8, 127, deq);
   qrow("q4_k", QuantFormat::Q4_K, "GGUF: 256-superblock, f16 d/dmin, 6-bit scale/min per 32", "uint4", 4, 15, deq);
+  qrow("q4_1", QuantFormat::Q4_1, "GGUF: f16 d and min + 32 x 4-bit", "uint4", 4, 15, deq);
+  qrow("q5_0", QuantFormat::Q5_0, "GGUF: f16 d + 32 x 5-bit", "uint5 - 16", 5, 16, deq);
+  qrow("q5_1", QuantFormat::Q5_1, "GGUF: f16 d and min + 32 x 5-bit", "uint5", 5, 31, deq);
+  qrow("q5_k", QuantFormat::Q5_K, "GGUF: 256-superblock, f16 d/dmin, 6-bit scale/min per 32", "uint5", 5, 31, deq);
+  qrow("q6_k", QuantFormat::Q6_K, "GGUF: 256-superblock, f16 d, int8 scale per 16", "uint6 - 32", 6, 32, deq);
   return rows;
 }
 

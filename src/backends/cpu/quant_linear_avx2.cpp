@@ -241,20 +241,27 @@ inline float block_half(const uint8_t* blk) {
   return _cvtsh_ss(dh);
 }
 
-struct DecQ4_0 {
+// q4_0 (value (code - 8) d) and, with Min, q4_1 (value code d + m; f16 d and m lead the block).
+template <bool Min>
+struct DecQ4_0T {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kBytes = Min ? 20 : 18, kCodes = Min ? 4 : 2;
   const KernelArgs& a;
-  __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(8);
-  explicit DecQ4_0(const KernelArgs& args) : a(args) {}
+  __m256i m15 = _mm256_set1_epi32(15), eight = _mm256_set1_epi32(Min ? 0 : 8);
+  explicit DecQ4_0T(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
-    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 18;
-    const __m256 s = _mm256_set1_ps(block_half(blk));
-    const __m256i v0 = u8x8(blk + 2), v1 = u8x8(blk + 10);
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * kBytes;
+    const __m256 s = _mm256_set1_ps(block_half(blk)), m = _mm256_set1_ps(Min ? block_half(blk + 2) : 0.0f);
+    const __m256i v0 = u8x8(blk + kCodes), v1 = u8x8(blk + kCodes + 8);
     const __m256i q[4] = {_mm256_and_si256(v0, m15), _mm256_and_si256(v1, m15), _mm256_srli_epi32(v0, 4),
                           _mm256_srli_epi32(v1, 4)};
-    for (int i = 0; i < 4; ++i) w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[i], eight)), s);
+    for (int i = 0; i < 4; ++i) {
+      const __m256 c = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[i], eight));
+      w[i] = Min ? _mm256_fmadd_ps(c, s, m) : _mm256_mul_ps(c, s);
+    }
   }
 };
+using DecQ4_0 = DecQ4_0T<false>;
 
 struct DecQ8_0 {
   static constexpr int kChunk = 32;  // weights per at() call
@@ -267,45 +274,54 @@ struct DecQ8_0 {
   }
 };
 
-struct DecQ5_0 {
+// q5_0 (value (code - 16) d) and, with Min, q5_1 (value code d + m); bit j of qh is bit 4 of code j.
+template <bool Min>
+struct DecQ5_0T {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kBytes = Min ? 24 : 22, kQh = Min ? 4 : 2;
   const KernelArgs& a;
-  __m256i m15 = _mm256_set1_epi32(15), sixteen = _mm256_set1_epi32(16);
+  __m256i m15 = _mm256_set1_epi32(15), sixteen = _mm256_set1_epi32(16), off = _mm256_set1_epi32(Min ? 0 : 16);
   __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  explicit DecQ5_0(const KernelArgs& args) : a(args) {}
+  explicit DecQ5_0T(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
-    const uint8_t* blk = gguf_block<quant_detail::BlockQ5_0, 32>(a, r, k);
-    const __m256 s = _mm256_set1_ps(block_half(blk));
-    const __m256i v0 = u8x8(blk + 6), v1 = u8x8(blk + 14);
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * kBytes;
+    const __m256 s = _mm256_set1_ps(block_half(blk)), m = _mm256_set1_ps(Min ? block_half(blk + 2) : 0.0f);
+    const __m256i v0 = u8x8(blk + kQh + 4), v1 = u8x8(blk + kQh + 12);
     const __m256i lo[4] = {_mm256_and_si256(v0, m15), _mm256_and_si256(v1, m15), _mm256_srli_epi32(v0, 4),
                            _mm256_srli_epi32(v1, 4)};
     for (int i = 0; i < 4; ++i) {  // weights 8i..8i+7 take bits 8i..8i+7 of qh: qh byte i
-      const __m256i hb = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(blk[2 + i]), bit), bit);
-      const __m256i code = _mm256_or_si256(lo[i], _mm256_and_si256(hb, sixteen));
-      w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(code, sixteen)), s);
+      const __m256i hb = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(blk[kQh + i]), bit), bit);
+      const __m256 c = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_or_si256(lo[i], _mm256_and_si256(hb, sixteen)), off));
+      w[i] = Min ? _mm256_fmadd_ps(c, s, m) : _mm256_mul_ps(c, s);
     }
   }
 };
 
-struct DecQ4_K {
+// q4_k and, with Q5, q5_k (the fifth bit of sub-block j's codes is bit j of qh[l]): 32 weights, one sub-block.
+template <bool Q5>
+struct DecQxK {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kCodes = Q5 ? 48 : 16;
   const KernelArgs& a;
-  __m256i m15 = _mm256_set1_epi32(15);
-  explicit DecQ4_K(const KernelArgs& args) : a(args) {}
+  __m256i m15 = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1);
+  explicit DecQxK(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m256* w) const {
-    const uint8_t* blk = q4_k_block(a, r, k);
+    const uint8_t* blk = Q5 ? gguf_block<quant_detail::BlockQ5_K, 256>(a, r, k) : q4_k_block(a, r, k);
     const int j = int((k / 32) % 8);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
     const __m256 s = _mm256_set1_ps(block_half(blk) * float(sc)), mn = _mm256_set1_ps(block_half(blk + 2) * float(m));
-    const uint8_t* q = blk + 16 + (j / 2) * 32;
+    const uint8_t* q = blk + kCodes + (j / 2) * 32;
     for (int i = 0; i < 4; ++i) {
       const __m256i v = u8x8(q + 8 * i);
-      const __m256i n = (j & 1) ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
+      __m256i n = (j & 1) ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
+      if constexpr (Q5)
+        n = _mm256_or_si256(n, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u8x8(blk + 16 + 8 * i), j), one), 4));
       w[i] = _mm256_fmsub_ps(_mm256_cvtepi32_ps(n), s, mn);
     }
   }
 };
+using DecQ4_K = DecQxK<false>;
 
 // q4_k rows, one 64-weight group of a super-block per chunk (KernelArgs::wide == 64): the group's 32 code bytes
 // in one load; dword lane l shifted right by 4q has in its low 4 bits the code of element 4l + q/2 + 32 (q & 1),
@@ -407,7 +423,10 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
-    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
+    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0T<false>>{});
+    case QuantFormat::Q4_1: return f(DecoderTag<DecQ4_0T<true>>{});
+    case QuantFormat::Q5_1: return f(DecoderTag<DecQ5_0T<true>>{});
+    case QuantFormat::Q5_K: return f(DecoderTag<DecQxK<true>>{});
     case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx64>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};

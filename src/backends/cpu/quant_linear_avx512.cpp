@@ -205,19 +205,25 @@ inline float block_half(const uint8_t* blk) {
   return half_to_float(dh);
 }
 
-struct DecQ4_0 {
+// q4_0 (value (code - 8) d) and, with Min, q4_1 (value code d + m; f16 d and m lead the block).
+template <bool Min>
+struct DecQ4_0T {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kBytes = Min ? 20 : 18, kCodes = Min ? 4 : 2;
   const KernelArgs& a;
-  __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
-  explicit DecQ4_0(const KernelArgs& args) : a(args) {}
+  __m512i m15 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(Min ? 0 : 8);
+  explicit DecQ4_0T(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m512* w) const {
-    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * 18;
-    const __m512 s = _mm512_set1_ps(block_half(blk));
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    w[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight)), s);
-    w[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight)), s);
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * kBytes;
+    const __m512 s = _mm512_set1_ps(block_half(blk)), m = _mm512_set1_ps(Min ? block_half(blk + 2) : 0.0f);
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kCodes)));
+    const __m512 c0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), eight));
+    const __m512 c1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+    w[0] = Min ? _mm512_fmadd_ps(c0, s, m) : _mm512_mul_ps(c0, s);
+    w[1] = Min ? _mm512_fmadd_ps(c1, s, m) : _mm512_mul_ps(c1, s);
   }
 };
+using DecQ4_0 = DecQ4_0T<false>;
 
 struct DecQ8_0 {
   static constexpr int kChunk = 32;  // weights per at() call
@@ -232,25 +238,32 @@ struct DecQ8_0 {
   }
 };
 
-struct DecQ5_0 {
+// q5_0 (value (code - 16) d) and, with Min, q5_1 (value code d + m); bit j of qh is bit 4 of code j.
+template <bool Min>
+struct DecQ5_0T {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kBytes = Min ? 24 : 22, kQh = Min ? 4 : 2;
   const KernelArgs& a;
-  __m512i m15 = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
-  explicit DecQ5_0(const KernelArgs& args) : a(args) {}
+  __m512i m15 = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16), off = _mm512_set1_epi32(Min ? 0 : 16);
+  explicit DecQ5_0T(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m512* w) const {
-    const uint8_t* blk = gguf_block<quant_detail::BlockQ5_0, 32>(a, r, k);
-    const __m512 s = _mm512_set1_ps(block_half(blk));
+    const uint8_t* blk = a.data + (r * (a.cols / 32) + k / 32) * kBytes;
+    const __m512 s = _mm512_set1_ps(block_half(blk)), m = _mm512_set1_ps(Min ? block_half(blk + 2) : 0.0f);
     uint32_t qh;  // bit j: the fifth bit of code j
-    std::memcpy(&qh, blk + 2, 4);
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 6)));
+    std::memcpy(&qh, blk + kQh, 4);
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQh + 4)));
     const __m512i lo = _mm512_and_si512(v, m15), hi = _mm512_srli_epi32(v, 4);
     const __m512i c0 = _mm512_mask_or_epi32(lo, __mmask16(qh), lo, sixteen);
     const __m512i c1 = _mm512_mask_or_epi32(hi, __mmask16(qh >> 16), hi, sixteen);
-    w[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c0, sixteen)), s);
-    w[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c1, sixteen)), s);
+    const __m512 f0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(c0, off)), f1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(c1, off));
+    w[0] = Min ? _mm512_fmadd_ps(f0, s, m) : _mm512_mul_ps(f0, s);
+    w[1] = Min ? _mm512_fmadd_ps(f1, s, m) : _mm512_mul_ps(f1, s);
   }
 };
 
+// Q6_K, a whole super-block per call (wide chunk 256, plain order): the codes of each 32-weight quarter
+// made as bytes in one 256-bit register (low nibbles of ql, two bits of qh), minus 32; every 16-weight
+// vector is one sub-block, so its scale d * scales[j] is a broadcast.
 struct DecQ6_Kx256 {
   static constexpr int kChunk = 256;
   const KernelArgs& a;
@@ -304,27 +317,34 @@ struct DecQ6_Kx256 {
   }
 };
 
-struct DecQ4_K {
+// q4_k and, with Q5, q5_k (the fifth bit of sub-block j's codes is bit j of qh[l]): 32 weights, one sub-block.
+template <bool Q5>
+struct DecQxK {
   static constexpr int kChunk = 32;  // weights per at() call
+  static constexpr int kCodes = Q5 ? 48 : 16;
   const KernelArgs& a;
-  __m512i m15 = _mm512_set1_epi32(15);
-  explicit DecQ4_K(const KernelArgs& args) : a(args) {}
+  __m512i m15 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1);
+  explicit DecQxK(const KernelArgs& args) : a(args) {}
   void at(int64_t r, int64_t k, __m512* w) const {
-    const uint8_t* blk = q4_k_block(a, r, k);
+    const uint8_t* blk = Q5 ? gguf_block<quant_detail::BlockQ5_K, 256>(a, r, k) : q4_k_block(a, r, k);
     const int j = int((k / 32) % 8);
     uint8_t sc, m;
     quant_detail::q4_k_scale_min(j, blk + 4, sc, m);
     const __m512 s = _mm512_set1_ps(block_half(blk) * float(sc));
     const __m512 mn = _mm512_set1_ps(block_half(blk + 2) * float(m));
-    const uint8_t* q = blk + 16 + (j / 2) * 32;
-    const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-    const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-    const __m512i n0 = (j & 1) ? _mm512_srli_epi32(v0, 4) : _mm512_and_si512(v0, m15);
-    const __m512i n1 = (j & 1) ? _mm512_srli_epi32(v1, 4) : _mm512_and_si512(v1, m15);
-    w[0] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n0), s, mn);
-    w[1] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n1), s, mn);
+    const uint8_t* q = blk + kCodes + (j / 2) * 32;
+    for (int i = 0; i < 2; ++i) {
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i)));
+      __m512i n = (j & 1) ? _mm512_srli_epi32(v, 4) : _mm512_and_si512(v, m15);
+      if constexpr (Q5) {
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 + 16 * i)));
+        n = _mm512_or_si512(n, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, unsigned(j)), one), 4));
+      }
+      w[i] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(n), s, mn);
+    }
   }
 };
+using DecQ4_K = DecQxK<false>;
 
 // q4_k rows (KernelArgs::wide == 256: one super-block a chunk). Each half (128 weights, 64 code bytes) goes
 // through lookup128 with the identity table {0..15}: vector q lane l is the code of byte B = 4l + q/2 of the
@@ -445,7 +465,10 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::FP8_E5M2: return f(DecoderTag<DecFp8<false>>{});
     case QuantFormat::Q4_0: return f(DecoderTag<DecQ4_0>{});
     case QuantFormat::Q8_0: return f(DecoderTag<DecQ8_0>{});
-    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0>{});
+    case QuantFormat::Q5_0: return f(DecoderTag<DecQ5_0T<false>>{});
+    case QuantFormat::Q4_1: return f(DecoderTag<DecQ4_0T<true>>{});
+    case QuantFormat::Q5_1: return f(DecoderTag<DecQ5_0T<true>>{});
+    case QuantFormat::Q5_K: return f(DecoderTag<DecQxK<true>>{});
     case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx256>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};

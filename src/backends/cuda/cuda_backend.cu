@@ -607,7 +607,14 @@ class CudaBackend final : public Backend {
     DevLinear d;
     d.wkey = wkey;
     d.bkey = bkey;
-    if (l.quantized()) {
+    if (l.quantized() && !glue_quant_on_gpu(l)) {
+      // No GPU kernel for this format: held dequantized, as f16 (exact to f16 rounding), on the float paths.
+      const Tensor h = glue_dequant_f16(l);
+      d.w.type = WType::F16;
+      d.w.bytes = h.nbytes();
+      d.w.mem = device_alloc(d.w.bytes, MemCategory::Weights, device_);
+      QF_CUDA(cudaMemcpy(d.w.mem.get(), h.raw(), d.w.bytes, cudaMemcpyHostToDevice));
+    } else if (l.quantized()) {
       d.qw = glue_upload_quant(l, stream_);
     } else {
       if (l.weight.numel() != l.in * l.out) throw Error("cuda: " + l.name + ": weight shape does not match in/out");

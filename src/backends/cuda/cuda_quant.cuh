@@ -41,6 +41,8 @@ struct CudaGemmContext {
 
 // Copies q's buffers to the device (accounted as weights on cuda:0); may repack.
 std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s);
+// Whether the quantized kernels take format f (else the backend holds such a weight dequantized, as f16).
+bool gpu_kernel_format(QuantFormat f);
 size_t device_bytes(const CudaQuantWeight& w);
 // A second device copy of w (benchmarks rotate copies to defeat L2).
 std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s);
