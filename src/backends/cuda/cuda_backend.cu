@@ -186,7 +186,9 @@ class CudaBackend final : public Backend {
                                  ? t.nbytes() : size_t(t.numel()) * 4;
     };
     auto add_l = [&](const Linear& l) {
-      if (l.quantized()) {
+      if (l.quantized() && !glue_quant_on_gpu(l)) {
+        uniq[&l.qweight] = size_t(l.out) * size_t(l.in) * 2;  // held as f16
+      } else if (l.quantized()) {
         uniq[&l.qweight] = l.qweight.storage_bytes();
         max_q = std::max(max_q, size_t(l.out) * size_t(l.in));
       } else {
@@ -387,6 +389,7 @@ class CudaBackend final : public Backend {
   bool mlp_fp8(const Linear& gate, const Linear& up, const Linear& down, const LinearInputDev& din, int64_t n, int cols,
                int inter, float* gate_out, float* y, bool accumulate) {
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
+    if (!dg.qw || !du.qw || !dd.qw) return false;  // a format held as f16 (no GPU kernel)
     Fp8ActCache fp8_act;
     CudaGemmContext ctx = gemm_context(nullptr, &fp8_act);
     if (!glue_fp8_mlp_eligible(dg.qw.get(), du.qw.get(), dd.qw.get(), n, ctx)) return false;
