@@ -247,12 +247,20 @@ void quantize_block_q5_k(const float* x, BlockQ5_K& y) {
     }
 }
 
-void quantize_block_q4_1(const float* x, BlockQ4_1& b) {
-  float min = x[0], max = x[0];
+namespace {
+void min_max32(const float* x, float& min, float& max) {  // as llama.cpp's q4_1 / q5_1 scans (from FLT_MAX / -FLT_MAX)
+  min = x[0];
+  max = x[0];
   for (int j = 1; j < 32; ++j) {
     min = std::min(min, x[j]);
     max = std::max(max, x[j]);
   }
+}
+}  // namespace
+
+void quantize_block_q4_1(const float* x, BlockQ4_1& b) {
+  float min, max;
+  min_max32(x, min, max);
   const float d = (max - min) / 15;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = f32_to_f16(d);
@@ -265,11 +273,8 @@ void quantize_block_q4_1(const float* x, BlockQ4_1& b) {
 }
 
 void quantize_block_q5_1(const float* x, BlockQ5_1& b) {
-  float min = x[0], max = x[0];
-  for (int j = 1; j < 32; ++j) {
-    min = std::min(min, x[j]);
-    max = std::max(max, x[j]);
-  }
+  float min, max;
+  min_max32(x, min, max);
   const float d = (max - min) / 31;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = f32_to_f16(d);

@@ -650,6 +650,19 @@ inline uint16_t load_u16(const uint8_t* p) {
   return h;
 }
 
+// What a row group of the int8-activation paths starts from: its first row's bytes, the next group's (to
+// prefetch), and token t's activation codes, block scales d_x and block sums d_x sum x.
+struct IntGroupIn {
+  const uint8_t* row;
+  const char* pf;
+  const int8_t* xq;
+  const float* dx;
+  const float* xs;
+  IntGroupIn(const KernelArgs& a, int64_t r, int64_t t, int64_t row_bytes, int rows)
+      : row(a.data + r * row_bytes), pf(reinterpret_cast<const char*>(row + rows * row_bytes)),
+        xq(a.xq + t * a.ldk), dx(a.xq_scale + t * (a.ldk / 32)), xs(a.xq_dsum + t * (a.ldk / 32)) {}
+};
+
 // Integer dot of one block (natural order) with its activations, in 8 int32 lanes.
 template <bool Q4>
 inline __m256i block_dot(const uint8_t* blk, const int8_t* xq) {
@@ -668,11 +681,11 @@ template <bool Q4, int R>
 void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = Q4 ? 18 : 34;
   const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);  // next group, streamed ahead
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
-  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;  // next group, streamed ahead
+  const int8_t* xq = in.xq;
+  const float *dx = in.dx, *xs = in.xs;
   const __m512i idx = Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
                          : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   constexpr __mmask16 kB = Q4 ? 0xF0F0 : 0xFF00;
@@ -734,11 +747,11 @@ template <int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
-  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float *dx = in.dx, *xs = in.xs;
   const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i m4 = _mm512_set1_epi8(15);
   __m512 acc[R];
@@ -778,10 +791,11 @@ template <int R>
 void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float* dx = in.dx;
   const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
   const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);  // << 4 | << 2
@@ -822,13 +836,15 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
 }
 
-// Rows [r0, r1) of a K-quant x int8 activations, groups of kIntRowGroup rows (GroupFn<n> for n rows).
+// Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run for a group of n rows and
+// one token (q4_0 / q8_0 / q4_k / q6_k).
 template <template <int> class GroupFn>
-void kquant_int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+void int_rows_by(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
+  static_assert(G >= 1 && G <= 4, "int_rows_by dispatches groups of 1 to 4 rows");
   for (int64_t r = r0; r < r1; r += G) {
     const int64_t n = r1 - r < G ? r1 - r : G;
-    const bool pf = r + G + G <= a.rows;
+    const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const bool p = pf && t == 0 && n == G;
       switch (n) {
@@ -849,24 +865,14 @@ struct Q6KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
 };
 
-template <bool Q4>
-void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
-  constexpr int G = kIntRowGroup;
-  static_assert(G >= 1 && G <= 4, "int_rows dispatches groups of 1 to 4 rows");
-  for (int64_t r = r0; r < r1; r += G) {
-    const int64_t n = r1 - r < G ? r1 - r : G;
-    const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const bool p = pf && t == 0 && n == G;
-      switch (n) {
-        case 4: int_group<Q4, 4>(a, r, t, p); break;
-        case 3: int_group<Q4, 3>(a, r, t, p); break;
-        case 2: int_group<Q4, 2>(a, r, t, p); break;
-        default: int_group<Q4, 1>(a, r, t, p); break;
-      }
-    }
-  }
-}
+template <int R>
+struct Q4_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<true, R>(a, r, t, p); }
+};
+template <int R>
+struct Q8_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<false, R>(a, r, t, p); }
+};
 
 }  // namespace
 
@@ -896,10 +902,10 @@ void quantize_act_row_avx512(const float* x, int64_t K, bool pairs, int8_t* q, f
 
 bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
   if (a.act == ActMode::Int8) {
-    if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
-    else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
-    else if (a.format == QuantFormat::Q4_K) kquant_int_rows<Q4KIntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q6_K) kquant_int_rows<Q6KIntGroup>(a, r0, r1);
+    if (a.format == QuantFormat::Q4_0) int_rows_by<Q4_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }
