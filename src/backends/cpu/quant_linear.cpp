@@ -59,8 +59,8 @@ Isa best_isa() {
 }
 
 bool int8_act_supported(QuantFormat f, Isa isa) {
-  if (f == QuantFormat::Q4_K || f == QuantFormat::Q6_K) return isa == Isa::Avx512;  // kquant_int_rows (avx512 only)
-  return (isa == Isa::Avx512 || isa == Isa::Avx2) && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0);
+  return (isa == Isa::Avx512 || isa == Isa::Avx2) &&
+         (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q6_K);
 }
 
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {

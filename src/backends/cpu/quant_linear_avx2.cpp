@@ -617,24 +617,136 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
 }
 
-template <bool Q4>
-void int_rows(const KernelArgs& a, int64_t r0, int64_t r1) {
+// q4_k x int8 activations: sub-block j of a super-block (32 weights, one activation block) is the low
+// (even j) or high (odd j) nibbles of 32 code bytes; per sub-block d sc_j (d_x sum q x) - dmin m_j (d_x sum x),
+// the minimum term spread over the 8 lanes.
+template <int R>
+void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const uint8_t* row = a.data + r * row_bytes;
+  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
+  const int8_t* xq = a.xq + t * a.ldk;
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
+    float s[R][8], m[R][8];  // d sc_j and dmin m_j / 8
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = row + i * row_bytes + sb * bytes;
+      const float d = block_half(blk), dmin = block_half(blk + 2) * 0.125f;
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, mn;
+        quant_detail::q4_k_scale_min(j, blk + 4, sc, mn);
+        s[i][j] = d * float(sc);
+        m[i][j] = dmin * float(mn);
+      }
+    }
+    for (int j = 0; j < 8; ++j) {
+      const int64_t b = sb * 8 + j;
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+      const __m256 sx = _mm256_broadcast_ss(dx + b), cx = _mm256_broadcast_ss(xs + b);
+      for (int i = 0; i < R; ++i) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i * row_bytes + sb * bytes + 16 + 32 * (j / 2)));
+        const __m256i w = _mm256_and_si256((j & 1) ? _mm256_srli_epi16(q, 4) : q, m4);
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, xv), ones));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(f, sx), _mm256_set1_ps(s[i][j]), acc[i]);
+        acc[i] = _mm256_fnmadd_ps(_mm256_set1_ps(m[i][j]), cx, acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+}
+
+// q6_k x int8 activations: a 32-weight quarter (one activation block) made as code bytes (0..63) from 32 bytes
+// of ql and 32 of qh; maddubs + madd give 8 lanes, 4 per 16-weight sub-block. The offset 32 comes off in
+// int32 with 32 times each lane's activation sum (shared by the rows); then per lane d sc_j d_x.
+template <int R>
+void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const uint8_t* row = a.data + r * row_bytes;
+  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
+  const int8_t* xq = a.xq + t * a.ldk;
+  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
+    alignas(32) float sc[R][16];  // d * scales[j]
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = row + i * row_bytes + sb * bytes;
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
+      const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d)));
+      _mm256_store_ps(sc[i], _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));
+      _mm256_store_ps(sc[i] + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8)))));
+    }
+    for (int v = 0; v < 8; ++v) {  // quarter v % 4 of half v / 4
+      const int h = v / 4, q = v % 4;
+      const int64_t b = sb * 8 + v;
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+      const __m256i x32 = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16), 5);
+      const __m256 sx = _mm256_broadcast_ss(dx + b);
+      const __m128i sl = _mm_cvtsi32_si128(4 * (q >> 1)), sh = _mm_cvtsi32_si128(2 * q);
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (q & 1)));
+        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+        const __m256i codes = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(l, sl), m4),
+                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, sh), m3), 4));
+        const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16), x32);
+        const int j = 2 * v;  // sub-blocks j (lanes 0-3) and j + 1 (lanes 4-7)
+        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][j + 1]), _mm_set1_ps(sc[i][j]));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), sx), s, acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+}
+
+// Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run for a group of n rows and
+// one token (q4_0 / q8_0 / q4_k / q6_k).
+template <template <int> class GroupFn>
+void int_rows_by(const KernelArgs& a, int64_t r0, int64_t r1) {
   constexpr int G = kIntRowGroup;
-  static_assert(G >= 1 && G <= 4, "int_rows dispatches groups of 1 to 4 rows");
+  static_assert(G >= 1 && G <= 4, "int_rows_by dispatches groups of 1 to 4 rows");
   for (int64_t r = r0; r < r1; r += G) {
     const int64_t n = r1 - r < G ? r1 - r : G;
     const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const bool p = pf && t == 0 && n == G;
       switch (n) {
-        case 4: int_group<Q4, 4>(a, r, t, p); break;
-        case 3: int_group<Q4, 3>(a, r, t, p); break;
-        case 2: int_group<Q4, 2>(a, r, t, p); break;
-        default: int_group<Q4, 1>(a, r, t, p); break;
+        case 4: GroupFn<4>::run(a, r, t, p); break;
+        case 3: GroupFn<3>::run(a, r, t, p); break;
+        case 2: GroupFn<2>::run(a, r, t, p); break;
+        default: GroupFn<1>::run(a, r, t, p); break;
       }
     }
   }
 }
+template <int R>
+struct Q4_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<true, R>(a, r, t, p); }
+};
+template <int R>
+struct Q8_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<false, R>(a, r, t, p); }
+};
+template <int R>
+struct Q4KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<R>(a, r, t, p); }
+};
+template <int R>
+struct Q6KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
+};
 
 }  // namespace
 
@@ -669,8 +781,10 @@ void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q, float* d, float
 
 bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
   if (a.act == ActMode::Int8) {
-    if (a.format == QuantFormat::Q4_0) int_rows<true>(a, r0, r1);
-    else if (a.format == QuantFormat::Q8_0) int_rows<false>(a, r0, r1);
+    if (a.format == QuantFormat::Q4_0) int_rows_by<Q4_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }
