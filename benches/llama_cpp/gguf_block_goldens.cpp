@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   std::fwrite(&n, 4, 1, f);
   std::fwrite(x.data(), 4, n, f);
   for (ggml_type t : {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q4_1,
-                      GGML_TYPE_Q5_1, GGML_TYPE_Q5_K}) {
+                      GGML_TYPE_Q5_1, GGML_TYPE_Q5_K, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K}) {
     const auto* tr = ggml_get_type_traits(t);
     const size_t nbytes = ggml_row_size(t, n);
     std::vector<uint8_t> q(nbytes);

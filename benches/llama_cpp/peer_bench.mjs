@@ -64,7 +64,8 @@ function roundtrip() {
   const avx2 = llamaAvx2Env();
   const prompts = ['Ge1:1', 'Psa23:1', 'Joh3:16'];
   const rows = [];
-  for (const fmt of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m']) {
+  for (const fmt of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q5_k', 'q6_k', 'q4_k_m',
+                     'q5_k_m']) {
     const file = gguf('demo', fmt);
     for (const p of prompts) {
       const tok = run(qforge, ['tokenize', '--model', demo, '--text', p, '--json']);
@@ -80,8 +81,8 @@ function roundtrip() {
   // A GGUF written by llama.cpp's own quantizer (llama_model_quantize: pure, or its own per-tensor mix for
   // Q4_K_M) must load in qforge; its tensors are compared byte for byte with the file qforge writes.
   const llamaRows = [];
-  for (const [fmt, ftype, mixed] of [['q8_0', 7], ['q4_0', 2], ['q4_1', 3], ['q5_0', 8], ['q5_1', 9], ['q6_k', 18], ['q4_k', 14],
-                                     ['q5_k', 16], ['q4_k_m', 15, true], ['q5_k_m', 17, true]]) {
+  for (const [fmt, ftype, mixed] of [['q8_0', 7], ['q4_0', 2], ['q4_1', 3], ['q5_0', 8], ['q5_1', 9], ['q2_k', 10], ['q3_k', 11],
+                                     ['q6_k', 18], ['q4_k', 14], ['q5_k', 16], ['q4_k_m', 15, true], ['q5_k_m', 17, true]]) {
     const out = path.join(work, `demo-llamacpp-${fmt}.gguf`);
     run(path.join(cache, 'llama_driver'), ['quantize', gguf('demo', 'f32'), out, String(ftype), ...(mixed ? ['mixed'] : [])]);
     const cmp = execFileSync('python3', [path.join(root, 'benches/llama_cpp/compare_gguf_tensors.py'), gguf('demo', fmt), out],
@@ -118,7 +119,8 @@ function quality() {
     fs.rmSync(out);
     log('quality', engine, fmt, c.ppl, c.kl);
   };
-  for (const fmt of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m']) {
+  for (const fmt of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q4_k', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q5_k', 'q6_k',
+                     'q4_k_m', 'q5_k_m']) {
     const file = gguf('demo', fmt);
     one('qforge', fmt, file);
     one('llama.cpp', fmt, file);

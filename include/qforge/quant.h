@@ -31,6 +31,8 @@ enum class QuantFormat : uint8_t {
   Q4_1,     // GGUF legacy (f16 d and min per 32)
   Q5_1,     // GGUF legacy (llama.cpp's fallback for rows that are not whole Q5_K super-blocks)
   Q5_K,     // GGUF (Q5_K_S / Q5_K_M files)
+  Q2_K,     // GGUF (Q2_K files)
+  Q3_K,     // GGUF (Q3_K_S / Q3_K_M / Q3_K_L files)
   Count
 };
 
@@ -60,7 +62,7 @@ std::optional<QuantFormat> parse_quant_format(std::string_view name);
 //   nvfp4    data U8 [N,Kp/2] (even element low nibble); scales F8_E4M3 [N,Kp/16]; scales2 F32 [1]
 //   mxfp4    data U8 [N,Kp/2]; scales U8 [N,Kp/32] (E8M0)
 //   int4     data I32 [ceil(K/8),N] qweight; scales F16 [G,N]; zeros I32 [G,ceil(N/8)]; g_idx I32 [K]
-//   q4_0/q4_1/q5_0/q5_1/q8_0/q4_k/q5_k/q6_k  data U8 [N, K/QK*block bytes] (GGUF blocks)
+//   q4_0/q4_1/q5_0/q5_1/q8_0/q2_k/q3_k/q4_k/q5_k/q6_k  data U8 [N, K/QK*block bytes] (GGUF blocks)
 struct QuantWeight {
   QuantFormat format = QuantFormat::None;
   QuantParams params;   // blocksize resolved to the format's actual block (never 0 after quantize)

@@ -113,6 +113,8 @@ const std::vector<WeightScheme>& all_schemes() {
       make_scheme("q4_1", F::Q4_1, "GGUF Q4_1: 20 bytes per 32"),
       make_scheme("q5_1", F::Q5_1, "GGUF Q5_1: 24 bytes per 32"),
       make_scheme("q5_k", F::Q5_K, "GGUF Q5_K: 176 bytes per 256"),
+      make_scheme("q2_k", F::Q2_K, "GGUF Q2_K: 84 bytes per 256"),
+      make_scheme("q3_k", F::Q3_K, "GGUF Q3_K: 110 bytes per 256"),
   };
   return v;
 }
@@ -185,6 +187,8 @@ double analytic_bits_per_weight(const WeightScheme& s) {
     case QuantFormat::Q4_1: return 20.0 * 8.0 / 32.0;
     case QuantFormat::Q5_1: return 24.0 * 8.0 / 32.0;
     case QuantFormat::Q5_K: return 176.0 * 8.0 / 256.0;
+    case QuantFormat::Q2_K: return 84.0 * 8.0 / 256.0;
+    case QuantFormat::Q3_K: return 110.0 * 8.0 / 256.0;
     case QuantFormat::Count: break;
   }
   throw Error("analytic_bits_per_weight: unknown format for scheme '" + s.name + "'");

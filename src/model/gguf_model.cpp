@@ -80,6 +80,8 @@ std::optional<QuantFormat> quant_format_of(uint32_t t) {
     case GgmlType::Q4_1: return QuantFormat::Q4_1;
     case GgmlType::Q5_1: return QuantFormat::Q5_1;
     case GgmlType::Q5_K: return QuantFormat::Q5_K;
+    case GgmlType::Q2_K: return QuantFormat::Q2_K;
+    case GgmlType::Q3_K: return QuantFormat::Q3_K;
     default: return std::nullopt;
   }
 }
@@ -102,7 +104,7 @@ struct Loader {
     }
     if (!float_dtype(t->type) && !quant_format_of(t->type))
       f.fail("tensor '" + name + "' has ggml type " + io::ggml_type_name(t->type) +
-             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)");
+             ", which qforge does not implement (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
     return *t;
   }
 
@@ -331,11 +333,14 @@ Target target_of(GgmlType t) {
     case GgmlType::Q4_1: return {t, QuantFormat::Q4_1, 32};
     case GgmlType::Q5_1: return {t, QuantFormat::Q5_1, 32};
     case GgmlType::Q5_K: return {t, QuantFormat::Q5_K, 256};
+    case GgmlType::Q2_K: return {t, QuantFormat::Q2_K, 256};
+    case GgmlType::Q3_K: return {t, QuantFormat::Q3_K, 256};
     default: throw Error("gguf writer: no target for ggml type " + std::to_string(int(t)));
   }
 }
 
-constexpr const char* kWritableFormats = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m";
+constexpr const char* kWritableFormats =
+    "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m";
 
 // The type every 2-D weight starts from (q4_k_m / q5_k_m: Q4_K / Q5_K, before the mix of kquant_mix_type).
 GgmlType base_type_of(const std::string& fmt) {
@@ -347,6 +352,8 @@ GgmlType base_type_of(const std::string& fmt) {
   if (fmt == "q5_0") return GgmlType::Q5_0;
   if (fmt == "q4_1") return GgmlType::Q4_1;
   if (fmt == "q5_1") return GgmlType::Q5_1;
+  if (fmt == "q2_k") return GgmlType::Q2_K;
+  if (fmt == "q3_k") return GgmlType::Q3_K;
   if (fmt == "q4_k" || fmt == "q4_k_m") return GgmlType::Q4_K;
   if (fmt == "q5_k" || fmt == "q5_k_m") return GgmlType::Q5_K;
   if (fmt == "q6_k") return GgmlType::Q6_K;
@@ -361,6 +368,8 @@ uint32_t file_type_of(const std::string& fmt) {  // llama_ftype
   if (fmt == "q8_0") return 7;
   if (fmt == "q5_0") return 8;
   if (fmt == "q5_1") return 9;
+  if (fmt == "q2_k") return 10;    // MOSTLY_Q2_K (pure)
+  if (fmt == "q3_k") return 11;    // MOSTLY_Q3_K_S (pure)
   if (fmt == "q4_k") return 14;    // MOSTLY_Q4_K_S: every weight Q4_K
   if (fmt == "q4_k_m") return 15;  // MOSTLY_Q4_K_M
   if (fmt == "q5_k") return 16;    // MOSTLY_Q5_K_S: every weight Q5_K
@@ -370,13 +379,15 @@ uint32_t file_type_of(const std::string& fmt) {  // llama_ftype
 }
 
 // llama.cpp's tensor_type_fallback: a row that is not a whole number of blocks takes Q5_0 instead of Q4_K,
-// Q5_1 instead of Q5_K, Q8_0 instead of Q6_K, and F16 when even that does not fit (or for a 32-block type).
+// Q5_1 instead of Q5_K, Q8_0 instead of Q6_K, Q4_0 instead of Q2_K / Q3_K, and F16 when even that does not
+// fit (or for a 32-block type).
 GgmlType fallback_for(GgmlType t, int64_t cols) {
   const Target want = target_of(t);
   if (cols % want.block == 0) return t;
   const GgmlType f = t == GgmlType::Q4_K   ? GgmlType::Q5_0
                      : t == GgmlType::Q5_K ? GgmlType::Q5_1
                      : t == GgmlType::Q6_K ? GgmlType::Q8_0
+                     : t == GgmlType::Q2_K || t == GgmlType::Q3_K ? GgmlType::Q4_0
                                            : GgmlType::F16;
   return cols % target_of(f).block == 0 ? f : GgmlType::F16;
 }

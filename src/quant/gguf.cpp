@@ -1,6 +1,7 @@
-// src/quant/gguf.cpp — GGUF Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K blocks, bit-identical to llama.cpp's
-// reference quantizers (quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0}_ref, quantize_row_{q4_K,q5_K}_ref with
-// make_qkx2_quants, quantize_row_q6_K_ref with make_qx_quants) and their dequantizers. Rows must be whole blocks (K % 32,
+// src/quant/gguf.cpp — GGUF Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K blocks, bit-identical to
+// llama.cpp's reference quantizers (quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0}_ref, quantize_row_{q2_K,q4_K,q5_K}_ref
+// with make_qkx2_quants, quantize_row_q3_K_ref with make_q3_quants, quantize_row_q6_K_ref with make_qx_quants)
+// and their dequantizers. Rows must be whole blocks (K % 32,
 // K % 256 for the K-quants), as llama.cpp requires.
 // Buffers: data U8 [N, K/QK * sizeof(block)], blocks in row order; no separate scale tensors.
 #include <algorithm>
@@ -25,7 +26,7 @@ inline int nearest_int(float v) {
 }
 
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep) {
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad = false) {
   float min = x[0], max = x[0];
   float sum_w = weights[0], sum_x = sum_w * x[0];
   for (int i = 1; i < n; ++i) {
@@ -48,7 +49,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
     const int l = nearest_int(iscale * (x[i] - min));
     L[i] = uint8_t(std::max(0, std::min(nmax, l)));
     float diff = scale * L[i] + min - x[i];
-    diff = diff * diff;
+    diff = use_mad ? std::fabs(diff) : diff * diff;
     best += weights[i] * diff;
   }
   for (int is = 0; is <= nstep; ++is) {
@@ -74,7 +75,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
       float mad = 0;
       for (int i = 0; i < n; ++i) {
         float diff = this_scale * Laux[i] + this_min - x[i];
-        diff = diff * diff;
+        diff = use_mad ? std::fabs(diff) : diff * diff;
         mad += weights[i] * diff;
       }
       if (mad < best) {
@@ -135,6 +136,63 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
+// make_q3_quants (do_rmse): signed codes in [-nmax, nmax) then + nmax, the scale refined by up to 5 passes
+// that move single codes while the weighted fit improves (weights x^2).
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < 1e-15f) {  // GROUP_MAX_EPS
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  const float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    L[i] = int8_t(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * float(L[i]);
+      if (slx > 0) {
+        float sl2 = suml2 - w * float(L[i]) * float(L[i]);
+        const int new_l = std::max(-nmax, std::min(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+        if (new_l != L[i]) {
+          slx += w * x[i] * float(new_l);
+          sl2 += w * float(new_l) * float(new_l);
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = int8_t(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// Q2_K / Q3_K: 2-bit codes of four 32-weight quarters of each 128-weight half share a byte (bits 2 j4).
+void pack_low2(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < 256; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
 struct GgufLayout { int qk; size_t bytes; };
 GgufLayout layout_of(QuantFormat f) {
   switch (f) {
@@ -145,6 +203,8 @@ GgufLayout layout_of(QuantFormat f) {
     case QuantFormat::Q4_1: return {32, sizeof(BlockQ4_1)};
     case QuantFormat::Q5_1: return {32, sizeof(BlockQ5_1)};
     case QuantFormat::Q5_K: return {256, sizeof(BlockQ5_K)};
+    case QuantFormat::Q2_K: return {256, sizeof(BlockQ2_K)};
+    case QuantFormat::Q3_K: return {256, sizeof(BlockQ3_K)};
     default: return {256, sizeof(BlockQ4_K)};
   }
 }
@@ -378,6 +438,86 @@ void dequantize_block_q6_k(const BlockQ6_K& b, float* y) {
   for (int j = 0; j < 256; ++j) y[j] = d * float(b.scales[j / 16]) * float(q6_k_code(b, j) - 32);
 }
 
+void quantize_block_q2_k(const float* x, BlockQ2_K& y) {
+  uint8_t L[256], Laux[16];
+  float weights[16], mins[16], scales[16];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+    scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  if (max_scale > 0) {
+    const float iscale = 15.f / max_scale;
+    for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(nearest_int(iscale * scales[j]));
+    y.d = f32_to_f16(max_scale / 15.f);
+  } else {
+    for (int j = 0; j < 16; ++j) y.scales[j] = 0;
+    y.d = f32_to_f16(0.f);
+  }
+  if (max_min > 0) {
+    const float iscale = 15.f / max_min;
+    for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(y.scales[j] | (nearest_int(iscale * mins[j]) << 4));
+    y.dmin = f32_to_f16(max_min / 15.f);
+  } else {
+    y.dmin = f32_to_f16(0.f);
+  }
+  for (int j = 0; j < 16; ++j) {
+    const float d = f16_to_f32(y.d) * float(y.scales[j] & 0xF);
+    if (!d) continue;
+    const float dm = f16_to_f32(y.dmin) * float(y.scales[j] >> 4);
+    for (int ii = 0; ii < 16; ++ii)
+      L[16 * j + ii] = uint8_t(std::max(0, std::min(3, nearest_int((x[16 * j + ii] + dm) / d))));
+  }
+  pack_low2(L, y.qs);
+}
+
+void quantize_block_q3_k(const float* x, BlockQ3_K& y) {
+  int8_t L[256];
+  float scales[16];
+  float max_scale = 0, amax = 0;
+  for (int j = 0; j < 16; ++j) {
+    scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+    if (std::fabs(scales[j]) > amax) {
+      amax = std::fabs(scales[j]);
+      max_scale = scales[j];
+    }
+  }
+  std::memset(y.scales, 0, 12);
+  if (max_scale) {
+    const float iscale = -32.f / max_scale;
+    for (int j = 0; j < 16; ++j) {
+      int8_t l = int8_t(nearest_int(iscale * scales[j]));
+      l = int8_t(std::max<int>(-32, std::min<int>(31, l)) + 32);
+      if (j < 8) y.scales[j] = uint8_t(l & 0xF);
+      else y.scales[j - 8] = uint8_t(y.scales[j - 8] | ((l & 0xF) << 4));
+      l = int8_t(l >> 4);
+      y.scales[j % 4 + 8] = uint8_t(y.scales[j % 4 + 8] | (l << (2 * (j / 4))));
+    }
+    y.d = f32_to_f16(1 / iscale);
+  } else {
+    y.d = f32_to_f16(0.f);
+  }
+  for (int j = 0; j < 16; ++j) {
+    const float d = f16_to_f32(y.d) * float(q3_k_scale(y.scales, j));
+    if (!d) continue;
+    for (int ii = 0; ii < 16; ++ii)
+      L[16 * j + ii] = int8_t(std::max(-4, std::min(3, nearest_int(x[16 * j + ii] / d))) + 4);
+  }
+  std::memset(y.hmask, 0, sizeof(y.hmask));
+  uint8_t U[256];
+  for (int j = 0; j < 256; ++j) {  // bit 2 of code j to hmask[j % 32] bit j / 32
+    int l = L[j];
+    if (l > 3) {
+      y.hmask[j % 32] = uint8_t(y.hmask[j % 32] | (1 << (j / 32)));
+      l -= 4;
+    }
+    U[j] = uint8_t(l);
+  }
+  pack_low2(U, y.qs);
+}
+
 void dequantize_block_q4_1(const BlockQ4_1& b, float* y) {
   const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
   for (int j = 0; j < 16; ++j) {
@@ -399,6 +539,20 @@ void dequantize_block_q5_k(const BlockQ5_K& b, float* y) {
     const float d1 = d * sc, m1 = min * m;
     for (int l = 0; l < 32; ++l) y[32 * j + l] = d1 * float(q5_k_code(b, 32 * j + l)) - m1;
   }
+}
+
+void dequantize_block_q2_k(const BlockQ2_K& b, float* y) {
+  const float d = f16_to_f32(b.d), min = f16_to_f32(b.dmin);
+  for (int j = 0; j < 256; ++j) {
+    const uint8_t sc = b.scales[j / 16];
+    const float dl = d * float(sc & 0xF), ml = min * float(sc >> 4);
+    y[j] = dl * float(k_low2(b.qs, j)) - ml;
+  }
+}
+
+void dequantize_block_q3_k(const BlockQ3_K& b, float* y) {
+  const float d_all = f16_to_f32(b.d);
+  for (int j = 0; j < 256; ++j) y[j] = d_all * float(q3_k_scale(b.scales, j / 16)) * float(q3_k_value_code(b, j));
 }
 
 void quantize_gguf(const float* x, QuantWeight& q) {
@@ -428,6 +582,8 @@ void quantize_gguf(const float* x, QuantWeight& q) {
         case QuantFormat::Q4_1: quantize_block_q4_1(src, *reinterpret_cast<BlockQ4_1*>(dst)); break;
         case QuantFormat::Q5_1: quantize_block_q5_1(src, *reinterpret_cast<BlockQ5_1*>(dst)); break;
         case QuantFormat::Q5_K: quantize_block_q5_k(src, *reinterpret_cast<BlockQ5_K*>(dst)); break;
+        case QuantFormat::Q2_K: quantize_block_q2_k(src, *reinterpret_cast<BlockQ2_K*>(dst)); break;
+        case QuantFormat::Q3_K: quantize_block_q3_k(src, *reinterpret_cast<BlockQ3_K*>(dst)); break;
         default: quantize_block_q4_k(src, *reinterpret_cast<BlockQ4_K*>(dst)); break;
       }
     }
@@ -450,6 +606,8 @@ void dequantize_gguf(const QuantWeight& q, int64_t row, int64_t k0, int64_t n, f
       case QuantFormat::Q4_1: dequantize_block_q4_1(*reinterpret_cast<const BlockQ4_1*>(blk), tmp); break;
       case QuantFormat::Q5_1: dequantize_block_q5_1(*reinterpret_cast<const BlockQ5_1*>(blk), tmp); break;
       case QuantFormat::Q5_K: dequantize_block_q5_k(*reinterpret_cast<const BlockQ5_K*>(blk), tmp); break;
+      case QuantFormat::Q2_K: dequantize_block_q2_k(*reinterpret_cast<const BlockQ2_K*>(blk), tmp); break;
+      case QuantFormat::Q3_K: dequantize_block_q3_k(*reinterpret_cast<const BlockQ3_K*>(blk), tmp); break;
       default: dequantize_block_q4_k(*reinterpret_cast<const BlockQ4_K*>(blk), tmp); break;
     }
     std::memcpy(out + (k - k0), tmp + off, size_t(take) * 4);

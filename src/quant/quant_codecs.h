@@ -60,7 +60,10 @@ struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };                            
 struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };                // value code * d + m
 struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ6_K) == 210);
+struct BlockQ2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };  // scale | min << 4 per 16
+struct BlockQ3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };  // 6-bit scales - 32
 static_assert(sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ5_K) == 176);
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110);
 void quantize_block_q4_0(const float* x, BlockQ4_0& b);   // quantize_row_q4_0_ref, one block of 32
 void quantize_block_q8_0(const float* x, BlockQ8_0& b);   // quantize_row_q8_0_ref, one block of 32
 void quantize_block_q4_k(const float* x, BlockQ4_K& b);   // quantize_row_q4_K_ref, one block of 256
@@ -69,6 +72,8 @@ void quantize_block_q6_k(const float* x, BlockQ6_K& b);   // quantize_row_q6_K_r
 void quantize_block_q4_1(const float* x, BlockQ4_1& b);   // quantize_row_q4_1_ref, one block of 32
 void quantize_block_q5_1(const float* x, BlockQ5_1& b);   // quantize_row_q5_1_ref, one block of 32
 void quantize_block_q5_k(const float* x, BlockQ5_K& b);   // quantize_row_q5_K_ref, one block of 256
+void quantize_block_q2_k(const float* x, BlockQ2_K& b);   // quantize_row_q2_K_ref, one block of 256
+void quantize_block_q3_k(const float* x, BlockQ3_K& b);   // quantize_row_q3_K_ref, one block of 256
 void dequantize_block_q4_0(const BlockQ4_0& b, float* y);
 void dequantize_block_q8_0(const BlockQ8_0& b, float* y);
 void dequantize_block_q4_k(const BlockQ4_K& b, float* y);
@@ -77,6 +82,19 @@ void dequantize_block_q6_k(const BlockQ6_K& b, float* y);
 void dequantize_block_q4_1(const BlockQ4_1& b, float* y);
 void dequantize_block_q5_1(const BlockQ5_1& b, float* y);
 void dequantize_block_q5_k(const BlockQ5_K& b, float* y);
+void dequantize_block_q2_k(const BlockQ2_K& b, float* y);
+void dequantize_block_q3_k(const BlockQ3_K& b, float* y);
+// Q2_K / Q3_K: the low two bits of element j (half n = j / 128, 32-weight quarter j4, lane l = j % 32) are bits
+// 2 j4 of qs[32 n + l]; Q3_K's third bit is bit j / 32 of hmask[l] (set: code - 0, clear: code - 4).
+inline int k_low2(const uint8_t* qs, int j) { return (qs[32 * (j / 128) + j % 32] >> (2 * ((j % 128) / 32))) & 3; }
+inline int q3_k_value_code(const BlockQ3_K& b, int j) {  // -4..3
+  return k_low2(b.qs, j) - (((b.hmask[j % 32] >> (j / 32)) & 1) ? 0 : 4);
+}
+// Q3_K sub-block s (0..15): its 6-bit scale minus 32.
+inline int q3_k_scale(const uint8_t* scales12, int s) {
+  const int low4 = s < 8 ? scales12[s] & 15 : scales12[s - 8] >> 4;
+  return (low4 | ((scales12[8 + s % 4] >> (2 * (s / 4))) & 3) << 4) - 32;
+}
 // Code (0..31) of element j of a Q5_K super-block: 64-weight group g = j / 64 takes its low nibbles from
 // qs[32 g ..] (the high nibble for its second 32) and bit 2 g (+1 for the second 32) of qh[j % 32].
 inline int q5_k_code(const BlockQ5_K& b, int j) {

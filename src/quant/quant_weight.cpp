@@ -37,13 +37,16 @@ const QuantFormatTraits kTraits[] = {
     {QuantFormat::Q4_1, "q4_1", 32, sizeof(BlockQ4_1) * 8.0 / 32, "GGUF Q4_1: f16 d and min + 32 x 4-bit"},
     {QuantFormat::Q5_1, "q5_1", 32, sizeof(BlockQ5_1) * 8.0 / 32, "GGUF Q5_1: f16 d and min + 32 x 5-bit"},
     {QuantFormat::Q5_K, "q5_k", 256, sizeof(BlockQ5_K) * 8.0 / 256, "GGUF Q5_K: 256-superblock, 6-bit scales/mins"},
+    {QuantFormat::Q2_K, "q2_k", 256, sizeof(BlockQ2_K) * 8.0 / 256, "GGUF Q2_K: 256-superblock, 4-bit scale/min per 16"},
+    {QuantFormat::Q3_K, "q3_k", 256, sizeof(BlockQ3_K) * 8.0 / 256, "GGUF Q3_K: 256-superblock, 6-bit scale per 16"},
 };
 static_assert(std::size(kTraits) == size_t(QuantFormat::Count));
 
 bool is_bnb4(QuantFormat f) { return f == QuantFormat::NF4 || f == QuantFormat::FP4; }
 bool is_gguf(QuantFormat f) {
   return f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_0 ||
-         f == QuantFormat::Q6_K || f == QuantFormat::Q4_1 || f == QuantFormat::Q5_1 || f == QuantFormat::Q5_K;
+         f == QuantFormat::Q6_K || f == QuantFormat::Q4_1 || f == QuantFormat::Q5_1 || f == QuantFormat::Q5_K ||
+         f == QuantFormat::Q2_K || f == QuantFormat::Q3_K;
 }
 }  // namespace
 

@@ -112,6 +112,12 @@ size_t quant_storage_bytes(QuantFormat f, const QuantParams& p, int64_t rows, in
     case QuantFormat::Q5_K:
       // GGUF block_q5_K {fp16 d, dmin; u8 scales[12], qh[32], qs[128]} = 176 bytes per 256 along each row.
       return 176 * row_blocks(rows, cols, 256);
+    case QuantFormat::Q2_K:
+      // GGUF block_q2_K {u8 scales[16], qs[64]; fp16 d, dmin} = 84 bytes per 256 along each row.
+      return 84 * row_blocks(rows, cols, 256);
+    case QuantFormat::Q3_K:
+      // GGUF block_q3_K {u8 hmask[32], qs[64], scales[12]; fp16 d} = 110 bytes per 256 along each row.
+      return 110 * row_blocks(rows, cols, 256);
 
     case QuantFormat::Count:
       break;

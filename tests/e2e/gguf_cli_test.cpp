@@ -21,8 +21,8 @@ TEST(GgufCli, QuantizeAndRunEveryFormat) {
   auto ref = run_qforge("run --model " + model + " --prompt Ge1:1 --max-new-tokens 24 --greedy --dtype f32 --json");
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   const auto rj = qforge::test::last_json_line(ref.out);
-  for (const char* fmt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "q4_k_m",
-                          "q5_k_m"}) {
+  for (const char* fmt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k",
+                          "q6_k", "q4_k_m", "q5_k_m"}) {
     const fs::path out = dir / (std::string(fmt) + ".gguf");
     auto r = run_qforge("quantize --model " + model + " --format " + fmt + " --out " + q(out) + " --json");
     ASSERT_EQ(r.exit_code, 0) << fmt << ": " << r.err;

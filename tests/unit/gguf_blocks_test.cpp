@@ -1,4 +1,4 @@
-// tests/unit/gguf_blocks_test.cpp — qforge's GGUF block codecs (q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k) against
+// tests/unit/gguf_blocks_test.cpp — qforge's GGUF block codecs (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k..q6_k) against
 // llama.cpp's own reference quantizers and dequantizers, byte for byte and bit for bit, on the 2,048
 // test values of tests/data/gguf_blocks/goldens.bin (written by benches/llama_cpp/gguf_block_goldens.cpp
 // from the npm llama.cpp libraries); plus the code accessors and the Q5_0 / Q6_K edge blocks.
@@ -64,7 +64,8 @@ TEST(GgufBlocks, MatchLlamaCppGoldens) {
   const Goldens g = read_goldens();
   const std::pair<QuantFormat, uint32_t> formats[] = {
       {QuantFormat::Q4_0, 2}, {QuantFormat::Q4_1, 3},  {QuantFormat::Q5_0, 6},  {QuantFormat::Q5_1, 7},
-      {QuantFormat::Q8_0, 8}, {QuantFormat::Q4_K, 12}, {QuantFormat::Q5_K, 13}, {QuantFormat::Q6_K, 14}};
+      {QuantFormat::Q8_0, 8}, {QuantFormat::Q2_K, 10}, {QuantFormat::Q3_K, 11}, {QuantFormat::Q4_K, 12},
+      {QuantFormat::Q5_K, 13}, {QuantFormat::Q6_K, 14}};
   ASSERT_EQ(g.x.size(), 2048u);
   for (auto [fmt, type] : formats) {
     SCOPED_TRACE(std::string(quant_traits(fmt).name));

@@ -60,7 +60,7 @@ TEST(GgufModel, QuantizedTensorsAreQforgeBlocks) {
   const std::pair<std::string, std::string> cases[] = {
       {"q8_0", "blk.0.attn_v.weight"}, {"q4_0", "blk.0.attn_v.weight"}, {"q5_0", "blk.0.attn_v.weight"},
       {"q6_k", "blk.1.ffn_down.weight"}, {"q4_1", "blk.0.attn_v.weight"}, {"q5_1", "blk.0.attn_v.weight"},
-      {"q5_k", "blk.1.ffn_down.weight"}};
+      {"q5_k", "blk.1.ffn_down.weight"}, {"q2_k", "blk.1.ffn_down.weight"}, {"q3_k", "blk.1.ffn_down.weight"}};
   for (const auto& [fmt, name] : cases) {
     const io::GgufFile f = io::GgufFile::open(demo_gguf(fmt));
     const auto* t = f.find_tensor(name);

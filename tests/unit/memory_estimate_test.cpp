@@ -226,7 +226,8 @@ TEST(QuantStorageBytes, EqualsRealQuantizedWeights) {
       if (s.format == QuantFormat::None) continue;
       const bool gguf = s.format == QuantFormat::Q4_0 || s.format == QuantFormat::Q8_0 || s.format == QuantFormat::Q4_K ||
                         s.format == QuantFormat::Q5_0 || s.format == QuantFormat::Q6_K || s.format == QuantFormat::Q4_1 ||
-                        s.format == QuantFormat::Q5_1 || s.format == QuantFormat::Q5_K;
+                        s.format == QuantFormat::Q5_1 || s.format == QuantFormat::Q5_K || s.format == QuantFormat::Q2_K ||
+                        s.format == QuantFormat::Q3_K;
       if (gguf && K % quant_traits(s.format).default_block != 0) continue;  // ggml needs whole blocks
       const QuantWeight q = quantize_weight(w, s.format, s.params);
       EXPECT_EQ(q.storage_bytes(), quant_storage_bytes(s.format, s.params, N, K)) << name << " [" << N << ", " << K << "]";

@@ -41,7 +41,7 @@ TEST(QuantFormats, TraitsAndParsing) {
   EXPECT_EQ(parse_quant_format("FP8_E5M2"), QuantFormat::FP8_E5M2);
   EXPECT_EQ(parse_quant_format("e4m3"), QuantFormat::FP8_E4M3);
   EXPECT_EQ(parse_quant_format("Q4_K"), QuantFormat::Q4_K);
-  EXPECT_FALSE(parse_quant_format("q3_k").has_value());
+  EXPECT_FALSE(parse_quant_format("iq2_xs").has_value());
   EXPECT_DOUBLE_EQ(quant_traits(QuantFormat::Q4_0).bits_per_weight, 4.5);
   EXPECT_DOUBLE_EQ(quant_traits(QuantFormat::Q8_0).bits_per_weight, 8.5);
   EXPECT_DOUBLE_EQ(quant_traits(QuantFormat::Q4_K).bits_per_weight, 4.5);

@@ -64,7 +64,9 @@ std::vector<Case> cases() {
           {QuantFormat::Q6_K, 5, 256, {}},      {QuantFormat::Q6_K, 11, 768, {}},  {QuantFormat::Q6_K, 1030, 512, {}},
           // legacy q4_1 / q5_1 (code d + m) and q5_k (q4_k with a fifth bit per code)
           {QuantFormat::Q4_1, 13, 96, {}},      {QuantFormat::Q5_1, 9, 160, {}},   {QuantFormat::Q5_1, 1030, 64, {}},
-          {QuantFormat::Q5_K, 5, 512, {}},      {QuantFormat::Q5_K, 1030, 256, {}}};
+          {QuantFormat::Q5_K, 5, 512, {}},      {QuantFormat::Q5_K, 1030, 256, {}},
+          // q2_k / q3_k: the generic tile path (no SIMD decoder yet)
+          {QuantFormat::Q2_K, 5, 512, {}},      {QuantFormat::Q3_K, 7, 256, {}},   {QuantFormat::Q3_K, 1030, 256, {}}};
 }
 
 std::string label(const Case& c, Isa isa, ActMode act, int64_t nt) {

@@ -122,6 +122,8 @@ std::vector<Row> build_rows() {
   qrow("q5_0", QuantFormat::Q5_0, "GGUF: f16 d + 32 x 5-bit", "uint5 - 16", 5, 16, deq);
   qrow("q5_1", QuantFormat::Q5_1, "GGUF: f16 d and min + 32 x 5-bit", "uint5", 5, 31, deq);
   qrow("q5_k", QuantFormat::Q5_K, "GGUF: 256-superblock, f16 d/dmin, 6-bit scale/min per 32", "uint5", 5, 31, deq);
+  qrow("q2_k", QuantFormat::Q2_K, "GGUF: 256-superblock, f16 d/dmin, 4-bit scale/min per 16", "uint2", 2, 3, deq);
+  qrow("q3_k", QuantFormat::Q3_K, "GGUF: 256-superblock, f16 d, 6-bit scale per 16", "int3", 3, 4, deq);
   qrow("q6_k", QuantFormat::Q6_K, "GGUF: 256-superblock, f16 d, int8 scale per 16", "uint6 - 32", 6, 32, deq);
   return rows;
 }

@@ -48,7 +48,7 @@ int run_gguf(const QuantizeArgs& a) {
 
 int run(const QuantizeArgs& a) {
   if (a.out.size() > 5 && is_gguf_path(a.out)) {
-    if (a.format.empty()) throw Error("--format is required (q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, q4_k_m, q5_k_m, f16, bf16, f32 for a .gguf --out)");
+    if (a.format.empty()) throw Error("--format is required (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m, f16, bf16, f32 for a .gguf --out)");
     return run_gguf(a);
   }
   if (!a.random_weights.empty()) throw Error("--random-weights applies to a .gguf --out only");
@@ -106,7 +106,7 @@ Registrar reg("quantize", "Write a quantized checkpoint (bitsandbytes nf4/fp4/in
               [](CLI::App& app) {
                 auto a = std::make_shared<QuantizeArgs>();
                 app.add_option("--model", a->model, "Model directory or Hugging Face repo id (local hub cache)");
-                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4; for a .gguf --out: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, q4_k_m / q5_k_m (llama.cpp's mixes), f16, bf16, f32");
+                app.add_option("--format", a->format, "nf4, fp4, int8, fp8, nvfp4 or int4; for a .gguf --out: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m / q5_k_m (llama.cpp's mixes), f16, bf16, f32");
                 app.add_option("--out", a->out, "Output directory (must not exist unless --force), or FILE.gguf");
                 app.add_option("--random-weights", a->random_weights, "With a .gguf --out: random weights for this config.json (benchmarks)");
                 app.add_option("--blocksize", a->blocksize, "nf4/fp4 block (power of two 32..4096, default 64); int4 group (32/64/128, default 128)");

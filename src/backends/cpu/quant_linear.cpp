@@ -149,6 +149,7 @@ bool fast_path_ok(const QuantWeight& w) {
         if (gi[k] != int32_t(k / g)) return false;
       return true;
     }
+    case QuantFormat::Q2_K: case QuantFormat::Q3_K: return false;  // no SIMD decoder yet: the generic tile path
     case QuantFormat::None: case QuantFormat::Count: return false;
     default: return true;
   }

@@ -87,7 +87,8 @@ std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cu
 
 bool gpu_kernel_format(QuantFormat f) {
   switch (f) {
-    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::None:
+    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
+    case QuantFormat::Q3_K: case QuantFormat::None:
     case QuantFormat::Count: return false;
     default: return true;
   }
