@@ -90,10 +90,10 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
   return scale;
 }
 
-// make_qx_quants (rmse_type 1, no importance weights): signed codes L in [0, 2 nmax) for n values,
-// scale searched over 19 candidates around -nmax / max, weighted by x^2.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
+// The value of x[0..n) with the largest magnitude, sign kept (the first of equals), and that magnitude.
+float signed_absmax(const float* x, int n, float& amax) {
+  float max = 0;
+  amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
     if (ax > amax) {
@@ -101,6 +101,14 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
       max = x[i];
     }
   }
+  return max;
+}
+
+// make_qx_quants (rmse_type 1, no importance weights): signed codes L in [0, 2 nmax) for n values,
+// scale searched over 19 candidates around -nmax / max, weighted by x^2.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+  float amax;
+  const float max = signed_absmax(x, n, amax);
   if (amax < 1e-15f) {  // GROUP_MAX_EPS
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
@@ -139,14 +147,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 // make_q3_quants (do_rmse): signed codes in [-nmax, nmax) then + nmax, the scale refined by up to 5 passes
 // that move single codes while the weighted fit improves (weights x^2).
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = signed_absmax(x, n, amax);
   if (amax < 1e-15f) {  // GROUP_MAX_EPS
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;

@@ -836,26 +836,6 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
 }
 
-// Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run for a group of n rows and
-// one token (q4_0 / q8_0 / q4_k / q6_k).
-template <template <int> class GroupFn>
-void int_rows_by(const KernelArgs& a, int64_t r0, int64_t r1) {
-  constexpr int G = kIntRowGroup;
-  static_assert(G >= 1 && G <= 4, "int_rows_by dispatches groups of 1 to 4 rows");
-  for (int64_t r = r0; r < r1; r += G) {
-    const int64_t n = r1 - r < G ? r1 - r : G;
-    const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      const bool p = pf && t == 0 && n == G;
-      switch (n) {
-        case 4: GroupFn<4>::run(a, r, t, p); break;
-        case 3: GroupFn<3>::run(a, r, t, p); break;
-        case 2: GroupFn<2>::run(a, r, t, p); break;
-        default: GroupFn<1>::run(a, r, t, p); break;
-      }
-    }
-  }
-}
 template <int R>
 struct Q4KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<R>(a, r, t, p); }
@@ -864,7 +844,6 @@ template <int R>
 struct Q6KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
 };
-
 template <int R>
 struct Q4_0IntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<true, R>(a, r, t, p); }

@@ -125,4 +125,25 @@ bool int8_act_supported(QuantFormat f, Isa isa);
 // Decode on the 2-core Xeon: 2 and 3 tie, 1 is ~6 % slower, 4 ~5 % slower (docs/perf-cpu-quant.md).
 inline constexpr int kIntRowGroup = 2;
 
+// Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run(a, r, t, prefetch_next) for a
+// group of n rows and one token (each ISA's q4_0 / q8_0 / q4_k / q6_k groups).
+template <template <int> class GroupFn>
+void int_rows_by(const KernelArgs& a, int64_t r0, int64_t r1) {
+  constexpr int G = kIntRowGroup;
+  static_assert(G >= 1 && G <= 4, "int_rows_by dispatches groups of 1 to 4 rows");
+  for (int64_t r = r0; r < r1; r += G) {
+    const int64_t n = r1 - r < G ? r1 - r : G;
+    const bool pf = r + G + G <= a.rows;  // the next group lies inside the weight
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const bool p = pf && t == 0 && n == G;
+      switch (n) {
+        case 4: GroupFn<4>::run(a, r, t, p); break;
+        case 3: GroupFn<3>::run(a, r, t, p); break;
+        case 2: GroupFn<2>::run(a, r, t, p); break;
+        default: GroupFn<1>::run(a, r, t, p); break;
+      }
+    }
+  }
+}
+
 }  // namespace qforge::cpu_quant
