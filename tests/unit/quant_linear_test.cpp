@@ -65,7 +65,7 @@ std::vector<Case> cases() {
           // legacy q4_1 / q5_1 (code d + m) and q5_k (q4_k with a fifth bit per code)
           {QuantFormat::Q4_1, 13, 96, {}},      {QuantFormat::Q5_1, 9, 160, {}},   {QuantFormat::Q5_1, 1030, 64, {}},
           {QuantFormat::Q5_K, 5, 512, {}},      {QuantFormat::Q5_K, 1030, 256, {}},
-          // q2_k / q3_k: the generic tile path (no SIMD decoder yet)
+          // q2_k / q3_k: every quarter and half of a super-block, many rows
           {QuantFormat::Q2_K, 5, 512, {}},      {QuantFormat::Q3_K, 7, 256, {}},   {QuantFormat::Q3_K, 1030, 256, {}}};
 }
 

@@ -59,6 +59,7 @@ Isa best_isa() {
 }
 
 bool int8_act_supported(QuantFormat f, Isa isa) {
+  if (f == QuantFormat::Q3_K) return isa == Isa::Avx512;  // k36_int_group<true> (avx512 only)
   return (isa == Isa::Avx512 || isa == Isa::Avx2) &&
          (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q6_K);
 }
@@ -149,7 +150,6 @@ bool fast_path_ok(const QuantWeight& w) {
         if (gi[k] != int32_t(k / g)) return false;
       return true;
     }
-    case QuantFormat::Q2_K: case QuantFormat::Q3_K: return false;  // no SIMD decoder yet: the generic tile path
     case QuantFormat::None: case QuantFormat::Count: return false;
     default: return true;
   }

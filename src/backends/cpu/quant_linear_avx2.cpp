@@ -323,6 +323,29 @@ struct DecQxK {
 };
 using DecQ4_K = DecQxK<false>;
 
+// q2_k (value d sc code - dmin m) and, with Q3, q3_k (value d sc (code - 4), code's third bit from hmask):
+// 32 weights, two 16-weight sub-blocks (K23Chunk).
+template <bool Q3>
+struct DecQ23K {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m256i m3 = _mm256_set1_epi32(3), one = _mm256_set1_epi32(1), four = _mm256_set1_epi32(4);
+  explicit DecQ23K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m256* w) const {
+    const K23Chunk c = k23_chunk<Q3>(a, r, k, block_half);
+    const __m128i sh = _mm_cvtsi32_si128(c.shift), hb = _mm_cvtsi32_si128(c.hbit);
+    for (int i = 0; i < 4; ++i) {
+      __m256i code = _mm256_and_si256(_mm256_srl_epi32(u8x8(c.qs + 8 * i), sh), m3);
+      if constexpr (Q3)
+        code = _mm256_sub_epi32(
+            _mm256_or_si256(code, _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(u8x8(c.hmask + 8 * i), hb), one), 2)),
+            four);
+      w[i] = _mm256_fmsub_ps(_mm256_cvtepi32_ps(code), _mm256_set1_ps(i < 2 ? c.s0 : c.s1),
+                             _mm256_set1_ps(i < 2 ? c.m0 : c.m1));
+    }
+  }
+};
+
 // q4_k rows, one 64-weight group of a super-block per chunk (KernelArgs::wide == 64): the group's 32 code bytes
 // in one load; dword lane l shifted right by 4q has in its low 4 bits the code of element 4l + q/2 + 32 (q & 1),
 // of sub-block 2j + (q & 1) (XOrder::Q4K), so the even vectors share one scale and minimum and the odd ones
@@ -427,6 +450,8 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_1: return f(DecoderTag<DecQ4_0T<true>>{});
     case QuantFormat::Q5_1: return f(DecoderTag<DecQ5_0T<true>>{});
     case QuantFormat::Q5_K: return f(DecoderTag<DecQxK<true>>{});
+    case QuantFormat::Q2_K: return f(DecoderTag<DecQ23K<false>>{});
+    case QuantFormat::Q3_K: return f(DecoderTag<DecQ23K<true>>{});
     case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx64>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx64>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};

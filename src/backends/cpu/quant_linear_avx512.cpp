@@ -346,6 +346,29 @@ struct DecQxK {
 };
 using DecQ4_K = DecQxK<false>;
 
+// q2_k (value d sc code - dmin m) and, with Q3, q3_k (value d sc (code - 4), code's third bit from hmask):
+// 32 weights, two 16-weight sub-blocks (K23Chunk).
+template <bool Q3>
+struct DecQ23K {
+  static constexpr int kChunk = 32;  // weights per at() call
+  const KernelArgs& a;
+  __m512i m3 = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+  explicit DecQ23K(const KernelArgs& args) : a(args) {}
+  void at(int64_t r, int64_t k, __m512* w) const {
+    const K23Chunk c = k23_chunk<Q3>(a, r, k, block_half);
+    const __m128i sh = _mm_cvtsi32_si128(c.shift), hb = _mm_cvtsi32_si128(c.hbit);
+    for (int i = 0; i < 2; ++i) {
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.qs + 16 * i)));
+      __m512i code = _mm512_and_si512(_mm512_srl_epi32(v, sh), m3);
+      if constexpr (Q3) {
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.hmask + 16 * i)));
+        code = _mm512_sub_epi32(_mm512_or_si512(code, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(h, hb), one), 2)), four);
+      }
+      w[i] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(code), _mm512_set1_ps(i ? c.s1 : c.s0), _mm512_set1_ps(i ? c.m1 : c.m0));
+    }
+  }
+};
+
 // q4_k rows (KernelArgs::wide == 256: one super-block a chunk). Each half (128 weights, 64 code bytes) goes
 // through lookup128 with the identity table {0..15}: vector q lane l is the code of byte B = 4l + q/2 of the
 // half, low nibble for even q, so element 64 (l / 8) + 4 (l % 8) + q / 2 + 32 (q & 1) of sub-block
@@ -469,6 +492,8 @@ R with_decoder(const KernelArgs& a, F f) {
     case QuantFormat::Q4_1: return f(DecoderTag<DecQ4_0T<true>>{});
     case QuantFormat::Q5_1: return f(DecoderTag<DecQ5_0T<true>>{});
     case QuantFormat::Q5_K: return f(DecoderTag<DecQxK<true>>{});
+    case QuantFormat::Q2_K: return f(DecoderTag<DecQ23K<false>>{});
+    case QuantFormat::Q3_K: return f(DecoderTag<DecQ23K<true>>{});
     case QuantFormat::Q6_K: return a.wide ? f(DecoderTag<DecQ6_Kx256>{}) : R{};  // rows are whole super-blocks: always wide
     case QuantFormat::Q4_K: return a.wide ? f(DecoderTag<DecQ4_Kx256>{}) : f(DecoderTag<DecQ4_K>{});
     default: return R{};
@@ -782,14 +807,17 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]);
 }
 
-// q6_k x int8 activations (plain order): a 128-weight half's codes (0..63) as two zmm of 64 bytes (quarters
-// 0-1: low nibbles of ql, qh bits 0-1 / 2-3; quarters 2-3: high nibbles, bits 4-5 / 6-7), each dword lane 4
-// codes of one 16-weight sub-block. The code offset 32 comes off in int32 with 32 times the lane's
-// activation sum (one vpdpbusd with ones per 64 activations, shared by the rows); then per lane
-// d sc_j d_x, d_x of the lane's 32-activation block.
-template <int R>
-void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
+// q6_k and, with Q3, q3_k x int8 activations (plain order). 64 weights at a time become a zmm of code bytes in
+// which each dword lane holds 4 codes of one 16-weight sub-block:
+// - q6_k (codes 0..63, offset 32): half v / 2, quarters 2 (v % 2) and 2 (v % 2) + 1: low nibbles of ql (high
+//   nibbles for quarters 2-3), two bits of qh;
+// - q3_k (codes 0..7, offset 4): the same quarters' bit pairs of the half's 32 qs bytes, the third bit from
+//   hmask (bit 4 h + quarter).
+// The offset comes off in int32 with offset times the lane's activation sum (one vpdpbusd with ones per 64
+// activations, shared by the rows); then per lane d sc_j d_x, d_x of the lane's 32-activation block.
+template <bool Q3, int R>
+void k36_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = Q3 ? sizeof(quant_detail::BlockQ3_K) : sizeof(quant_detail::BlockQ6_K);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
   const uint8_t* row = in.row;
@@ -798,6 +826,13 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   const float* dx = in.dx;
   const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
+  const __m512i m3 = _mm512_set1_epi8(3);
+  // q3_k scale unpacking: sub-block s takes bits 4 (s / 8) of byte s % 8 and bits 2 (s / 4) of byte 8 + s % 4.
+  const __m512i q3_lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+  const __m512i q3_lo_sh = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+  const __m512i q3_hi_idx = _mm512_setr_epi32(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11);
+  const __m512i q3_hi_sh = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+  const __m512i m15d = _mm512_set1_epi32(15), m3d = _mm512_set1_epi32(3);
   const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);  // << 4 | << 2
   const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);  // >> 0 | >> 2
   __m512 acc[R];
@@ -805,30 +840,55 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int64_t sb = 0; sb < ns; ++sb) {
     if (prefetch_next)
       for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
-    __m512 sc[R];  // d * scales[j], j = 0..15
+    __m512 sc[R];  // d * scale of sub-block j, j = 0..15
     for (int i = 0; i < R; ++i) {
       const uint8_t* blk = row + i * row_bytes + sb * bytes;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
-      sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d))),
-                            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s8)));
+      if constexpr (Q3) {  // quant_detail::q3_k_scale for all 16 sub-blocks at once
+        uint8_t s12[16] = {};
+        std::memcpy(s12, blk + offsetof(quant_detail::BlockQ3_K, scales), 12);
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s12)));
+        const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(q3_lo_idx, v), q3_lo_sh), m15d);
+        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(q3_hi_idx, v), q3_hi_sh), m3d);
+        const __m512i s6 = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ3_K, d))), _mm512_cvtepi32_ps(s6));
+      } else {
+        const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
+        sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d))),
+                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s8)));
+      }
     }
     for (int v = 0; v < 4; ++v) {  // 64 weights: half v / 2, quarters 2 (v % 2), 2 (v % 2) + 1
       const int64_t b = sb * 8 + 2 * v;  // activation block of the first 32
+      const int h = v / 2;
       const __m512i xv = _mm512_loadu_si512(xq + b * 32);
-      const __m512i x32 = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv), 5);
+      const __m512i xoff = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv), Q3 ? 2 : 5);
       const __m512 sx = pair_vec(dx + b, pair);
       const int j0 = 4 * v;  // sub-block of lane 0; lane l: j0 + l / 4
       const __m512i si = _mm512_add_epi32(_mm512_set1_epi32(j0), _mm512_srli_epi32(
                                               _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
+      [[maybe_unused]] __m512i qsh, hsh;  // q3_k: per-half shift counts of the two quarters
+      if constexpr (Q3) {
+        const int q0 = 2 * (v % 2);
+        qsh = _mm512_inserti64x4(_mm512_set1_epi16(int16_t(2 * q0)), _mm256_set1_epi16(int16_t(2 * q0 + 2)), 1);
+        hsh = _mm512_inserti64x4(_mm512_set1_epi16(int16_t(4 * h + q0)), _mm256_set1_epi16(int16_t(4 * h + q0 + 1)), 1);
+      }
       for (int i = 0; i < R; ++i) {
         const uint8_t* blk = row + i * row_bytes + sb * bytes;
-        const int h = v / 2;
-        const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
-        const __m512i codes = (v & 1) ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                                        _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), m30))
-                                      : _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, sh01), m30));
-        const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, xv), x32);
+        __m512i codes;
+        if constexpr (Q3) {
+          const __m512i q = _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(quant_detail::BlockQ3_K, qs) + 32 * h)));
+          const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+          codes = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi16(q, qsh), m3),
+                                  _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hm, hsh), ones), 2));
+        } else {
+          const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+          const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h)));
+          codes = (v & 1) ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                            _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), m30))
+                          : _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, sh01), m30));
+        }
+        const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, xv), xoff);
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_permutexvar_ps(si, sc[i]), sx), acc[i]);
       }
     }
@@ -842,7 +902,11 @@ struct Q4KIntGroup {
 };
 template <int R>
 struct Q6KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { k36_int_group<false, R>(a, r, t, p); }
+};
+template <int R>
+struct Q3KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { k36_int_group<true, R>(a, r, t, p); }
 };
 template <int R>
 struct Q4_0IntGroup {
@@ -885,6 +949,7 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }

@@ -76,6 +76,42 @@ template <class Block, int QK>
 inline const uint8_t* gguf_block(const KernelArgs& a, int64_t r, int64_t k) {
   return a.data + (r * (a.cols / QK) + k / QK) * int64_t(sizeof(Block));
 }
+// Q2_K / Q3_K: the 32 weights at k (k % 32 == 0) are one quarter of a 128-weight half and two 16-weight
+// sub-blocks. Their low two bits are bits 2 j4 of 32 bytes of qs; Q3_K's third bit is bit 4 n + j4 of hmask[l].
+// s0 / s1 and m0 / m1 are the two sub-blocks' scales and minimums (Q3_K: minimum 0, code 0..7 with offset 4).
+struct K23Chunk {
+  const uint8_t* qs;      // 32 bytes
+  const uint8_t* hmask;   // 32 bytes (Q3_K)
+  int shift, hbit;        // 2 j4, 4 n + j4
+  float s0, s1, m0, m1;
+};
+template <bool Q3>
+inline K23Chunk k23_chunk(const KernelArgs& a, int64_t r, int64_t k, float (*half)(const uint8_t*)) {
+  const int j = int(k % 256), n = j / 128, j4 = (j % 128) / 32, s = j / 16;
+  K23Chunk c;
+  c.shift = 2 * j4;
+  c.hbit = 4 * n + j4;
+  if constexpr (Q3) {
+    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ3_K));
+    const float d = half(blk + offsetof(quant_detail::BlockQ3_K, d));
+    const uint8_t* sc = blk + offsetof(quant_detail::BlockQ3_K, scales);
+    c.qs = blk + offsetof(quant_detail::BlockQ3_K, qs) + 32 * n;
+    c.hmask = blk;
+    c.s0 = d * float(quant_detail::q3_k_scale(sc, s));
+    c.s1 = d * float(quant_detail::q3_k_scale(sc, s + 1));
+    c.m0 = c.m1 = 0.0f;
+  } else {
+    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ2_K));
+    const float d = half(blk + offsetof(quant_detail::BlockQ2_K, d)), dmin = half(blk + offsetof(quant_detail::BlockQ2_K, dmin));
+    c.qs = blk + offsetof(quant_detail::BlockQ2_K, qs) + 32 * n;
+    c.hmask = nullptr;
+    c.s0 = d * float(blk[s] & 15);
+    c.s1 = d * float(blk[s + 1] & 15);
+    c.m0 = dmin * float(blk[s] >> 4);
+    c.m1 = dmin * float(blk[s + 1] >> 4);
+  }
+  return c;
+}
 inline const uint8_t* q4_k_block(const KernelArgs& a, int64_t r, int64_t k) {
   return gguf_block<quant_detail::BlockQ4_K, 256>(a, r, k);
 }
