@@ -320,23 +320,13 @@ struct Target {
   int64_t block;
 };
 
+// The writer's view of a ggml type: float, or the QuantFormat that makes its blocks (the reader's mapping) and
+// that format's block length.
 Target target_of(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return {t, std::nullopt, 1};
-    case GgmlType::F16: return {t, std::nullopt, 1};
-    case GgmlType::BF16: return {t, std::nullopt, 1};
-    case GgmlType::Q8_0: return {t, QuantFormat::Q8_0, 32};
-    case GgmlType::Q4_0: return {t, QuantFormat::Q4_0, 32};
-    case GgmlType::Q5_0: return {t, QuantFormat::Q5_0, 32};
-    case GgmlType::Q4_K: return {t, QuantFormat::Q4_K, 256};
-    case GgmlType::Q6_K: return {t, QuantFormat::Q6_K, 256};
-    case GgmlType::Q4_1: return {t, QuantFormat::Q4_1, 32};
-    case GgmlType::Q5_1: return {t, QuantFormat::Q5_1, 32};
-    case GgmlType::Q5_K: return {t, QuantFormat::Q5_K, 256};
-    case GgmlType::Q2_K: return {t, QuantFormat::Q2_K, 256};
-    case GgmlType::Q3_K: return {t, QuantFormat::Q3_K, 256};
-    default: throw Error("gguf writer: no target for ggml type " + std::to_string(int(t)));
-  }
+  if (float_dtype(uint32_t(t))) return {t, std::nullopt, 1};
+  const auto q = quant_format_of(uint32_t(t));
+  if (!q) throw Error("gguf writer: no target for ggml type " + std::to_string(int(t)));
+  return {t, *q, quant_traits(*q).default_block};
 }
 
 constexpr const char* kWritableFormats =

@@ -606,11 +606,11 @@ template <bool Q4, int R>
 void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = Q4 ? 18 : 34;
   const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
-  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float *dx = in.dx, *xs = in.xs;
   const __m256i m4 = _mm256_set1_epi8(15);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[R];
@@ -649,11 +649,11 @@ template <int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
-  const float* xs = a.xq_dsum + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float *dx = in.dx, *xs = in.xs;
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R];
   for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
@@ -694,10 +694,11 @@ template <int R>
 void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const uint8_t* row = a.data + r * row_bytes;
-  const char* pf = reinterpret_cast<const char*>(row + R * row_bytes);
-  const int8_t* xq = a.xq + t * a.ldk;
-  const float* dx = a.xq_scale + t * (a.ldk / 32);
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float* dx = in.dx;
   const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
   const __m256i ones8 = _mm256_set1_epi8(1);
   __m256 acc[R];

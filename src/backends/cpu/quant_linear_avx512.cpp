@@ -285,15 +285,15 @@ struct DecQ6_Kx256 {
     const __m128i b = (v & 1) ? _mm256_extracti128_si256(c[v / 2], 1) : _mm256_castsi256_si128(c[v / 2]);
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
   }
-  static void scales(const uint8_t* blk, float* s) {  // d * scales[j], j = 0..15 (exact in f32)
+  static __m512 scale_vec(const uint8_t* blk) {  // d * scales[j], j = 0..15 (exact in f32)
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
     const float d = block_half(blk + offsetof(quant_detail::BlockQ6_K, d));
-    _mm512_store_ps(s, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc))));
+    return _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
   }
   void at(int64_t r, int64_t k, __m512* w) const {
     const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
     alignas(64) float s[16];
-    scales(blk, s);
+    _mm512_store_ps(s, scale_vec(blk));
     for (int h = 0; h < 2; ++h) {
       __m256i c[4];
       codes(blk, h, c);
@@ -303,7 +303,7 @@ struct DecQ6_Kx256 {
   __m512 dot(int64_t r, int64_t k, const __m512* xv, const __m512*) const {
     const uint8_t* blk = gguf_block<quant_detail::BlockQ6_K, 256>(a, r, k);
     alignas(64) float s[16];
-    scales(blk, s);
+    _mm512_store_ps(s, scale_vec(blk));
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int h = 0; h < 2; ++h) {
       __m256i c[4];
@@ -675,19 +675,6 @@ inline uint16_t load_u16(const uint8_t* p) {
   return h;
 }
 
-// What a row group of the int8-activation paths starts from: its first row's bytes, the next group's (to
-// prefetch), and token t's activation codes, block scales d_x and block sums d_x sum x.
-struct IntGroupIn {
-  const uint8_t* row;
-  const char* pf;
-  const int8_t* xq;
-  const float* dx;
-  const float* xs;
-  IntGroupIn(const KernelArgs& a, int64_t r, int64_t t, int64_t row_bytes, int rows)
-      : row(a.data + r * row_bytes), pf(reinterpret_cast<const char*>(row + rows * row_bytes)),
-        xq(a.xq + t * a.ldk), dx(a.xq_scale + t * (a.ldk / 32)), xs(a.xq_dsum + t * (a.ldk / 32)) {}
-};
-
 // Integer dot of one block (natural order) with its activations, in 8 int32 lanes.
 template <bool Q4>
 inline __m256i block_dot(const uint8_t* blk, const int8_t* xq) {
@@ -852,9 +839,7 @@ void k36_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
         const __m512i s6 = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
         sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ3_K, d))), _mm512_cvtepi32_ps(s6));
       } else {
-        const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
-        sc[i] = _mm512_mul_ps(_mm512_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d))),
-                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s8)));
+        sc[i] = DecQ6_Kx256::scale_vec(blk);
       }
     }
     for (int v = 0; v < 4; ++v) {  // 64 weights: half v / 2, quarters 2 (v % 2), 2 (v % 2) + 1

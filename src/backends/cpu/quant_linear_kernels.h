@@ -45,7 +45,8 @@ struct KernelArgs {
   // nvfp4 / mxfp4) each chunk of C holds, at (C / 8) q + j, element 8 j + (q ^ 1) (nf4/fp4: high nibble
   // first) or 8 j + q (nvfp4 / mxfp4: low nibble first): the order of a C/2-byte code load whose dword
   // lanes are shifted by 4 q (DecBnb4x128 / DecE2m1x128, DecBnb4x64 / DecE2m1x64). q4_k: wide = 256 (avx512,
-  // one super-block) or 64 (avx2, one group of 64), in the orders DecQ4_Kx256 / DecQ4_Kx64 describe.
+  // one super-block) or 64 (avx2, one group of 64), in the orders DecQ4_Kx256 / DecQ4_Kx64 describe. q6_k:
+  // wide = 256 / 64 in plain order (DecQ6_Kx256 / DecQ6_Kx64).
   int wide = 0;
   const float* xk = nullptr;
   int64_t ldk = 0, n_tokens = 0;
@@ -92,23 +93,24 @@ inline K23Chunk k23_chunk(const KernelArgs& a, int64_t r, int64_t k, float (*hal
   c.shift = 2 * j4;
   c.hbit = 4 * n + j4;
   if constexpr (Q3) {
-    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ3_K));
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ3_K, 256>(a, r, k);
     const float d = half(blk + offsetof(quant_detail::BlockQ3_K, d));
     const uint8_t* sc = blk + offsetof(quant_detail::BlockQ3_K, scales);
     c.qs = blk + offsetof(quant_detail::BlockQ3_K, qs) + 32 * n;
-    c.hmask = blk;
+    c.hmask = blk + offsetof(quant_detail::BlockQ3_K, hmask);
     c.s0 = d * float(quant_detail::q3_k_scale(sc, s));
     c.s1 = d * float(quant_detail::q3_k_scale(sc, s + 1));
     c.m0 = c.m1 = 0.0f;
   } else {
-    const uint8_t* blk = a.data + (r * (a.cols / 256) + k / 256) * int64_t(sizeof(quant_detail::BlockQ2_K));
+    const uint8_t* blk = gguf_block<quant_detail::BlockQ2_K, 256>(a, r, k);
     const float d = half(blk + offsetof(quant_detail::BlockQ2_K, d)), dmin = half(blk + offsetof(quant_detail::BlockQ2_K, dmin));
     c.qs = blk + offsetof(quant_detail::BlockQ2_K, qs) + 32 * n;
     c.hmask = nullptr;
-    c.s0 = d * float(blk[s] & 15);
-    c.s1 = d * float(blk[s + 1] & 15);
-    c.m0 = dmin * float(blk[s] >> 4);
-    c.m1 = dmin * float(blk[s + 1] >> 4);
+    const uint8_t* sm = blk + offsetof(quant_detail::BlockQ2_K, scales);  // scale | min << 4 per 16
+    c.s0 = d * float(sm[s] & 15);
+    c.s1 = d * float(sm[s + 1] & 15);
+    c.m0 = dmin * float(sm[s] >> 4);
+    c.m1 = dmin * float(sm[s + 1] >> 4);
   }
   return c;
 }
@@ -160,6 +162,19 @@ bool int8_act_supported(QuantFormat f, Isa isa);
 // Output rows that the integer kernels compute together, sharing each activation load (1..4 work).
 // Decode on the 2-core Xeon: 2 and 3 tie, 1 is ~6 % slower, 4 ~5 % slower (docs/perf-cpu-quant.md).
 inline constexpr int kIntRowGroup = 2;
+
+// What a row group of the int8-activation paths starts from: its first row's bytes, the next group's (to
+// prefetch), and token t's activation codes, block scales d_x and block sums d_x sum x.
+struct IntGroupIn {
+  const uint8_t* row;
+  const char* pf;
+  const int8_t* xq;
+  const float* dx;
+  const float* xs;
+  IntGroupIn(const KernelArgs& a, int64_t r, int64_t t, int64_t row_bytes, int rows)
+      : row(a.data + r * row_bytes), pf(reinterpret_cast<const char*>(row + rows * row_bytes)),
+        xq(a.xq + t * a.ldk), dx(a.xq_scale + t * (a.ldk / 32)), xs(a.xq_dsum + t * (a.ldk / 32)) {}
+};
 
 // Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run(a, r, t, prefetch_next) for a
 // group of n rows and one token (each ISA's q4_0 / q8_0 / q4_k / q6_k groups).
