@@ -3,7 +3,8 @@
 // for each ISA level / activation mode the CPU has. Best of `reps` timed windows (the box is shared).
 // --stream: the GEMV cycles through copies of the weight totalling >= 256 MB, so the bytes come from
 // DRAM as in a model's decode step (without it a 6-12 MB weight sits in the L2/L3 caches).
-// --decode-only: skip the n_tokens = 64 columns. Not built by default:
+// --decode-only: skip the n_tokens = 64 columns. Rows: f32 / int8 activations at the chosen ISA, and "auto",
+// quant_linear_cpu's own dispatch (K-quant prefill: AMX or AVX-512 int8, kquant_amx.h). Not built by default:
 //   g++ -O2 -std=c++20 -Iinclude -Isrc benches/quant_linear_bench.cpp build/libqforge.a -lpthread -o /tmp/qlb
 //   /tmp/qlb [format,...] [--isa avx2|avx512|scalar] [--reps N] [--stream] [--decode-only]
 #include <algorithm>
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
       if (stream)
         while (copies.size() * q.storage_bytes() < (size_t(256) << 20)) copies.push_back(deep_copy(q));
       size_t next = 0;
-      for (ActMode act : {ActMode::F32, ActMode::Int8}) {
+      for (int mode : {0, 1, 2}) {  // f32, int8 activations, quant_linear_cpu's own choice ("auto")
+        const ActMode act = mode == 1 ? ActMode::Int8 : ActMode::F32;
         if (act == ActMode::Int8 && !cpu_quant::int8_act_supported(t.format, isa)) continue;
         double r[4];
         int i = 0;
@@ -109,13 +111,14 @@ int main(int argc, char** argv) {
             const double s = time_best(
                 [&] {
                   const QuantWeight& qc = nt == 1 ? copies[next++ % copies.size()] : q;
-                  cpu_quant::quant_linear_cpu_isa(qc, x.data(), nt, y.data(), isa, act);
+                  if (mode == 2) quant_linear_cpu(qc, x.data(), nt, y.data());
+                  else cpu_quant::quant_linear_cpu_isa(qc, x.data(), nt, y.data(), isa, act);
                 },
                 nt == 1 ? reps : 1);
             r[i++] = nt == 1 ? double(q.storage_bytes()) / s / 1e9 : 2.0 * double(N * K) * nt / s / 1e9;
           }
         std::printf("%-9s %-5s %5ldx%-5ld %6.2f %9.2f %9.2f %9.1f %9.1f\n", std::string(t.name).c_str(),
-                    act == ActMode::Int8 ? "int8" : "f32", long(N), long(K), q.storage_bytes() / 1048576.0, r[0], r[1],
+                    mode == 2 ? "auto" : act == ActMode::Int8 ? "int8" : "f32", long(N), long(K), q.storage_bytes() / 1048576.0, r[0], r[1],
                     r[2], r[3]);
         std::fflush(stdout);
       }

@@ -557,6 +557,52 @@ void dequantize_block_q3_k(const BlockQ3_K& b, float* y) {
   for (int j = 0; j < 256; ++j) y[j] = d_all * float(q3_k_scale(b.scales, j / 16)) * float(q3_k_value_code(b, j));
 }
 
+void kquant_ints(QuantFormat f, const uint8_t* block, KQuantInts& o) {
+  o.dmin = 0;
+  std::fill(o.m, o.m + 256, int8_t(0));
+  switch (f) {
+    case QuantFormat::Q4_K: case QuantFormat::Q5_K: {
+      const bool q5 = f == QuantFormat::Q5_K;
+      const auto& b4 = *reinterpret_cast<const BlockQ4_K*>(block);
+      const auto& b5 = *reinterpret_cast<const BlockQ5_K*>(block);
+      o.d = f16_to_f32(q5 ? b5.d : b4.d);
+      o.dmin = f16_to_f32(q5 ? b5.dmin : b4.dmin);
+      for (int j = 0; j < 256; ++j) {
+        uint8_t sc, m;
+        q4_k_scale_min(j / 32, q5 ? b5.scales : b4.scales, sc, m);
+        const int g = j / 64, l = j % 32;
+        const int q = q5 ? q5_k_code(b5, j) : (j / 32) & 1 ? b4.qs[32 * g + l] >> 4 : b4.qs[32 * g + l] & 15;
+        o.p[j] = int16_t(sc * q);
+        o.m[j] = int8_t(m);
+      }
+      return;
+    }
+    case QuantFormat::Q6_K: {
+      const auto& b = *reinterpret_cast<const BlockQ6_K*>(block);
+      o.d = f16_to_f32(b.d);
+      for (int j = 0; j < 256; ++j) o.p[j] = int16_t(b.scales[j / 16] * (q6_k_code(b, j) - 32));
+      return;
+    }
+    case QuantFormat::Q3_K: {
+      const auto& b = *reinterpret_cast<const BlockQ3_K*>(block);
+      o.d = f16_to_f32(b.d);
+      for (int j = 0; j < 256; ++j) o.p[j] = int16_t(q3_k_scale(b.scales, j / 16) * q3_k_value_code(b, j));
+      return;
+    }
+    case QuantFormat::Q2_K: {
+      const auto& b = *reinterpret_cast<const BlockQ2_K*>(block);
+      o.d = f16_to_f32(b.d);
+      o.dmin = f16_to_f32(b.dmin);
+      for (int j = 0; j < 256; ++j) {
+        o.p[j] = int16_t((b.scales[j / 16] & 15) * k_low2(b.qs, j));
+        o.m[j] = int8_t(b.scales[j / 16] >> 4);
+      }
+      return;
+    }
+    default: throw Error("kquant_ints: " + std::string(quant_traits(f).name) + " is not a K-quant format");
+  }
+}
+
 void quantize_gguf(const float* x, QuantWeight& q) {
   const GgufLayout lay = layout_of(q.format);
   const int64_t N = q.rows, K = q.cols;

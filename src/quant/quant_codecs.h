@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "qforge/dtype.h"
+#include "qforge/quant.h"
 
 namespace qforge::quant_detail {
 
@@ -116,6 +117,16 @@ inline int q6_k_code(const BlockQ6_K& b, int j) {
   const int low4 = quarter < 2 ? lo & 15 : lo >> 4;
   return low4 | ((b.qh[half * 32 + l] >> (2 * quarter)) & 3) << 4;
 }
+// A K-quant super-block (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) in integers: element j is d * p[j] - dmin * m[j], with
+// p = sub-block scale x value code (|p| <= 4096) and m the sub-block's minimum code (0 where the format has
+// none: dmin = 0). The same values as dequantize_block_* up to f32 rounding (d * (sc * q) against (d * sc) * q).
+// What integer-activation kernels multiply (kquant_amx.cpp); throws qforge::Error for another format.
+struct KQuantInts {
+  float d = 0, dmin = 0;
+  int16_t p[256];
+  int8_t m[256];
+};
+void kquant_ints(QuantFormat f, const uint8_t* block, KQuantInts& out);
 // get_scale_min_k4: 6-bit scale and min of sub-block j (0..7).
 inline void q4_k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
   if (j < 4) { sc = s[j] & 63; m = s[j + 4] & 63; }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/kquant_amx.h"
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"
@@ -329,6 +330,8 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
 }  // namespace cpu_quant
 
 void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
+  if (cpu_quant::kquant_amx_applies(w, n_tokens)) return cpu_quant::kquant_linear_amx(w, x, n_tokens, y);
+  if (cpu_quant::kquant_avx512_applies(w, n_tokens)) return cpu_quant::kquant_linear_avx512(w, x, n_tokens, y);
   const cpu_quant::Isa isa = cpu_quant::best_isa();
   cpu_quant::quant_linear_cpu_isa(w, x, n_tokens, y, isa, cpu_quant::default_act_mode(w.format, isa, n_tokens));
 }

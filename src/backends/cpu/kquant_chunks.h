@@ -1,0 +1,94 @@
+// src/backends/cpu/kquant_chunks.h — a K-quant super-block (Q2_K..Q6_K) read as 8 chunks of 32 value codes in
+// AVX2 registers, with the scales and minimum codes of each chunk's two 16-weight halves: what the int8
+// prefill kernels (kquant_amx.cpp, kquant_avx512.cpp) build their operands from. The products of
+// kquant_chunk_products are quant_detail::kquant_ints's p. Include it only below a target pragma that enables
+// AVX2 and AVX-512BW (the functions are inline and take that pragma's target).
+#pragma once
+#include <immintrin.h>
+
+#include <string>
+
+#include "qforge/dtype.h"
+#include "qforge/quant.h"
+#include "qforge/status.h"
+#include "quant/quant_codecs.h"
+
+namespace qforge::cpu_quant {
+
+inline __m256i kquant_load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+// Bits [shift, shift + width) of every byte (width given as its mask).
+inline __m256i kquant_byte_bits(__m256i b, int shift, int mask) {
+  return _mm256_and_si256(_mm256_srli_epi16(b, shift), _mm256_set1_epi8(char(mask)));
+}
+
+// emit(i, v, sc0, sc1, m0, m1) for chunk i = 0..7 (elements 32 i .. 32 i + 31): v the 32 value codes as int8
+// (offset applied: Q6_K code - 32, Q3_K -4..3), sc0 / sc1 the integer scales and m0 / m1 the minimum codes of its
+// halves (0 without minimums). d and dmin: the super-block's f32 scale and minimum scale (0 without).
+template <class Emit>
+inline void kquant_chunks(QuantFormat f, const uint8_t* blk, float& d, float& dmin, Emit&& emit) {
+  using namespace quant_detail;
+  dmin = 0.0f;
+  switch (f) {
+    case QuantFormat::Q4_K: case QuantFormat::Q5_K: {
+      const bool q5 = f == QuantFormat::Q5_K;
+      const auto& b4 = *reinterpret_cast<const BlockQ4_K*>(blk);
+      const auto& b5 = *reinterpret_cast<const BlockQ5_K*>(blk);
+      d = f16_to_f32(q5 ? b5.d : b4.d);
+      dmin = f16_to_f32(q5 ? b5.dmin : b4.dmin);
+      const uint8_t* qs = q5 ? b5.qs : b4.qs;
+      const __m256i qh = q5 ? kquant_load32(b5.qh) : _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i) {
+        uint8_t sc, mn;
+        q4_k_scale_min(i, q5 ? b5.scales : b4.scales, sc, mn);
+        __m256i v = kquant_byte_bits(kquant_load32(qs + 32 * (i / 2)), 4 * (i & 1), 15);
+        if (q5) v = _mm256_or_si256(v, _mm256_slli_epi16(kquant_byte_bits(qh, i, 1), 4));
+        emit(i, v, int(sc), int(sc), int(mn), int(mn));
+      }
+      return;
+    }
+    case QuantFormat::Q6_K: {
+      const auto& b = *reinterpret_cast<const BlockQ6_K*>(blk);
+      d = f16_to_f32(b.d);
+      for (int i = 0; i < 8; ++i) {
+        const int half = i / 4, quarter = i % 4;
+        const __m256i low = kquant_byte_bits(kquant_load32(b.ql + 64 * half + 32 * (quarter & 1)), quarter < 2 ? 0 : 4, 15);
+        const __m256i h = kquant_byte_bits(kquant_load32(b.qh + 32 * half), 2 * quarter, 3);
+        const __m256i v = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(h, 4)), _mm256_set1_epi8(32));
+        emit(i, v, int(b.scales[2 * i]), int(b.scales[2 * i + 1]), 0, 0);
+      }
+      return;
+    }
+    case QuantFormat::Q3_K: {
+      const auto& b = *reinterpret_cast<const BlockQ3_K*>(blk);
+      d = f16_to_f32(b.d);
+      const __m256i hm = kquant_load32(b.hmask);
+      for (int i = 0; i < 8; ++i) {
+        const __m256i low = kquant_byte_bits(kquant_load32(b.qs + 32 * (i / 4)), 2 * (i % 4), 3);
+        const __m256i v = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(kquant_byte_bits(hm, i, 1), 2)),
+                                          _mm256_set1_epi8(4));
+        emit(i, v, q3_k_scale(b.scales, 2 * i), q3_k_scale(b.scales, 2 * i + 1), 0, 0);
+      }
+      return;
+    }
+    case QuantFormat::Q2_K: {
+      const auto& b = *reinterpret_cast<const BlockQ2_K*>(blk);
+      d = f16_to_f32(b.d);
+      dmin = f16_to_f32(b.dmin);
+      for (int i = 0; i < 8; ++i) {
+        const __m256i v = kquant_byte_bits(kquant_load32(b.qs + 32 * (i / 4)), 2 * (i % 4), 3);
+        const uint8_t s0 = b.scales[2 * i], s1 = b.scales[2 * i + 1];
+        emit(i, v, s0 & 15, s1 & 15, s0 >> 4, s1 >> 4);
+      }
+      return;
+    }
+    default: throw Error("kquant prefill: " + std::string(quant_traits(f).name) + " is not a K-quant format");
+  }
+}
+
+// The 32 products p = v x (16 lanes sc0, 16 lanes sc1) as int16 (|p| <= 4096).
+inline __m512i kquant_chunk_products(__m256i v, int sc0, int sc1) {
+  const __m512i s = _mm512_inserti64x4(_mm512_set1_epi16(short(sc0)), _mm256_set1_epi16(short(sc1)), 1);
+  return _mm512_mullo_epi16(_mm512_cvtepi8_epi16(v), s);
+}
+
+}  // namespace qforge::cpu_quant
