@@ -1,17 +1,18 @@
 // src/backends/cpu/kquant_avx512.cpp — K-quant (Q2_K..Q6_K) prefill with int8 activations on AVX-512 VNNI, for
 // CPUs without AMX: the same integer products as kquant_linear_int8_ref (kquant_amx.h), bit for bit. Per group
-// of 16 weight rows, every super-block is rewritten once per call into int16 products p = scale x code with the
-// 16 rows in the 16 lanes (each dword a pair of consecutive k), so that one vpdpwssd multiplies 16 rows by a
-// broadcast pair of a token's activations (int8 widened to int16); the minimum codes of the 16 half-blocks
-// meet the activations' half-block sums the same way. Per super-block the exact int32 sums go through one f32
-// step with the row's d / dmin and the token's d_x. Tiles of 8 tokens share each weight load. The target
-// pragma covers only code below the includes.
+// of 16 weight rows, every super-block is rewritten once per call with the 16 rows in the 16 dword lanes (4
+// consecutive unsigned codes per dword), so that one vpdpbusd multiplies 16 rows by a broadcast quad of a token's
+// int8 activations. Each half-block's (or block's) int32 sum is multiplied by its integer scale (vpmulld); the
+// code offset (Q6_K 32, Q3_K 4) and the minimums meet the activations' half-block sums through vpdpwssd. Per
+// super-block the exact int32 sums go through one f32 step with the row's d / dmin and the token's d_x. Tiles of
+// 8 tokens share each weight load. The target pragma covers only code below the includes.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/gguf_interleaved.h"
@@ -32,13 +33,33 @@ namespace {
 constexpr int kLanes = 16;       // weight rows per group (one per dword lane)
 constexpr int kTokens = 8;       // tokens per tile
 constexpr int64_t kSuper = 256;
-constexpr int kPairs = 128;      // int16 pairs per super-block row
+constexpr int kQuads = 64;       // dwords (4 codes) per super-block row
 constexpr int kHalves = 16;      // 16-weight half-blocks per super-block
 
-// 16 rows in the kernel's form: w [nsb][128][16] and mw [nsb][8][16] dwords (int16 pairs of p, of the
-// half-blocks' minimum codes), d / dmin [nsb][16] (zero rows past the weight).
+// acc += a (unsigned bytes) . b (signed bytes) per dword, in place. GCC 12 copies the accumulator of the
+// intrinsic twice per instruction in these loops (vmovdqa in and out), which halved the kernel's rate.
+inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+// How a format's codes relate to its values: value = scale x (code - offset) per half-block, scales shared by
+// 32 weights (Q4_K, Q5_K) or 16, and whether a minimum term follows.
+struct Form { int sub, offset; bool min; };
+Form form_of(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::Q4_K: case QuantFormat::Q5_K: return {32, 0, true};
+    case QuantFormat::Q6_K: return {16, 32, false};
+    case QuantFormat::Q3_K: return {16, 4, false};
+    default: return {16, 0, true};  // Q2_K
+  }
+}
+
+// 16 rows in the kernel's form, per super-block: codes [64][16] dwords (4 consecutive unsigned codes of a
+// row), scales [16][16] int32 (half-block j of each row), scale and minimum pairs [8][16] (int16 pairs of
+// half-blocks 2j, 2j+1), d / dmin [16]. Rows past the weight are zero.
 struct LaneGroup {
-  std::vector<int32_t> w, mw;
+  std::vector<int32_t> codes, scales, scale_pairs, min_pairs;
   std::vector<float> d, dmin;
 };
 
@@ -65,94 +86,146 @@ inline void transpose_16x16(__m512i (&v)[16]) {
   }
 }
 
-void fill_group(const QuantWeight& w, int64_t r0, LaneGroup& g) {
+void fill_group(const QuantWeight& w, int64_t r0, const Form& form, LaneGroup& g) {
   const int64_t nsb = w.cols / kSuper, row_bytes = int64_t(w.data.nbytes()) / w.rows, sb_bytes = row_bytes / nsb;
-  g.w.resize(size_t(nsb * kPairs * kLanes));
-  g.mw.resize(size_t(nsb * 8 * kLanes));
+  g.codes.resize(size_t(nsb * kQuads * kLanes));
+  g.scales.resize(size_t(nsb * kHalves * kLanes));
+  g.scale_pairs.resize(size_t(nsb * 8 * kLanes));
+  g.min_pairs.resize(size_t(nsb * 8 * kLanes));
   g.d.assign(size_t(nsb * kLanes), 0.0f);
   g.dmin.assign(size_t(nsb * kLanes), 0.0f);
-  alignas(64) int16_t p[kLanes][kSuper];
-  int16_t m[kLanes][kHalves];
+  alignas(64) uint8_t c[kLanes][kSuper];
+  int16_t sc[kLanes][kHalves], m[kLanes][kHalves];
+  const __m256i offset = _mm256_set1_epi8(char(form.offset));
   for (int64_t sb = 0; sb < nsb; ++sb) {
     for (int r = 0; r < kLanes; ++r) {
       if (r0 + r >= w.rows) {
-        std::memset(p[r], 0, sizeof p[r]);
+        std::memset(c[r], 0, sizeof c[r]);
+        std::memset(sc[r], 0, sizeof sc[r]);
         std::memset(m[r], 0, sizeof m[r]);
         continue;
       }
       const uint8_t* blk = static_cast<const uint8_t*>(w.data.raw()) + (r0 + r) * row_bytes + sb * sb_bytes;
       kquant_chunks(w.format, blk, g.d[size_t(sb * kLanes + r)], g.dmin[size_t(sb * kLanes + r)],
                     [&](int i, __m256i v, int sc0, int sc1, int m0, int m1) {
-                      _mm512_store_si512(p[r] + 32 * i, kquant_chunk_products(v, sc0, sc1));
+                      _mm256_store_si256(reinterpret_cast<__m256i*>(c[r] + 32 * i), _mm256_add_epi8(v, offset));
+                      sc[r][2 * i] = int16_t(sc0);
+                      sc[r][2 * i + 1] = int16_t(sc1);
                       m[r][2 * i] = int16_t(m0);
                       m[r][2 * i + 1] = int16_t(m1);
                     });
     }
-    int32_t* wd = g.w.data() + sb * kPairs * kLanes;
-    for (int i = 0; i < 8; ++i) {  // dwords 16 i .. 16 i + 15 of the 16 rows
+    int32_t* cd = g.codes.data() + sb * kQuads * kLanes;
+    for (int i = 0; i < 4; ++i) {  // dwords 16 i .. 16 i + 15 of the 16 rows
       __m512i v[kLanes];
-      for (int r = 0; r < kLanes; ++r) v[r] = _mm512_load_si512(p[r] + 32 * i);
+      for (int r = 0; r < kLanes; ++r) v[r] = _mm512_load_si512(c[r] + 64 * i);
       transpose_16x16(v);
-      for (int c = 0; c < kLanes; ++c) _mm512_storeu_si512(wd + (16 * i + c) * kLanes, v[c]);
+      for (int q = 0; q < kLanes; ++q) _mm512_storeu_si512(cd + (16 * i + q) * kLanes, v[q]);
     }
-    int32_t* md = g.mw.data() + sb * 8 * kLanes;
-    for (int j = 0; j < 8; ++j)
-      for (int r = 0; r < kLanes; ++r) md[j * kLanes + r] = int32_t(uint16_t(m[r][2 * j])) | int32_t(m[r][2 * j + 1]) << 16;
+    // Scales per half-block (int32), and the int16 pairs of scales and minimums (a row's 16 int16 are its 8 pair
+    // dwords as they lie in memory).
+    __m512i v[kLanes];
+    for (int r = 0; r < kLanes; ++r) v[r] = _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc[r])));
+    transpose_16x16(v);
+    for (int j = 0; j < kHalves; ++j) _mm512_storeu_si512(g.scales.data() + (sb * kHalves + j) * kLanes, v[j]);
+    for (auto [src, dst] : {std::pair{&sc, g.scale_pairs.data()}, std::pair{&m, g.min_pairs.data()}}) {
+      for (int r = 0; r < kLanes; ++r)
+        v[r] = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>((*src)[r])));
+      transpose_16x16(v);
+      for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst + (sb * 8 + j) * kLanes, v[j]);
+    }
   }
 }
 
 struct Call {
   const QuantWeight* w = nullptr;
-  const int32_t* x = nullptr;   // [n][K / 2] int16 pairs of the int8 activations
+  const int32_t* x = nullptr;   // [n][K / 4] the int8 activations, 4 per dword
   const int32_t* bs = nullptr;  // [n][nsb][8] int16 pairs of the half-block sums of the int8 activations
   const float* dx = nullptr;    // [n][nsb]
   int64_t n = 0;
   float* y = nullptr;
 };
 
-template <int T, bool MIN>
+// Sum over half-block pairs j of pairs[j] (16 rows) . bs[t][j] (vpdpwssd), for T tokens.
+template <int T>
+inline void pair_sums(const int32_t* pairs, const int32_t* bs, int64_t bs_stride, __m512i (&out)[T]) {
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) out[t] = _mm512_setzero_si512();
+  for (int j = 0; j < 8; ++j) {
+    const __m512i pv = _mm512_loadu_si512(pairs + j * kLanes);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[t] = _mm512_dpwssd_epi32(out[t], pv, _mm512_set1_epi32(bs[t * bs_stride + j]));
+  }
+}
+
+// Per super-block: for each half-block (SUB = 16) or block (32) the codes times the activations (vpdpbusd:
+// unsigned codes x signed activations), times its scale (vpmulld), summed; minus offset x sum of scale x half-block
+// activation sums; the minimum term likewise.
+template <int T, int SUB, int OFFSET_SHIFT, bool MIN>
 void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
   const int64_t N = a.w->rows, K = a.w->cols, nsb = K / kSuper;
+  constexpr int kQ = SUB / 4;  // dwords per scale
   __m512 acc[T];
+#pragma GCC unroll 8
   for (auto& v : acc) v = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
-    __m512i is[T], ms[T];
-    for (int t = 0; t < T; ++t) is[t] = ms[t] = _mm512_setzero_si512();
-    const int32_t* wd = g.w.data() + sb * kPairs * kLanes;
-    const int32_t* xs = a.x + t0 * (K / 2) + sb * kPairs;
-    for (int i = 0; i < kPairs; ++i) {
-      const __m512i wv = _mm512_loadu_si512(wd + i * kLanes);
+    __m512i is[T];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) is[t] = _mm512_dpwssd_epi32(is[t], wv, _mm512_set1_epi32(xs[t * (K / 2) + i]));
-    }
-    if constexpr (MIN) {
-      const int32_t* md = g.mw.data() + sb * 8 * kLanes;
-      const int32_t* bs = a.bs + (t0 * nsb + sb) * 8;
-      for (int j = 0; j < 8; ++j) {
-        const __m512i mv = _mm512_loadu_si512(md + j * kLanes);
-        for (int t = 0; t < T; ++t) ms[t] = _mm512_dpwssd_epi32(ms[t], mv, _mm512_set1_epi32(bs[t * nsb * 8 + j]));
+    for (int t = 0; t < T; ++t) is[t] = _mm512_setzero_si512();
+    const int32_t* cd = g.codes.data() + sb * kQuads * kLanes;
+    const int32_t* xs = a.x + t0 * (K / 4) + sb * kQuads;
+    for (int h = 0; h < kSuper / SUB; ++h) {
+      __m512i part[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) part[t] = _mm512_setzero_si512();
+      for (int q = 0; q < kQ; ++q) {
+        const __m512i wv = _mm512_loadu_si512(cd + (h * kQ + q) * kLanes);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t)
+          part[t] = dpbusd(part[t], wv, _mm512_set1_epi32(xs[t * (K / 4) + h * kQ + q]));
       }
+      const __m512i scv = _mm512_loadu_si512(g.scales.data() + (sb * kHalves + h * (SUB / 16)) * kLanes);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(part[t], scv));
     }
-    const __m512 dv = _mm512_loadu_ps(g.d.data() + sb * kLanes), dmv = _mm512_loadu_ps(g.dmin.data() + sb * kLanes);
-    for (int t = 0; t < T; ++t) {
-      const __m512 dxs = _mm512_set1_ps(a.dx[(t0 + t) * nsb + sb]);
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dv, dxs), acc[t]);
-      if constexpr (MIN) acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[t]), _mm512_mul_ps(dmv, dxs), acc[t]);
+    const int32_t* bs = a.bs + (t0 * nsb + sb) * 8;
+    if constexpr (OFFSET_SHIFT > 0) {
+      __m512i os[T];
+      pair_sums<T>(g.scale_pairs.data() + sb * 8 * kLanes, bs, nsb * 8, os);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) is[t] = _mm512_sub_epi32(is[t], _mm512_slli_epi32(os[t], OFFSET_SHIFT));
+    }
+    const __m512 dv = _mm512_loadu_ps(g.d.data() + sb * kLanes);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dv, _mm512_set1_ps(a.dx[(t0 + t) * nsb + sb])), acc[t]);
+    if constexpr (MIN) {
+      __m512i ms[T];
+      pair_sums<T>(g.min_pairs.data() + sb * 8 * kLanes, bs, nsb * 8, ms);
+      const __m512 dmv = _mm512_loadu_ps(g.dmin.data() + sb * kLanes);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[t]), _mm512_mul_ps(dmv, _mm512_set1_ps(a.dx[(t0 + t) * nsb + sb])),
+                                  acc[t]);
     }
   }
   const __mmask16 rmask = __mmask16((1u << std::min<int64_t>(kLanes, N - r0)) - 1u);
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(a.y + (t0 + t) * N + r0, rmask, acc[t]);
 }
 
-template <bool MIN>
-void lane_groups(const Call& a, int64_t g0, int64_t g1) {
+template <int SUB, int OFFSET_SHIFT, bool MIN>
+void lane_groups(const Call& a, const Form& form, int64_t g0, int64_t g1) {
   thread_local LaneGroup g;
   for (int64_t gi = g0; gi < g1; ++gi) {
     const int64_t r0 = gi * kLanes;
-    fill_group(*a.w, r0, g);
+    fill_group(*a.w, r0, form, g);
     int64_t t = 0;
-    for (; t + kTokens <= a.n; t += kTokens) token_tile<kTokens, MIN>(a, g, r0, t);
-    if (t < a.n) remainder_tile<kTokens - 1>(a.n - t, [&](auto tile) { token_tile<decltype(tile)::value, MIN>(a, g, r0, t); });
+    for (; t + kTokens <= a.n; t += kTokens) token_tile<kTokens, SUB, OFFSET_SHIFT, MIN>(a, g, r0, t);
+    if (t < a.n)
+      remainder_tile<kTokens - 1>(a.n - t, [&](auto tile) {
+        token_tile<decltype(tile)::value, SUB, OFFSET_SHIFT, MIN>(a, g, r0, t);
+      });
   }
 }
 
@@ -172,12 +245,10 @@ void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens
   if (N == 0 || n_tokens == 0) return;
   KQuantAct act;
   quantize_act_k(x, n_tokens, K, act);
-  std::vector<int32_t> xp(size_t(n_tokens * K / 2)), bs(size_t(n_tokens * nsb * 8));
+  std::vector<int32_t> xp(size_t(n_tokens * K / 4)), bs(size_t(n_tokens * nsb * 8));
+  std::memcpy(xp.data(), act.q.data(), size_t(n_tokens * K));
   for (int64_t t = 0; t < n_tokens; ++t) {
     const int8_t* q = act.q.data() + t * K;
-    for (int64_t k = 0; k < K; k += 32)
-      _mm512_storeu_si512(xp.data() + (t * K + k) / 2,
-                          _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k))));
     for (int64_t h = 0; h < K / 32; ++h) {  // pairs of half-block sums
       int32_t s0 = 0, s1 = 0;
       for (int i = 0; i < 16; ++i) s0 += q[32 * h + i], s1 += q[32 * h + 16 + i];
@@ -192,10 +263,12 @@ void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens
   a.n = n_tokens;
   a.y = y;
   const int64_t groups = (N + kLanes - 1) / kLanes;
-  const bool mins = w.format == QuantFormat::Q2_K || w.format == QuantFormat::Q4_K || w.format == QuantFormat::Q5_K;
+  const Form form = form_of(w.format);
   ThreadPool::global().parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
-    if (mins) lane_groups<true>(a, g0, g1);
-    else lane_groups<false>(a, g0, g1);
+    if (form.sub == 32) lane_groups<32, 0, true>(a, form, g0, g1);          // Q4_K, Q5_K
+    else if (form.offset == 32) lane_groups<16, 5, false>(a, form, g0, g1);  // Q6_K
+    else if (form.offset == 4) lane_groups<16, 2, false>(a, form, g0, g1);   // Q3_K
+    else lane_groups<16, 0, true>(a, form, g0, g1);                          // Q2_K
   });
 }
 
