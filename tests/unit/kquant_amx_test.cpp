@@ -119,36 +119,47 @@ TEST(KQuantAmx, MatchesInt8ReferenceBitForBit) {
                Error);
 }
 
-// The AVX-512 VNNI kernel (CPUs without AMX): every token-tile remainder (1..8 tokens), partial row groups,
-// 1 and 2 threads, bit for bit against the scalar reference, and through quant_linear_cpu's dispatch where AMX
-// does not take the call first.
-TEST(KQuantAvx512, MatchesInt8ReferenceBitForBit) {
-  if (!cpu_quant::isa_supported(cpu_quant::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+// The lane kernels for CPUs without AMX (AVX-512 VNNI, AVX2): every token-tile remainder, partial row groups,
+// 1 and 2 threads, bit for bit against the scalar reference, and through quant_linear_cpu's dispatch where it
+// picks that kernel (QFORGE_CPU_ISA caps the level).
+TEST(KQuantLanes, MatchInt8ReferenceBitForBit) {
+  using Kernel = void (*)(const QuantWeight&, const float*, int64_t, float*);
+  using Applies = bool (*)(const QuantWeight&, int64_t);
+  struct Level { cpu_quant::Isa isa; Kernel kernel; Applies applies; };
+  const Level levels[] = {{cpu_quant::Isa::Avx512, cpu_quant::kquant_linear_avx512, cpu_quant::kquant_avx512_applies},
+                          {cpu_quant::Isa::Avx2, cpu_quant::kquant_linear_avx2, cpu_quant::kquant_avx2_applies}};
   struct Shape { int64_t rows, cols; };
   const Shape shapes[] = {{1, 256}, {17, 768}, {40, 512}};
-  for (int threads : {1, 2}) {
-    ThreadPool::set_global_threads(threads);
-    for (QuantFormat f : kFormats)
-      for (const auto& s : shapes) {
-        const QuantWeight q = make_quant(f, s.rows, s.cols, 22);
-        for (int64_t nt : {1, 4, 8, 13, 19}) {
-          const auto x = randn(nt * s.cols, 50 + uint32_t(nt));
-          std::vector<float> ref(size_t(nt * s.rows), -1e30f), y(ref.size(), -1e30f);
-          cpu_quant::kquant_linear_int8_ref(q, x.data(), nt, ref.data());
-          cpu_quant::kquant_linear_avx512(q, x.data(), nt, y.data());
-          const std::string what = name(f) + " " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
-                                   " nt=" + std::to_string(nt) + " threads=" + std::to_string(threads);
-          for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], ref[i]) << what << " at " << i;
-          if (cpu_quant::kquant_avx512_applies(q, nt) && !cpu_quant::kquant_amx_applies(q, nt)) {
-            std::vector<float> y2(y.size(), -1e30f);
-            quant_linear_cpu(q, x.data(), nt, y2.data());
-            ASSERT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * sizeof(float))) << what;
+  int ran = 0;
+  for (const Level& l : levels) {
+    if (!cpu_quant::isa_supported(l.isa)) continue;
+    ++ran;
+    for (int threads : {1, 2}) {
+      ThreadPool::set_global_threads(threads);
+      for (QuantFormat f : kFormats)
+        for (const auto& s : shapes) {
+          const QuantWeight q = make_quant(f, s.rows, s.cols, 22);
+          for (int64_t nt : {1, 3, 4, 8, 13, 19}) {
+            const auto x = randn(nt * s.cols, 50 + uint32_t(nt));
+            std::vector<float> ref(size_t(nt * s.rows), -1e30f), y(ref.size(), -1e30f);
+            cpu_quant::kquant_linear_int8_ref(q, x.data(), nt, ref.data());
+            l.kernel(q, x.data(), nt, y.data());
+            const std::string what = std::string(cpu_quant::isa_name(l.isa)) + " " + name(f) + " " +
+                                     std::to_string(s.rows) + "x" + std::to_string(s.cols) + " nt=" + std::to_string(nt) +
+                                     " threads=" + std::to_string(threads);
+            for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], ref[i]) << what << " at " << i;
+            if (l.applies(q, nt) && !cpu_quant::kquant_amx_applies(q, nt)) {
+              std::vector<float> y2(y.size(), -1e30f);
+              quant_linear_cpu(q, x.data(), nt, y2.data());
+              ASSERT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * sizeof(float))) << what;
+            }
           }
         }
-      }
+    }
+    EXPECT_FALSE(l.applies(make_quant(QuantFormat::Q4_K, 2, 256, 1), 3));  // decode kernels take < 4 tokens
   }
   ThreadPool::set_global_threads(0);
-  EXPECT_FALSE(cpu_quant::kquant_avx512_applies(make_quant(QuantFormat::Q4_K, 2, 256, 1), 3));  // decode kernels
+  if (ran == 0) GTEST_SKIP() << "no AVX2 on this CPU";
 }
 
 // Int8 activations per super-block cost a small, bounded error against the f32 product (what llama.cpp's

@@ -80,6 +80,17 @@ void quantize_act_k(const float* x, int64_t n, int64_t K, KQuantAct& a) {
     }
 }
 
+void kquant_half_sums(const KQuantAct& a, int64_t n, int64_t K, std::vector<int32_t>& bs) {
+  bs.resize(size_t(n * K / 32));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < K / 32; ++h) {
+      const int8_t* q = a.q.data() + t * K + 32 * h;
+      int32_t s0 = 0, s1 = 0;
+      for (int i = 0; i < 16; ++i) s0 += q[i], s1 += q[16 + i];
+      bs[size_t(t * (K / 32) + h)] = int32_t(uint16_t(int16_t(s0))) | s1 << 16;
+    }
+}
+
 void kquant_linear_int8_ref(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
   check_shape(w, "kquant_linear_int8_ref");
   const int64_t N = w.rows, K = w.cols, nsb = K / kSuper;
@@ -121,6 +132,12 @@ namespace {
 constexpr int kTile = 16;            // weight rows per A tile, tokens per B tile
 constexpr int64_t kChunk = 64;       // k per tdpbssd
 constexpr int64_t kBTileBytes = 1024;
+
+// The 32 products p = v x (16 lanes sc0, 16 lanes sc1) as int16 (|p| <= 4096): kquant_ints's p.
+inline __m512i kquant_chunk_products(__m256i v, int sc0, int sc1) {
+  const __m512i s = _mm512_inserti64x4(_mm512_set1_epi16(short(sc0)), _mm256_set1_epi16(short(sc1)), 1);
+  return _mm512_mullo_epi16(_mm512_cvtepi8_epi16(v), s);
+}
 
 // p = v * (16 lanes sc0, 16 lanes sc1) as hi = p >> 6 and lo = p & 63; the minimum codes m0 / m1 per half.
 inline void split_store(__m256i v, int sc0, int sc1, int m0, int m1, int8_t* hi, int8_t* lo, int8_t* m) {

@@ -27,6 +27,9 @@ struct KQuantAct {
   std::vector<float> d;   // [n, K / 256]
 };
 void quantize_act_k(const float* x, int64_t n, int64_t K, KQuantAct& a);
+// The lane kernels' half-block sums: bs [n][K / 32] dwords, each the int16 pair (sum of q over half-block 2j,
+// over 2j + 1) of a block of 32.
+void kquant_half_sums(const KQuantAct& a, int64_t n, int64_t K, std::vector<int32_t>& bs);
 
 // y[n, rows] = x W^T through int8 activations: per token and row, over super-blocks in order,
 // s = d_w * d_x, acc = fma(f32(sum p q_x), s, acc), then acc = fma(-f32(sum m q_x), dmin_w * d_x, acc).
@@ -40,6 +43,9 @@ void kquant_linear_amx(const QuantWeight& w, const float* x, int64_t n_tokens, f
 inline constexpr int64_t kKQuantInt8MinTokens = 4;
 bool kquant_avx512_applies(const QuantWeight& w, int64_t n_tokens);
 void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens, float* y);
+// And with AVX2 (kquant_avx2.cpp: vpmaddubsw / vpmaddwd), where best_isa() is AVX2.
+bool kquant_avx2_applies(const QuantWeight& w, int64_t n_tokens);
+void kquant_linear_avx2(const QuantWeight& w, const float* x, int64_t n_tokens, float* y);
 
 // Test hook: the kernel's vector form of one super-block (row r, super-block sb) as it feeds the tiles:
 // p split into hi = p >> 6 and lo = p & 63 (p = 64 hi + lo), and the minimum codes; d and dmin.

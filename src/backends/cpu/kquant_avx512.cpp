@@ -43,18 +43,6 @@ inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
   return acc;
 }
 
-// How a format's codes relate to its values: value = scale x (code - offset) per half-block, scales shared by
-// 32 weights (Q4_K, Q5_K) or 16, and whether a minimum term follows.
-struct Form { int sub, offset; bool min; };
-Form form_of(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::Q4_K: case QuantFormat::Q5_K: return {32, 0, true};
-    case QuantFormat::Q6_K: return {16, 32, false};
-    case QuantFormat::Q3_K: return {16, 4, false};
-    default: return {16, 0, true};  // Q2_K
-  }
-}
-
 // 16 rows in the kernel's form, per super-block: codes [64][16] dwords (4 consecutive unsigned codes of a
 // row), scales [16][16] int32 (half-block j of each row), scale and minimum pairs [8][16] (int16 pairs of
 // half-blocks 2j, 2j+1), d / dmin [16]. Rows past the weight are zero.
@@ -86,7 +74,7 @@ inline void transpose_16x16(__m512i (&v)[16]) {
   }
 }
 
-void fill_group(const QuantWeight& w, int64_t r0, const Form& form, LaneGroup& g) {
+void fill_group(const QuantWeight& w, int64_t r0, const KQuantForm& form, LaneGroup& g) {
   const int64_t nsb = w.cols / kSuper, row_bytes = int64_t(w.data.nbytes()) / w.rows, sb_bytes = row_bytes / nsb;
   g.codes.resize(size_t(nsb * kQuads * kLanes));
   g.scales.resize(size_t(nsb * kHalves * kLanes));
@@ -215,7 +203,7 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
 }
 
 template <int SUB, int OFFSET_SHIFT, bool MIN>
-void lane_groups(const Call& a, const Form& form, int64_t g0, int64_t g1) {
+void lane_groups(const Call& a, const KQuantForm& form, int64_t g0, int64_t g1) {
   thread_local LaneGroup g;
   for (int64_t gi = g0; gi < g1; ++gi) {
     const int64_t r0 = gi * kLanes;
@@ -241,20 +229,13 @@ void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens
     throw Error("kquant_linear_avx512: needs a K-quant weight with whole super-blocks (got " +
                 std::string(quant_traits(w.format).name) + ", " + std::to_string(w.cols) + " columns)");
   if (!isa_supported(Isa::Avx512)) throw Error("kquant_linear_avx512: this CPU has no AVX-512 VNNI");
-  const int64_t N = w.rows, K = w.cols, nsb = K / kSuper;
+  const int64_t N = w.rows, K = w.cols;
   if (N == 0 || n_tokens == 0) return;
   KQuantAct act;
   quantize_act_k(x, n_tokens, K, act);
-  std::vector<int32_t> xp(size_t(n_tokens * K / 4)), bs(size_t(n_tokens * nsb * 8));
+  std::vector<int32_t> xp(size_t(n_tokens * K / 4)), bs;
   std::memcpy(xp.data(), act.q.data(), size_t(n_tokens * K));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const int8_t* q = act.q.data() + t * K;
-    for (int64_t h = 0; h < K / 32; ++h) {  // pairs of half-block sums
-      int32_t s0 = 0, s1 = 0;
-      for (int i = 0; i < 16; ++i) s0 += q[32 * h + i], s1 += q[32 * h + 16 + i];
-      bs[size_t(t * nsb * 8 + h)] = int32_t(uint16_t(int16_t(s0))) | s1 << 16;
-    }
-  }
+  kquant_half_sums(act, n_tokens, K, bs);
   Call a;
   a.w = &w;
   a.x = xp.data();
@@ -263,7 +244,7 @@ void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens
   a.n = n_tokens;
   a.y = y;
   const int64_t groups = (N + kLanes - 1) / kLanes;
-  const Form form = form_of(w.format);
+  const KQuantForm form = kquant_form(w.format);
   ThreadPool::global().parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     if (form.sub == 32) lane_groups<32, 0, true>(a, form, g0, g1);          // Q4_K, Q5_K
     else if (form.offset == 32) lane_groups<16, 5, false>(a, form, g0, g1);  // Q6_K

@@ -1,8 +1,7 @@
 // src/backends/cpu/kquant_chunks.h — a K-quant super-block (Q2_K..Q6_K) read as 8 chunks of 32 value codes in
 // AVX2 registers, with the scales and minimum codes of each chunk's two 16-weight halves: what the int8
-// prefill kernels (kquant_amx.cpp, kquant_avx512.cpp) build their operands from. The products of
-// kquant_chunk_products are quant_detail::kquant_ints's p. Include it only below a target pragma that enables
-// AVX2 and AVX-512BW (the functions are inline and take that pragma's target).
+// prefill kernels (kquant_amx.cpp, kquant_avx512.cpp, kquant_avx2.cpp) build their operands from. Include it only
+// below a target pragma that enables AVX2 (the functions are inline and take that pragma's target).
 #pragma once
 #include <immintrin.h>
 
@@ -19,6 +18,18 @@ inline __m256i kquant_load32(const uint8_t* p) { return _mm256_loadu_si256(reint
 // Bits [shift, shift + width) of every byte (width given as its mask).
 inline __m256i kquant_byte_bits(__m256i b, int shift, int mask) {
   return _mm256_and_si256(_mm256_srli_epi16(b, shift), _mm256_set1_epi8(char(mask)));
+}
+
+// How a format's codes relate to its values: value = scale x (code - offset) per half-block, scales shared by
+// 32 weights (Q4_K, Q5_K) or 16, and whether a minimum term follows (the lane kernels' template choice).
+struct KQuantForm { int sub, offset; bool min; };
+inline KQuantForm kquant_form(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::Q4_K: case QuantFormat::Q5_K: return {32, 0, true};
+    case QuantFormat::Q6_K: return {16, 32, false};
+    case QuantFormat::Q3_K: return {16, 4, false};
+    default: return {16, 0, true};  // Q2_K
+  }
 }
 
 // emit(i, v, sc0, sc1, m0, m1) for chunk i = 0..7 (elements 32 i .. 32 i + 31): v the 32 value codes as int8
@@ -83,12 +94,6 @@ inline void kquant_chunks(QuantFormat f, const uint8_t* blk, float& d, float& dm
     }
     default: throw Error("kquant prefill: " + std::string(quant_traits(f).name) + " is not a K-quant format");
   }
-}
-
-// The 32 products p = v x (16 lanes sc0, 16 lanes sc1) as int16 (|p| <= 4096).
-inline __m512i kquant_chunk_products(__m256i v, int sc0, int sc1) {
-  const __m512i s = _mm512_inserti64x4(_mm512_set1_epi16(short(sc0)), _mm256_set1_epi16(short(sc1)), 1);
-  return _mm512_mullo_epi16(_mm512_cvtepi8_epi16(v), s);
 }
 
 }  // namespace qforge::cpu_quant

@@ -332,6 +332,7 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
 void quant_linear_cpu(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
   if (cpu_quant::kquant_amx_applies(w, n_tokens)) return cpu_quant::kquant_linear_amx(w, x, n_tokens, y);
   if (cpu_quant::kquant_avx512_applies(w, n_tokens)) return cpu_quant::kquant_linear_avx512(w, x, n_tokens, y);
+  if (cpu_quant::kquant_avx2_applies(w, n_tokens)) return cpu_quant::kquant_linear_avx2(w, x, n_tokens, y);
   const cpu_quant::Isa isa = cpu_quant::best_isa();
   cpu_quant::quant_linear_cpu_isa(w, x, n_tokens, y, isa, cpu_quant::default_act_mode(w.format, isa, n_tokens));
 }
