@@ -36,13 +36,6 @@ constexpr int64_t kSuper = 256;
 constexpr int kQuads = 64;       // dwords (4 codes) per super-block row
 constexpr int kHalves = 16;      // 16-weight half-blocks per super-block
 
-// acc += a (unsigned bytes) . b (signed bytes) per dword, in place. GCC 12 copies the accumulator of the
-// intrinsic twice per instruction in these loops (vmovdqa in and out), which halved the kernel's rate.
-inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-  return acc;
-}
-
 // 16 rows in the kernel's form, per super-block: codes [64][16] dwords (4 consecutive unsigned codes of a
 // row), scales [16][16] int32 (half-block j of each row), scale and minimum pairs [8][16] (int16 pairs of
 // half-blocks 2j, 2j+1), d / dmin [16]. Rows past the weight are zero.
@@ -170,7 +163,7 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
         const __m512i wv = _mm512_loadu_si512(cd + (h * kQ + q) * kLanes);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t)
-          part[t] = dpbusd(part[t], wv, _mm512_set1_epi32(xs[t * (K / 4) + h * kQ + q]));
+          part[t] = _mm512_dpbusd_epi32(part[t], wv, _mm512_set1_epi32(xs[t * (K / 4) + h * kQ + q]));
       }
       const __m512i scv = _mm512_loadu_si512(g.scales.data() + (sb * kHalves + h * (SUB / 16)) * kLanes);
 #pragma GCC unroll 8
