@@ -43,6 +43,12 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t y_
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= in; i += 8) {
+    if constexpr (T == 1) {  // decode: stream the next tile's rows into L2 while this one is multiplied
+      constexpr int64_t kBytes = WT == DType::F32 ? 4 : 2;
+      if (i % (64 / kBytes) == 0)
+        for (int r = 0; r < R; ++r)
+          _mm_prefetch(static_cast<const char*>(w) + ((R + r) * in + i) * kBytes, _MM_HINT_T1);
+    }
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * in + i);
     for (int r = 0; r < R; ++r) {

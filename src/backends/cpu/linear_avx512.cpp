@@ -37,6 +37,11 @@ inline float hsum(__m512 v) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+template <DType WT>
+const void* row_ptr(const void* w, int64_t r, int64_t in) {
+  return static_cast<const char*>(w) + r * in * int64_t(dtype_size(WT));
+}
+
 // R rows x T tokens: y[t * ys + r] = sum_i w[r * in + i] x[t * in + i].
 template <DType WT, int R, int T>
 inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t ys) {
@@ -44,6 +49,12 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t ys
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   auto step = [&](int64_t i, __mmask16 m) {
+    if constexpr (T == 1) {  // decode: stream the next tile's rows into L2 while this one is multiplied
+      constexpr int64_t kBytes = WT == DType::F32 ? 4 : 2, kLine = 64 / kBytes;
+      if (i % kLine == 0)
+        for (int r = 0; r < R; ++r)
+          _mm_prefetch(static_cast<const char*>(row_ptr<WT>(w, R + r, in)) + i * kBytes, _MM_HINT_T1);
+    }
     __m512 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * in + i);
     for (int r = 0; r < R; ++r) {
@@ -56,11 +67,6 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t ys
   if (i < in) step(i, __mmask16((1u << (in - i)) - 1));
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ys + r] = hsum(acc[r][t]);
-}
-
-template <DType WT>
-const void* row_ptr(const void* w, int64_t r, int64_t in) {
-  return static_cast<const char*>(w) + r * in * int64_t(dtype_size(WT));
 }
 
 template <DType WT, int T>
