@@ -751,13 +751,15 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]) + tail[i];
 }
 
-// q4_k x int8 activations (plain order): a super-block's 64-weight group g is 32 code bytes whose low
-// nibbles are sub-block 2g and high nibbles sub-block 2g + 1, so one zmm of codes meets the group's 64
-// activations as they come (lanes 0-7: sub-block 2g, 8-15: 2g + 1). Per sub-block j:
-// d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term spread over the sub-block's 8 lanes.
-template <int R>
+// q4_k and, with Q5, q5_k x int8 activations (plain order): a super-block's 64-weight group g is 32 code bytes
+// whose low nibbles are sub-block 2g and high nibbles sub-block 2g + 1, so one zmm of codes meets the group's 64
+// activations as they come (lanes 0-7: sub-block 2g, 8-15: 2g + 1); q5_k adds bit 2g (2g + 1) of qh[l] as the
+// codes' fifth bit. Per sub-block j: d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term spread over the
+// sub-block's 8 lanes.
+template <bool Q5, int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
+  constexpr int64_t bytes = Q5 ? sizeof(quant_detail::BlockQ5_K) : sizeof(quant_detail::BlockQ4_K);
+  constexpr int64_t qs_at = Q5 ? offsetof(quant_detail::BlockQ5_K, qs) : offsetof(quant_detail::BlockQ4_K, qs);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
   const uint8_t* row = in.row;
@@ -783,8 +785,15 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
                                            2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1);
       const __m512i mi = _mm512_add_epi32(si, _mm512_set1_epi32(8));
       for (int i = 0; i < R; ++i) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i * row_bytes + sb * bytes + 16 + 32 * g));
-        const __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * g));
+        __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        if constexpr (Q5) {
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(quant_detail::BlockQ5_K, qh)));
+          const __m512i hb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(h, 2 * g)),
+                                                _mm256_srli_epi16(h, 2 * g + 1), 1);
+          w = _mm512_or_si512(w, _mm512_slli_epi16(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 4));
+        }
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
         acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), _mm512_permutexvar_ps(si, sm[i]), acc[i]);
         acc[i] = _mm512_fnmadd_ps(_mm512_permutexvar_ps(mi, sm[i]), cx, acc[i]);
@@ -883,7 +892,11 @@ void k36_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
 
 template <int R>
 struct Q4KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<R>(a, r, t, p); }
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<false, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<true, R>(a, r, t, p); }
 };
 template <int R>
 struct Q6KIntGroup {
@@ -933,6 +946,7 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
     if (a.format == QuantFormat::Q4_0) int_rows_by<Q4_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_K) int_rows_by<Q5KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
     else return false;
