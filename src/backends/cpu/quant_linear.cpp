@@ -60,9 +60,9 @@ Isa best_isa() {
 }
 
 bool int8_act_supported(QuantFormat f, Isa isa) {
-  if (f == QuantFormat::Q3_K || f == QuantFormat::Q5_K) return isa == Isa::Avx512;  // k36_int_group<true>, q4k_int_group<true>
-  return (isa == Isa::Avx512 || isa == Isa::Avx2) &&
-         (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K || f == QuantFormat::Q6_K);
+  if (f == QuantFormat::Q3_K) return isa == Isa::Avx512;  // k36_int_group<true> (avx512 only)
+  return (isa == Isa::Avx512 || isa == Isa::Avx2) && (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_K ||
+                                                      f == QuantFormat::Q5_K || f == QuantFormat::Q6_K);
 }
 
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {

@@ -642,12 +642,14 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
 }
 
-// q4_k x int8 activations: sub-block j of a super-block (32 weights, one activation block) is the low
-// (even j) or high (odd j) nibbles of 32 code bytes; per sub-block d sc_j (d_x sum q x) - dmin m_j (d_x sum x),
-// the minimum term spread over the 8 lanes.
-template <int R>
+// q4_k and, with Q5, q5_k x int8 activations: sub-block j of a super-block (32 weights, one activation block) is
+// the low (even j) or high (odd j) nibbles of 32 code bytes (q5_k: bit j of qh[l] as the fifth bit; codes <= 31,
+// so vpmaddubsw does not saturate); per sub-block d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term
+// spread over the 8 lanes.
+template <bool Q5, int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  constexpr int64_t bytes = sizeof(quant_detail::BlockQ4_K);
+  constexpr int64_t bytes = Q5 ? sizeof(quant_detail::BlockQ5_K) : sizeof(quant_detail::BlockQ4_K);
+  constexpr int64_t qs_at = Q5 ? offsetof(quant_detail::BlockQ5_K, qs) : offsetof(quant_detail::BlockQ4_K, qs);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
   const uint8_t* row = in.row;
@@ -676,8 +678,13 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
       const __m256 sx = _mm256_broadcast_ss(dx + b), cx = _mm256_broadcast_ss(xs + b);
       for (int i = 0; i < R; ++i) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i * row_bytes + sb * bytes + 16 + 32 * (j / 2)));
-        const __m256i w = _mm256_and_si256((j & 1) ? _mm256_srli_epi16(q, 4) : q, m4);
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * (j / 2)));
+        __m256i w = _mm256_and_si256((j & 1) ? _mm256_srli_epi16(q, 4) : q, m4);
+        if constexpr (Q5) {
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(quant_detail::BlockQ5_K, qh)));
+          w = _mm256_or_si256(w, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, j), _mm256_set1_epi8(1)), 4));
+        }
         const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, xv), ones));
         acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(f, sx), _mm256_set1_ps(s[i][j]), acc[i]);
         acc[i] = _mm256_fnmadd_ps(_mm256_set1_ps(m[i][j]), cx, acc[i]);
@@ -747,7 +754,11 @@ struct Q8_0IntGroup {
 };
 template <int R>
 struct Q4KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<R>(a, r, t, p); }
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<false, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<true, R>(a, r, t, p); }
 };
 template <int R>
 struct Q6KIntGroup {
@@ -790,6 +801,7 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     if (a.format == QuantFormat::Q4_0) int_rows_by<Q4_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_K) int_rows_by<Q5KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
