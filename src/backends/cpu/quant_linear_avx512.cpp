@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/quant_linear_kernels.h"
 #include "quant/quant_codecs.h"
@@ -902,6 +903,68 @@ template <int R>
 struct Q6KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { k36_int_group<false, R>(a, r, t, p); }
 };
+// q4_1 / q5_0 / q5_1 x int8 activations: two 32-weight blocks per zmm (lanes 0-7 block b, 8-15 block b + 1), the
+// codes unsigned in natural order (low nibbles are elements 0-15, high 16-31; q5: bit j of qh as the fifth bit);
+// per block d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
+template <QuantFormat F, int R>
+void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  using B = std::conditional_t<F == QuantFormat::Q4_1, quant_detail::BlockQ4_1,
+                               std::conditional_t<F == QuantFormat::Q5_0, quant_detail::BlockQ5_0, quant_detail::BlockQ5_1>>;
+  constexpr bool kQ5 = F != QuantFormat::Q4_1, kMin = F != QuantFormat::Q5_0;
+  constexpr int64_t bytes = sizeof(B);
+  const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const __m256i m4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16);
+  // The 32 codes of one block as bytes.
+  auto codes = [&](const uint8_t* blk) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, qs)));
+    __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    if constexpr (kQ5) {
+      uint32_t h;
+      std::memcpy(&h, blk + offsetof(B, qh), 4);
+      c = _mm256_or_si256(c, _mm256_and_si256(_mm256_movm_epi8(__mmask32(h)), b16));
+    }
+    return c;
+  };
+  auto offset = [&](const uint8_t* blk) {
+    if constexpr (kMin) return block_half(blk + offsetof(B, m));
+    else return -16.0f * block_half(blk);
+  };
+  __m512 acc[R];
+  float tail[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps(), tail[i] = 0.0f;
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool two = b + 1 < nb;
+    if (prefetch_next && b % 4 == 0)
+      for (int64_t o = 0; o < 4 * R * bytes; o += 64) _mm_prefetch(in.pf + b * R * bytes + o, _MM_HINT_T1);
+    const __m512i xv = two ? _mm512_loadu_si512(in.xq + b * 32)
+                           : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.xq + b * 32)));
+    const __m512 dxv = _mm512_insertf32x8(_mm512_set1_ps(in.dx[b]), _mm256_set1_ps(two ? in.dx[b + 1] : 0.0f), 1);
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* b0 = in.row + i * row_bytes + b * bytes;
+      const uint8_t* b1 = b0 + bytes;
+      const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(codes(b0)), two ? codes(b1) : _mm256_setzero_si256(), 1);
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
+      const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(block_half(b0)), _mm256_set1_ps(two ? block_half(b1) : 0.0f), 1);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dxv), acc[i]);
+      tail[i] += offset(b0) * in.xs[b] + (two ? offset(b1) * in.xs[b + 1] : 0.0f);
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]) + tail[i];
+}
+
+template <int R>
+struct Q4_1IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q4_1, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_0, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5_1IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_1, R>(a, r, t, p); }
+};
 template <int R>
 struct Q3KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { k36_int_group<true, R>(a, r, t, p); }
@@ -949,6 +1012,9 @@ bool rows_avx512(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q5_K) int_rows_by<Q5KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_1) int_rows_by<Q4_1IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_0) int_rows_by<Q5_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_1) int_rows_by<Q5_1IntGroup>(a, r0, r1);
     else return false;
     return true;
   }
