@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
@@ -744,6 +745,61 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
 }
 
+// q4_1 / q5_0 / q5_1 x int8 activations, one 32-weight block at a time: unsigned codes in natural order (q5: bit j of
+// qh spread to byte j by a shuffle and compare; codes <= 31, so vpmaddubsw does not saturate); per block
+// d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
+template <QuantFormat F, int R>
+void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  using B = std::conditional_t<F == QuantFormat::Q4_1, quant_detail::BlockQ4_1,
+                               std::conditional_t<F == QuantFormat::Q5_0, quant_detail::BlockQ5_0, quant_detail::BlockQ5_1>>;
+  constexpr bool kQ5 = F != QuantFormat::Q4_1, kMin = F != QuantFormat::Q5_0;
+  constexpr int64_t bytes = sizeof(B);
+  const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const __m256i m4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                                          3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
+  __m256 acc[R];
+  float tail[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps(), tail[i] = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    if (prefetch_next && b % 4 == 0)
+      for (int64_t o = 0; o < 4 * R * bytes; o += 64) _mm_prefetch(in.pf + b * R * bytes + o, _MM_HINT_T1);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.xq + b * 32));
+    const float dx = in.dx[b], xs = in.xs[b];
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = in.row + i * row_bytes + b * bytes;
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, qs)));
+      __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+      if constexpr (kQ5) {
+        uint32_t h;
+        std::memcpy(&h, blk + offsetof(B, qh), 4);
+        const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(h)), spread);
+        c = _mm256_or_si256(c, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), b16));
+      }
+      const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), ones);
+      const float d = block_half(blk);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * dx), acc[i]);
+      if constexpr (kMin) tail[i] += block_half(blk + offsetof(B, m)) * xs;
+      else tail[i] += -16.0f * d * xs;
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]) + tail[i];
+}
+
+template <int R>
+struct Q4_1IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q4_1, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5_0IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_0, R>(a, r, t, p); }
+};
+template <int R>
+struct Q5_1IntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_1, R>(a, r, t, p); }
+};
 template <int R>
 struct Q4_0IntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { int_group<true, R>(a, r, t, p); }
@@ -802,6 +858,9 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q5_K) int_rows_by<Q5KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_1) int_rows_by<Q4_1IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_0) int_rows_by<Q5_0IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_1) int_rows_by<Q5_1IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
