@@ -91,6 +91,26 @@ void kquant_half_sums(const KQuantAct& a, int64_t n, int64_t K, std::vector<int3
     }
 }
 
+bool kquant_lane_applies(const QuantWeight& w, int64_t n_tokens, Isa isa) {
+  return kquant_int8_prefill_enabled() && kquant_int8_format(w.format) && w.cols % kSuper == 0 && w.cols > 0 &&
+         n_tokens >= kKQuantInt8MinTokens && best_isa() == isa;
+}
+
+bool kquant_lane_input(const char* who, const QuantWeight& w, const float* x, int64_t n_tokens, float* y,
+                       KQuantLaneInput& in) {
+  check_shape(w, who);
+  if (w.rows == 0 || n_tokens == 0) return false;
+  const int64_t K = w.cols;
+  quantize_act_k(x, n_tokens, K, in.act);
+  in.x.resize(size_t(n_tokens * K / 4));
+  std::memcpy(in.x.data(), in.act.q.data(), size_t(n_tokens * K));
+  kquant_half_sums(in.act, n_tokens, K, in.bs);
+  in.w = &w;
+  in.n = n_tokens;
+  in.y = y;
+  return true;
+}
+
 void kquant_linear_int8_ref(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
   check_shape(w, "kquant_linear_int8_ref");
   const int64_t N = w.rows, K = w.cols, nsb = K / kSuper;

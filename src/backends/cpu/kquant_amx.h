@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cpu/quant_linear_kernels.h"
 #include "qforge/quant.h"
 
 namespace qforge::cpu_quant {
@@ -38,9 +39,24 @@ void kquant_linear_int8_ref(const QuantWeight& w, const float* x, int64_t n_toke
 // for shape or format reasons; any n_tokens).
 void kquant_linear_amx(const QuantWeight& w, const float* x, int64_t n_tokens, float* y);
 
-// The same with AVX-512 VNNI (kquant_avx512.cpp), for CPUs without AMX: applies to a K-quant weight with whole
-// super-blocks, from kKQuantInt8MinTokens tokens (fewer go to the decode kernels), where best_isa() is AVX-512.
+// What the lane kernels (kquant_avx512.cpp, kquant_avx2.cpp) read: the int8 activations 4 to a dword, the int16
+// pairs of their half-block sums (kquant_half_sums), d_x per super-block, and where the output goes.
+struct KQuantLaneInput {
+  const QuantWeight* w = nullptr;
+  KQuantAct act;
+  std::vector<int32_t> x, bs;
+  int64_t n = 0;
+  float* y = nullptr;
+};
+// Checks the weight (throws qforge::Error naming `who`) and prepares the activations; false if there is no work.
+bool kquant_lane_input(const char* who, const QuantWeight& w, const float* x, int64_t n_tokens, float* y,
+                       KQuantLaneInput& in);
+// Whether a lane kernel at `isa` takes this call: a K-quant weight with whole super-blocks, from
+// kKQuantInt8MinTokens tokens (fewer go to the decode kernels), where best_isa() is `isa`.
 inline constexpr int64_t kKQuantInt8MinTokens = 4;
+bool kquant_lane_applies(const QuantWeight& w, int64_t n_tokens, Isa isa);
+
+// The same with AVX-512 VNNI (kquant_avx512.cpp), for CPUs without AMX.
 bool kquant_avx512_applies(const QuantWeight& w, int64_t n_tokens);
 void kquant_linear_avx512(const QuantWeight& w, const float* x, int64_t n_tokens, float* y);
 // And with AVX2 (kquant_avx2.cpp: vpmaddubsw / vpmaddwd), where best_isa() is AVX2.

@@ -34,13 +34,6 @@ constexpr int64_t kSuper = 256;
 constexpr int kQuads = 64;       // dwords (4 codes) per super-block row
 constexpr int kHalves = 16;      // 16-weight half-blocks per super-block
 
-// 8 rows in the kernel's form, per super-block: codes [64][8] dwords, scales [16][8] dwords (a half-block's
-// scale in both int16 halves), scale and minimum pairs [8][8] (int16 pairs of half-blocks 2j, 2j+1), d / dmin [8].
-struct LaneGroup {
-  std::vector<int32_t> codes, scales, scale_pairs, min_pairs;
-  std::vector<float> d, dmin;
-};
-
 // v[r] (8 dwords of row r) -> v[c] (dword c of the 8 rows).
 inline void transpose_8x8(__m256i (&v)[8]) {
   __m256i t[8], u[8];
@@ -66,35 +59,13 @@ inline void store_transposed(__m256i (&v)[8], int32_t* dst, int n) {
   for (int c = 0; c < n; ++c) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c * kLanes), v[c]);
 }
 
-void fill_group(const QuantWeight& w, int64_t r0, const KQuantForm& form, LaneGroup& g) {
-  const int64_t nsb = w.cols / kSuper, row_bytes = int64_t(w.data.nbytes()) / w.rows, sb_bytes = row_bytes / nsb;
-  g.codes.resize(size_t(nsb * kQuads * kLanes));
-  g.scales.resize(size_t(nsb * kHalves * kLanes));
-  g.scale_pairs.resize(size_t(nsb * 8 * kLanes));
-  g.min_pairs.resize(size_t(nsb * 8 * kLanes));
-  g.d.assign(size_t(nsb * kLanes), 0.0f);
-  g.dmin.assign(size_t(nsb * kLanes), 0.0f);
+void fill_group(const QuantWeight& w, int64_t r0, const KQuantForm& form, KQuantLaneGroup& g) {
+  const int64_t nsb = w.cols / kSuper;
+  g.resize(nsb, kLanes);
   alignas(32) uint8_t c[kLanes][kSuper];
   alignas(32) int16_t sc[kLanes][kHalves], m[kLanes][kHalves];
-  const __m256i offset = _mm256_set1_epi8(char(form.offset));
   for (int64_t sb = 0; sb < nsb; ++sb) {
-    for (int r = 0; r < kLanes; ++r) {
-      if (r0 + r >= w.rows) {
-        std::memset(c[r], 0, sizeof c[r]);
-        std::memset(sc[r], 0, sizeof sc[r]);
-        std::memset(m[r], 0, sizeof m[r]);
-        continue;
-      }
-      const uint8_t* blk = static_cast<const uint8_t*>(w.data.raw()) + (r0 + r) * row_bytes + sb * sb_bytes;
-      kquant_chunks(w.format, blk, g.d[size_t(sb * kLanes + r)], g.dmin[size_t(sb * kLanes + r)],
-                    [&](int i, __m256i v, int sc0, int sc1, int m0, int m1) {
-                      _mm256_store_si256(reinterpret_cast<__m256i*>(c[r] + 32 * i), _mm256_add_epi8(v, offset));
-                      sc[r][2 * i] = int16_t(sc0);
-                      sc[r][2 * i + 1] = int16_t(sc1);
-                      m[r][2 * i] = int16_t(m0);
-                      m[r][2 * i + 1] = int16_t(m1);
-                    });
-    }
+    kquant_lane_rows<kLanes>(w, r0, sb, form, c, sc, m, g.d.data() + sb * kLanes, g.dmin.data() + sb * kLanes, 1);
     __m256i v[kLanes];
     for (int i = 0; i < 8; ++i) {  // dwords 8 i .. 8 i + 7 of the 8 rows
       for (int r = 0; r < kLanes; ++r) v[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[r] + 32 * i));
@@ -114,15 +85,6 @@ void fill_group(const QuantWeight& w, int64_t r0, const KQuantForm& form, LaneGr
   }
 }
 
-struct Call {
-  const QuantWeight* w = nullptr;
-  const int32_t* x = nullptr;   // [n][K / 4] the int8 activations, 4 per dword
-  const int32_t* bs = nullptr;  // [n][nsb][8] int16 pairs of the half-block sums of the int8 activations
-  const float* dx = nullptr;    // [n][nsb]
-  int64_t n = 0;
-  float* y = nullptr;
-};
-
 // Sum over half-block pairs j of pairs[j] (8 rows) . bs[t][j] (vpmaddwd), for T tokens.
 template <int T>
 inline void pair_sums(const int32_t* pairs, const int32_t* bs, int64_t bs_stride, __m256i (&out)[T]) {
@@ -137,7 +99,7 @@ inline void pair_sums(const int32_t* pairs, const int32_t* bs, int64_t bs_stride
 }
 
 template <int T, int OFFSET_SHIFT, bool MIN>
-void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
+void token_tile(const KQuantLaneInput& a, const KQuantLaneGroup& g, int64_t r0, int64_t t0) {
   const int64_t N = a.w->rows, K = a.w->cols, nsb = K / kSuper;
   __m256 acc[T];
 #pragma GCC unroll 4
@@ -147,7 +109,7 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) is[t] = _mm256_setzero_si256();
     const int32_t* cd = g.codes.data() + sb * kQuads * kLanes;
-    const int32_t* xs = a.x + t0 * (K / 4) + sb * kQuads;
+    const int32_t* xs = a.x.data() + t0 * (K / 4) + sb * kQuads;
     for (int h = 0; h < 2 * kHalves; ++h) {  // pairs of quads (8 k); half-block h / 2
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cd + (2 * h) * kLanes));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cd + (2 * h + 1) * kLanes));
@@ -160,7 +122,7 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
         is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(s16, scv));
       }
     }
-    const int32_t* bs = a.bs + (t0 * nsb + sb) * 8;
+    const int32_t* bs = a.bs.data() + (t0 * nsb + sb) * 8;
     if constexpr (OFFSET_SHIFT > 0) {
       __m256i os[T];
       pair_sums<T>(g.scale_pairs.data() + sb * 8 * kLanes, bs, nsb * 8, os);
@@ -170,14 +132,14 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
     const __m256 dv = _mm256_loadu_ps(g.d.data() + sb * kLanes);
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t)
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(dv, _mm256_set1_ps(a.dx[(t0 + t) * nsb + sb])), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(dv, _mm256_set1_ps(a.act.d[size_t((t0 + t) * nsb + sb)])), acc[t]);
     if constexpr (MIN) {
       __m256i ms[T];
       pair_sums<T>(g.min_pairs.data() + sb * 8 * kLanes, bs, nsb * 8, ms);
       const __m256 dmv = _mm256_loadu_ps(g.dmin.data() + sb * kLanes);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t)
-        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmv, _mm256_set1_ps(a.dx[(t0 + t) * nsb + sb])),
+        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[t]), _mm256_mul_ps(dmv, _mm256_set1_ps(a.act.d[size_t((t0 + t) * nsb + sb)])),
                                   acc[t]);
     }
   }
@@ -187,8 +149,8 @@ void token_tile(const Call& a, const LaneGroup& g, int64_t r0, int64_t t0) {
 }
 
 template <int OFFSET_SHIFT, bool MIN>
-void lane_groups(const Call& a, const KQuantForm& form, int64_t g0, int64_t g1) {
-  thread_local LaneGroup g;
+void lane_groups(const KQuantLaneInput& a, const KQuantForm& form, int64_t g0, int64_t g1) {
+  thread_local KQuantLaneGroup g;
   for (int64_t gi = g0; gi < g1; ++gi) {
     const int64_t r0 = gi * kLanes;
     fill_group(*a.w, r0, form, g);
@@ -201,30 +163,14 @@ void lane_groups(const Call& a, const KQuantForm& form, int64_t g0, int64_t g1) 
 
 }  // namespace
 
-bool kquant_avx2_applies(const QuantWeight& w, int64_t n_tokens) {
-  return kquant_int8_prefill_enabled() && kquant_int8_format(w.format) && w.cols % kSuper == 0 && w.cols > 0 &&
-         n_tokens >= kKQuantInt8MinTokens && best_isa() == Isa::Avx2;
-}
+bool kquant_avx2_applies(const QuantWeight& w, int64_t n_tokens) { return kquant_lane_applies(w, n_tokens, Isa::Avx2); }
 
 void kquant_linear_avx2(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
-  if (!kquant_int8_format(w.format) || w.cols % kSuper != 0)
-    throw Error("kquant_linear_avx2: needs a K-quant weight with whole super-blocks (got " +
-                std::string(quant_traits(w.format).name) + ", " + std::to_string(w.cols) + " columns)");
   if (!isa_supported(Isa::Avx2)) throw Error("kquant_linear_avx2: this CPU has no AVX2");
-  const int64_t N = w.rows, K = w.cols;
-  if (N == 0 || n_tokens == 0) return;
-  KQuantAct act;
-  quantize_act_k(x, n_tokens, K, act);
-  std::vector<int32_t> xp(size_t(n_tokens * K / 4)), bs;
-  std::memcpy(xp.data(), act.q.data(), size_t(n_tokens * K));
-  kquant_half_sums(act, n_tokens, K, bs);
-  Call a;
-  a.w = &w;
-  a.x = xp.data();
-  a.bs = bs.data();
-  a.dx = act.d.data();
-  a.n = n_tokens;
-  a.y = y;
+  thread_local KQuantLaneInput reused;  // its buffers live across calls; the workers see it through `a`
+  KQuantLaneInput& a = reused;
+  if (!kquant_lane_input("kquant_linear_avx2", w, x, n_tokens, y, a)) return;
+  const int64_t N = w.rows;
   const int64_t groups = (N + kLanes - 1) / kLanes;
   const KQuantForm form = kquant_form(w.format);
   ThreadPool::global().parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {

@@ -5,7 +5,9 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "qforge/dtype.h"
 #include "qforge/quant.h"
@@ -95,5 +97,47 @@ inline void kquant_chunks(QuantFormat f, const uint8_t* blk, float& d, float& dm
     default: throw Error("kquant prefill: " + std::string(quant_traits(f).name) + " is not a K-quant format");
   }
 }
+
+// The lane kernels' rows of one super-block: for rows r0 .. r0 + L - 1 of w (zeros past the last row), the 256
+// unsigned codes (value code + the form's offset), the 16 half-block scales and minimum codes, and d / dmin at
+// d[r * d_stride] (dmin likewise).
+template <int L>
+inline void kquant_lane_rows(const QuantWeight& w, int64_t r0, int64_t sb, const KQuantForm& form, uint8_t (&c)[L][256],
+                             int16_t (&sc)[L][16], int16_t (&m)[L][16], float* d, float* dmin, int64_t d_stride) {
+  const int64_t nsb = w.cols / 256, row_bytes = int64_t(w.data.nbytes()) / w.rows, sb_bytes = row_bytes / nsb;
+  const __m256i offset = _mm256_set1_epi8(char(form.offset));
+  for (int r = 0; r < L; ++r) {
+    if (r0 + r >= w.rows) {
+      std::memset(c[r], 0, sizeof c[r]);
+      std::memset(sc[r], 0, sizeof sc[r]);
+      std::memset(m[r], 0, sizeof m[r]);
+      continue;
+    }
+    const uint8_t* blk = static_cast<const uint8_t*>(w.data.raw()) + (r0 + r) * row_bytes + sb * sb_bytes;
+    kquant_chunks(w.format, blk, d[r * d_stride], dmin[r * d_stride], [&](int i, __m256i v, int sc0, int sc1, int m0, int m1) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c[r] + 32 * i), _mm256_add_epi8(v, offset));
+      sc[r][2 * i] = int16_t(sc0);
+      sc[r][2 * i + 1] = int16_t(sc1);
+      m[r][2 * i] = int16_t(m0);
+      m[r][2 * i + 1] = int16_t(m1);
+    });
+  }
+}
+
+// L rows in a lane kernel's form, per super-block: codes [64][L] dwords (4 consecutive unsigned codes of a row),
+// scales [16][L] (half-block j of each row; AVX2 holds it in both int16 halves), scale and minimum pairs [8][L]
+// (int16 pairs of half-blocks 2j, 2j + 1), d / dmin [L]. Rows past the weight are zero.
+struct KQuantLaneGroup {
+  std::vector<int32_t> codes, scales, scale_pairs, min_pairs;
+  std::vector<float> d, dmin;
+  void resize(int64_t nsb, int lanes) {
+    codes.resize(size_t(nsb * 64 * lanes));
+    scales.resize(size_t(nsb * 16 * lanes));
+    scale_pairs.resize(size_t(nsb * 8 * lanes));
+    min_pairs.resize(size_t(nsb * 8 * lanes));
+    d.assign(size_t(nsb * lanes), 0.0f);
+    dmin.assign(size_t(nsb * lanes), 0.0f);
+  }
+};
 
 }  // namespace qforge::cpu_quant

@@ -788,17 +788,12 @@ void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_n
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]) + tail[i];
 }
 
-template <int R>
-struct Q4_1IntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q4_1, R>(a, r, t, p); }
-};
-template <int R>
-struct Q5_0IntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_0, R>(a, r, t, p); }
-};
-template <int R>
-struct Q5_1IntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<QuantFormat::Q5_1, R>(a, r, t, p); }
+template <QuantFormat F>
+struct LegacyIntGroup {
+  template <int R>
+  struct Rows {
+    static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { legacy_int_group<F, R>(a, r, t, p); }
+  };
 };
 template <int R>
 struct Q4_0IntGroup {
@@ -858,9 +853,9 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q8_0) int_rows_by<Q8_0IntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q4_K) int_rows_by<Q4KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q5_K) int_rows_by<Q5KIntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q4_1) int_rows_by<Q4_1IntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q5_0) int_rows_by<Q5_0IntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q5_1) int_rows_by<Q5_1IntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q4_1) int_rows_by<LegacyIntGroup<QuantFormat::Q4_1>::Rows>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_0) int_rows_by<LegacyIntGroup<QuantFormat::Q5_0>::Rows>(a, r0, r1);
+    else if (a.format == QuantFormat::Q5_1) int_rows_by<LegacyIntGroup<QuantFormat::Q5_1>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else return false;
     return true;
