@@ -161,8 +161,8 @@ TEST(CudaModel, AutoPicksCudaAndMemoryIsAccounted) {
   EXPECT_GE(MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current, int64_t(m->weight_bytes() / 2));
 }
 
-// GGUF formats with their own GPU kernels (q4_k, q5_0, q6_k, q8_0: the 8-bit / 4-bit paths) and without
-// (q4_1, q5_1, q5_k, q2_k, q3_k: held dequantized as f16) give the CPU backend's logits; llama.cpp's Q5_K_M mix on the
+// GGUF formats with their own GPU kernels (q4_k, q5_0, q6_k, q3_k, q8_0: the 8-bit / 4-bit paths) and without
+// (q4_1, q5_1, q5_k, q2_k: held dequantized as f16) give the CPU backend's logits; llama.cpp's Q5_K_M mix on the
 // demo model has all of Q5_K, Q5_1, Q6_K and Q8_0 in one model, Q4_K_M has Q4_K, Q5_0, Q6_K and Q8_0.
 TEST(CudaModel, GgufFormatsMatchCpu) {
   QF_REQUIRE_GPU();

@@ -59,13 +59,14 @@ std::vector<Case> cases() {
       {QuantFormat::Q4_K, P(0, false, false, false), "q4_k", {256, 512, 1280}},
       {QuantFormat::Q5_0, P(0, false, false, false), "q5_0", {32, 96, 1056}},
       {QuantFormat::Q6_K, P(0, false, false, false), "q6_k", {256, 512, 1280}},
+      {QuantFormat::Q3_K, P(0, false, false, false), "q3_k", {256, 512, 1280}},
   };
 }
 
-// Formats held as one byte per weight on the GPU (q5_0 / q6_k as int8 codes with their block scales).
+// Formats held as one byte per weight on the GPU (q5_0 / q6_k / q3_k as int8 codes with their block scales).
 bool eight_bit(QuantFormat f) {
   return f == QuantFormat::INT8 || f == QuantFormat::FP8_E4M3 || f == QuantFormat::FP8_E5M2 || f == QuantFormat::Q8_0 ||
-         f == QuantFormat::Q5_0 || f == QuantFormat::Q6_K;
+         f == QuantFormat::Q5_0 || f == QuantFormat::Q6_K || f == QuantFormat::Q3_K;
 }
 
 Tensor random_weight(int64_t rows, int64_t cols, uint32_t seed) {
@@ -228,7 +229,7 @@ TEST_F(QuantGpu, GemvEightBitLongRows) {
   for (const auto& c : cases()) {
     if (!eight_bit(c.f)) continue;
     for (int64_t K : {int64_t(2176), int64_t(4096), int64_t(4160), int64_t(6176), int64_t(6400)}) {
-      if (c.f == QuantFormat::Q6_K && K % 256 != 0) continue;  // whole super-blocks: 4096, 6400
+      if ((c.f == QuantFormat::Q6_K || c.f == QuantFormat::Q3_K) && K % 256 != 0) continue;  // whole super-blocks: 4096, 6400
       check_gemv({quantize_weight(random_weight(130, K, seed++), c.f, c.p)}, c.name + "_long", kGemvTol);
       std::vector<QuantWeight> qs;
       for (int64_t rows : {3, 64, 17}) qs.push_back(quantize_weight(random_weight(rows, K, seed++), c.f, c.p));

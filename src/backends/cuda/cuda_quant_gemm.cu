@@ -333,7 +333,7 @@ void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream
     case QuantFormat::INT8: run_dequant<8, ElemKind::Int8, ScaleKind::None, false>(w, lut, out, s); break;
     case QuantFormat::Q8_0:
     case QuantFormat::Q5_0: run_dequant<8, ElemKind::Int8, ScaleKind::F16, false>(w, lut, out, s); break;
-    case QuantFormat::Q6_K: run_dequant<8, ElemKind::Int8, ScaleKind::F32, false>(w, lut, out, s); break;
+    case QuantFormat::Q6_K: case QuantFormat::Q3_K: run_dequant<8, ElemKind::Int8, ScaleKind::F32, false>(w, lut, out, s); break;
     case QuantFormat::FP8_E4M3: run_dequant<8, ElemKind::E4M3, ScaleKind::None, false>(w, lut, out, s); break;
     case QuantFormat::FP8_E5M2: run_dequant<8, ElemKind::E5M2, ScaleKind::None, false>(w, lut, out, s); break;
     default: throw Error("quant_gemm: format " + std::string(quant_traits(w.format).name) + " has no GPU kernel");

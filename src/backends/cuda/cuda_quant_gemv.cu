@@ -304,7 +304,8 @@ bool try_stream8(QuantFormat f, const GemvArgs& a, int total, cudaStream_t s) {
     case QuantFormat::INT8: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     case QuantFormat::Q8_0:
     case QuantFormat::Q5_0: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F16>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
-    case QuantFormat::Q6_K: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F32>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::Q6_K: case QuantFormat::Q3_K:
+      return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F32>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     case QuantFormat::FP8_E4M3: return launch_stream_gemv<Quant8Rows<ElemKind::E4M3, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     case QuantFormat::FP8_E5M2: return launch_stream_gemv<Quant8Rows<ElemKind::E5M2, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
     default: return false;
@@ -425,7 +426,7 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       case QuantFormat::INT8: launch_fast<ElemKind::Int8, ScaleKind::None>(a, smem, tasks, s); break;
       case QuantFormat::Q8_0:
       case QuantFormat::Q5_0: launch_fast<ElemKind::Int8, ScaleKind::F16>(a, smem, tasks, s); break;
-      case QuantFormat::Q6_K: launch_fast<ElemKind::Int8, ScaleKind::F32>(a, smem, tasks, s); break;
+      case QuantFormat::Q6_K: case QuantFormat::Q3_K: launch_fast<ElemKind::Int8, ScaleKind::F32>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E4M3: launch_fast<ElemKind::E4M3, ScaleKind::None>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E5M2: launch_fast<ElemKind::E5M2, ScaleKind::None>(a, smem, tasks, s); break;
       default: throw Error("quant_gemv: format " + std::string(quant_traits(w0.format).name) + " has no GPU kernel");

@@ -88,7 +88,7 @@ std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cu
 bool gpu_kernel_format(QuantFormat f) {
   switch (f) {
     case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
-    case QuantFormat::Q3_K: case QuantFormat::None:
+    case QuantFormat::None:
     case QuantFormat::Count: return false;
     default: return true;
   }
@@ -114,6 +114,7 @@ FormatDesc format_desc(QuantFormat f) {
     case QuantFormat::Q8_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;
     case QuantFormat::Q5_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;  // code - 16
     case QuantFormat::Q6_K: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32; break;  // code - 32, d * sc per 16
+    case QuantFormat::Q3_K: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32; break;  // code -4..3, d * (sc - 32) per 16
     case QuantFormat::FP8_E4M3: d.bits = 8; d.elem = ElemKind::E4M3; break;
     case QuantFormat::FP8_E5M2: d.bits = 8; d.elem = ElemKind::E5M2; break;
     default: throw Error("cuda quant: format " + std::string(quant_traits(f).name) + " has no GPU kernel");
@@ -223,6 +224,13 @@ void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
         qd::BlockQ6_K blk;
         std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
         for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q6_k_code(blk, j) - 32));
+      }
+      break;
+    case QuantFormat::Q3_K:  // int8 value code -4..3 (d * (sc - 32) per 16 goes to the f32 scales)
+      for (int64_t b = 0; b < K / 256; ++b) {
+        qd::BlockQ3_K blk;
+        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q3_k_value_code(blk, j)));
       }
       break;
     case QuantFormat::Q4_K:
@@ -366,16 +374,23 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
         }
       break;
     }
-    case QuantFormat::Q6_K: {  // d * scales[j] in f32: exact (11-bit d times an 8-bit integer), as the reference forms it
+    case QuantFormat::Q6_K:    // d * scales[j] in f32: exact (11-bit d times an 8-bit integer), as the reference forms it
+    case QuantFormat::Q3_K: {  // d * (6-bit scale - 32): exact likewise
       block = 16;
       const int64_t nbr = kp / 16, ns = K / 256;
       sc32.assign(size_t(N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < ns; ++b) {
-          qd::BlockQ6_K blk;
-          std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
-          const float dd = f16_to_f32(blk.d);
-          for (int j = 0; j < 16; ++j) sc32[size_t(r * nbr + b * 16 + j)] = dd * float(blk.scales[j]);
+          float* dst = &sc32[size_t(r * nbr + b * 16)];
+          if (q.format == QuantFormat::Q6_K) {
+            qd::BlockQ6_K blk;
+            std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
+            for (int j = 0; j < 16; ++j) dst[j] = f16_to_f32(blk.d) * float(blk.scales[j]);
+          } else {
+            qd::BlockQ3_K blk;
+            std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
+            for (int j = 0; j < 16; ++j) dst[j] = f16_to_f32(blk.d) * float(qd::q3_k_scale(blk.scales, j));
+          }
         }
       break;
     }
