@@ -4,7 +4,7 @@
 // --stream: the GEMV cycles through copies of the weight totalling >= 256 MB, so the bytes come from
 // DRAM as in a model's decode step (without it a 6-12 MB weight sits in the L2/L3 caches).
 // --decode-only: skip the n_tokens = 64 columns. Rows: f32 / int8 activations at the chosen ISA, and "auto",
-// quant_linear_cpu's own dispatch (K-quant prefill: AMX or AVX-512 int8, kquant_amx.h). Not built by default:
+// quant_linear_cpu's own dispatch (K-quant prefill: AMX or AVX-512 int8, kquant_int8.h). Not built by default:
 //   g++ -O2 -std=c++20 -Iinclude -Isrc benches/quant_linear_bench.cpp build/libqforge.a -lpthread -o /tmp/qlb
 //   /tmp/qlb [format,...] [--isa avx2|avx512|scalar] [--reps N] [--stream] [--decode-only]
 #include <algorithm>

@@ -1,143 +1,25 @@
-// src/backends/cpu/kquant_amx.cpp — K-quant (Q2_K..Q6_K) prefill on AMX int8 tiles, and its scalar reference
-// (kquant_amx.h). The weights are the A operand, so they need no transpose: per group of 16 rows, each
-// super-block is rewritten once per call into int8 rows (p = sub-block scale x code split as 64 hi + lo, and the
-// minimum codes m) that tile loads read with the row stride. The activations are the B operand, quantized per
-// super-block and laid out once per call as B tiles (16 tokens x 4 consecutive k per tile row). Per super-block
-// and tile of 16 rows x 16 tokens, 4 tdpbssd per operand (K = 64 each) give the exact int32 sums of p and m
-// against the activations, and one f32 step per super-block adds them with the row's d, dmin and the token's
-// d_x. Used where amx_available() (gguf_interleaved.h). The target pragma covers only code below the includes.
-#include "backends/cpu/kquant_amx.h"
-
+// src/backends/cpu/kquant_amx.cpp — K-quant (Q2_K..Q6_K) prefill on AMX int8 tiles (kquant_int8.h). The weights
+// are the A operand, so they need no transpose: per group of 16 rows, each super-block is rewritten once per call
+// into int8 rows (p = sub-block scale x code split as 64 hi + lo, and the minimum codes m) that tile loads read
+// with the row stride. The activations are the B operand, quantized per super-block and laid out once per call as
+// B tiles (16 tokens x 4 consecutive k per tile row). Per super-block and tile of 16 rows x 16 tokens, 4 tdpbssd
+// per operand (K = 64 each) give the exact int32 sums of p and m against the activations, and one f32 step per
+// super-block adds them with the row's d, dmin and the token's d_x: the scalar reference's bits. Used where
+// amx_available() (gguf_interleaved.h). The target pragma covers only code below the includes.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backends/cpu/amx_tiles.h"
 #include "backends/cpu/gguf_interleaved.h"
+#include "backends/cpu/kquant_int8.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
 #include "quant/quant_codecs.h"
-
-namespace qforge::cpu_quant {
-
-using quant_detail::KQuantInts;
-
-bool kquant_int8_format(QuantFormat f) {
-  return f == QuantFormat::Q2_K || f == QuantFormat::Q3_K || f == QuantFormat::Q4_K || f == QuantFormat::Q5_K ||
-         f == QuantFormat::Q6_K;
-}
-
-namespace {
-
-constexpr int64_t kSuper = 256;
-
-bool has_min(QuantFormat f) { return f == QuantFormat::Q2_K || f == QuantFormat::Q4_K || f == QuantFormat::Q5_K; }
-
-void check_shape(const QuantWeight& w, const char* who) {
-  if (!kquant_int8_format(w.format))
-    throw Error(std::string(who) + ": " + std::string(quant_traits(w.format).name) + " is not a K-quant format");
-  if (w.cols % kSuper != 0)
-    throw Error(std::string(who) + ": row length " + std::to_string(w.cols) + " is not whole super-blocks of 256");
-}
-
-const uint8_t* super_block(const QuantWeight& w, int64_t r, int64_t sb) {
-  const int64_t nsb = w.cols / kSuper, row_bytes = int64_t(w.data.nbytes()) / w.rows;
-  return static_cast<const uint8_t*>(w.data.raw()) + r * row_bytes + sb * (row_bytes / nsb);
-}
-
-}  // namespace
-
-bool kquant_int8_prefill_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("QFORGE_CPU_KQUANT_INT8");
-    return !(e && std::string(e) == "0");
-  }();
-  return on;
-}
-
-bool kquant_amx_applies(const QuantWeight& w, int64_t n_tokens) {
-  return kquant_int8_prefill_enabled() && kquant_int8_format(w.format) && w.cols % kSuper == 0 && w.cols > 0 && n_tokens >= kKQuantAmxMinTokens &&
-         amx_available();
-}
-
-void quantize_act_k(const float* x, int64_t n, int64_t K, KQuantAct& a) {
-  const int64_t nsb = K / kSuper;
-  a.q.resize(size_t(n * K));
-  a.d.resize(size_t(n * nsb));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t sb = 0; sb < nsb; ++sb) {
-      const float* src = x + t * K + sb * kSuper;
-      float amax = 0.0f;
-      for (int64_t i = 0; i < kSuper; ++i) amax = std::max(amax, std::fabs(src[i]));
-      const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-      int8_t* q = a.q.data() + t * K + sb * kSuper;
-      for (int64_t i = 0; i < kSuper; ++i) q[i] = int8_t(std::clamp(std::nearbyint(src[i] * id), -127.0f, 127.0f));
-      a.d[size_t(t * nsb + sb)] = d;
-    }
-}
-
-void kquant_half_sums(const KQuantAct& a, int64_t n, int64_t K, std::vector<int32_t>& bs) {
-  bs.resize(size_t(n * K / 32));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < K / 32; ++h) {
-      const int8_t* q = a.q.data() + t * K + 32 * h;
-      int32_t s0 = 0, s1 = 0;
-      for (int i = 0; i < 16; ++i) s0 += q[i], s1 += q[16 + i];
-      bs[size_t(t * (K / 32) + h)] = int32_t(uint16_t(int16_t(s0))) | s1 << 16;
-    }
-}
-
-bool kquant_lane_applies(const QuantWeight& w, int64_t n_tokens, Isa isa) {
-  return kquant_int8_prefill_enabled() && kquant_int8_format(w.format) && w.cols % kSuper == 0 && w.cols > 0 &&
-         n_tokens >= kKQuantInt8MinTokens && best_isa() == isa;
-}
-
-bool kquant_lane_input(const char* who, const QuantWeight& w, const float* x, int64_t n_tokens, float* y,
-                       KQuantLaneInput& in) {
-  check_shape(w, who);
-  if (w.rows == 0 || n_tokens == 0) return false;
-  const int64_t K = w.cols;
-  quantize_act_k(x, n_tokens, K, in.act);
-  in.x.resize(size_t(n_tokens * K / 4));
-  std::memcpy(in.x.data(), in.act.q.data(), size_t(n_tokens * K));
-  kquant_half_sums(in.act, n_tokens, K, in.bs);
-  in.w = &w;
-  in.n = n_tokens;
-  in.y = y;
-  return true;
-}
-
-void kquant_linear_int8_ref(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
-  check_shape(w, "kquant_linear_int8_ref");
-  const int64_t N = w.rows, K = w.cols, nsb = K / kSuper;
-  const bool mins = has_min(w.format);
-  KQuantAct a;
-  quantize_act_k(x, n_tokens, K, a);
-  KQuantInts ki;
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      float acc = 0.0f;
-      for (int64_t sb = 0; sb < nsb; ++sb) {
-        quant_detail::kquant_ints(w.format, super_block(w, r, sb), ki);
-        const int8_t* q = a.q.data() + t * K + sb * kSuper;
-        int32_t sp = 0, sm = 0;
-        for (int i = 0; i < kSuper; ++i) {
-          sp += int32_t(ki.p[i]) * q[i];
-          sm += int32_t(ki.m[i]) * q[i];
-        }
-        const float dx = a.d[size_t(t * nsb + sb)];
-        acc = std::fma(float(sp), ki.d * dx, acc);
-        if (mins) acc = std::fma(-float(sm), ki.dmin * dx, acc);
-      }
-      y[t * N + r] = acc;
-    }
-}
-
-}  // namespace qforge::cpu_quant
 
 #pragma GCC push_options
 #pragma GCC diagnostic push
@@ -149,6 +31,7 @@ void kquant_linear_int8_ref(const QuantWeight& w, const float* x, int64_t n_toke
 namespace qforge::cpu_quant {
 namespace {
 
+constexpr int64_t kSuper = 256;
 constexpr int kTile = 16;            // weight rows per A tile, tokens per B tile
 constexpr int64_t kChunk = 64;       // k per tdpbssd
 constexpr int64_t kBTileBytes = 1024;
@@ -198,7 +81,7 @@ void fill_group(const QuantWeight& w, int64_t r0, RowGroup& g) {
       continue;
     }
     for (int64_t sb = 0; sb < nsb; ++sb)
-      super_block_rows(w.format, super_block(w, r0 + r, sb), g.hi.data() + o + sb * kSuper,
+      super_block_rows(w.format, kquant_super_block(w, r0 + r, sb), g.hi.data() + o + sb * kSuper,
                        g.lo.data() + o + sb * kSuper, g.m.data() + o + sb * kSuper, g.d[size_t(r * nsb + sb)],
                        g.dmin[size_t(r * nsb + sb)]);
   }
@@ -284,12 +167,12 @@ void amx_groups(const AmxCall& a, int64_t g0, int64_t g1) {
 
 void kquant_tile_rows(const QuantWeight& w, int64_t r, int64_t sb, int8_t* hi, int8_t* lo, int8_t* m, float& d,
                       float& dmin) {
-  check_shape(w, "kquant_tile_rows");
-  super_block_rows(w.format, super_block(w, r, sb), hi, lo, m, d, dmin);
+  kquant_check_shape(w, "kquant_tile_rows");
+  super_block_rows(w.format, kquant_super_block(w, r, sb), hi, lo, m, d, dmin);
 }
 
 void kquant_linear_amx(const QuantWeight& w, const float* x, int64_t n_tokens, float* y) {
-  check_shape(w, "kquant_linear_amx");
+  kquant_check_shape(w, "kquant_linear_amx");
   if (!amx_available()) throw Error("kquant_linear_amx: AMX int8 is not available on this CPU");
   const int64_t N = w.rows, K = w.cols, nsb = K / kSuper, nch = K / kChunk;
   if (N == 0 || n_tokens == 0) return;
@@ -318,7 +201,7 @@ void kquant_linear_amx(const QuantWeight& w, const float* x, int64_t n_tokens, f
   a.n = n_tokens;
   a.y = y;
   const int64_t groups = (N + kTile - 1) / kTile;
-  const bool hi = w.format != QuantFormat::Q2_K, mins = has_min(w.format);  // Q2_K: p = scale x code <= 45
+  const bool hi = w.format != QuantFormat::Q2_K, mins = kquant_has_min(w.format);  // Q2_K: p = scale x code <= 45
   ThreadPool::global().parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     if (hi && mins) amx_groups<true, true>(a, g0, g1);
     else if (hi) amx_groups<true, false>(a, g0, g1);

@@ -1,5 +1,5 @@
 // src/backends/cpu/kquant_avx2.cpp — K-quant (Q2_K..Q6_K) prefill with int8 activations on AVX2 (CPUs without
-// AVX-512: most laptops), bit-identical to kquant_linear_int8_ref (kquant_amx.h). The form of the AVX-512 kernel
+// AVX-512: most laptops), bit-identical to kquant_linear_int8_ref (kquant_int8.h). The form of the AVX-512 kernel
 // (kquant_avx512.cpp) with 8 weight rows in the 8 dword lanes: per super-block the codes of a row group are
 // rewritten once per call as dwords of 4 consecutive unsigned codes; vpmaddubsw multiplies them by a broadcast
 // quad of a token's int8 activations (no saturation: codes <= 63), two such results add in int16 (<= 32004),
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "backends/cpu/gguf_interleaved.h"
-#include "backends/cpu/kquant_amx.h"
+#include "backends/cpu/kquant_int8.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
 

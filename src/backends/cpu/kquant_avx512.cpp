@@ -1,5 +1,5 @@
 // src/backends/cpu/kquant_avx512.cpp — K-quant (Q2_K..Q6_K) prefill with int8 activations on AVX-512 VNNI, for
-// CPUs without AMX: the same integer products as kquant_linear_int8_ref (kquant_amx.h), bit for bit. Per group
+// CPUs without AMX: the same integer products as kquant_linear_int8_ref (kquant_int8.h), bit for bit. Per group
 // of 16 weight rows, every super-block is rewritten once per call with the 16 rows in the 16 dword lanes (4
 // consecutive unsigned codes per dword), so that one vpdpbusd multiplies 16 rows by a broadcast quad of a token's
 // int8 activations. Each half-block's (or block's) int32 sum is multiplied by its integer scale (vpmulld); the
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "backends/cpu/gguf_interleaved.h"
-#include "backends/cpu/kquant_amx.h"
+#include "backends/cpu/kquant_int8.h"
 #include "core/thread_pool.h"
 #include "qforge/status.h"
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_kernels.h"
-#include "backends/cpu/kquant_amx.h"
+#include "backends/cpu/kquant_int8.h"
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"

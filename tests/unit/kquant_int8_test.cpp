@@ -1,4 +1,4 @@
-// tests/unit/kquant_amx_test.cpp — K-quant prefill through int8 activations (kquant_amx.h): the integer form
+// tests/unit/kquant_int8_test.cpp — K-quant prefill through int8 activations (kquant_int8.h): the integer form
 // of every K-quant super-block against the format's reference dequantize; the kernel's vector form of it
 // against the scalar one; the AMX kernel bit for bit against the scalar int8 reference on odd shapes (partial
 // row groups and token tiles, 1 and 2 threads) and through quant_linear_cpu's dispatch; and the int8 reference
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/gguf_interleaved.h"
-#include "backends/cpu/kquant_amx.h"
+#include "backends/cpu/kquant_int8.h"
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
 #include "core/thread_pool.h"

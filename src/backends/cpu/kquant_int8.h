@@ -1,9 +1,10 @@
-// src/backends/cpu/kquant_amx.h — prefill of GGUF K-quant weights (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) with int8
+// src/backends/cpu/kquant_int8.h — prefill of GGUF K-quant weights (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) with int8
 // activations, as llama.cpp's K-quant dot products do: each token's activations are quantized to int8 per
 // super-block of 256 (one f32 scale amax / 127, like ggml's Q8_K), the weights are taken in their integer form
 // (quant_detail::kquant_ints: d * p - dmin * m), and a super-block's contribution d_x (d sum p q_x - dmin sum m q_x)
-// is exact in int32 before one f32 step. The AMX kernel (kquant_amx.cpp) and the scalar reference here give
-// bit-identical outputs: the same int32 sums, then the same f32 operations in the same order.
+// is exact in int32 before one f32 step. The scalar reference (kquant_int8.cpp) and the kernels (AMX:
+// kquant_amx.cpp; AVX-512 VNNI: kquant_avx512.cpp; AVX2: kquant_avx2.cpp) give bit-identical outputs: the same int32
+// sums, then the same f32 operations in the same order.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,8 +14,13 @@
 
 namespace qforge::cpu_quant {
 
-// Q2_K..Q6_K (the formats kquant_ints takes).
+// Q2_K..Q6_K (the formats kquant_ints takes); which of them have a minimum term (Q2_K, Q4_K, Q5_K).
 bool kquant_int8_format(QuantFormat f);
+bool kquant_has_min(QuantFormat f);
+// Throws qforge::Error naming `who` unless w is a K-quant weight of whole super-blocks.
+void kquant_check_shape(const QuantWeight& w, const char* who);
+// The bytes of super-block sb of row r.
+const uint8_t* kquant_super_block(const QuantWeight& w, int64_t r, int64_t sb);
 // QFORGE_CPU_KQUANT_INT8=0 turns both int8 prefill kernels off (K-quant prefill then runs on f32 tiles: A/B runs).
 bool kquant_int8_prefill_enabled();
 // The AMX path applies: a K-quant format, whole super-blocks per row, at least kKQuantAmxMinTokens tokens,
