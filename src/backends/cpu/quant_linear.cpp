@@ -2,7 +2,8 @@
 // (AVX-512 > AVX2 > scalar) and the activation mode, lays the activations out in kernel order (or
 // quantizes them to int8 blocks for the GGUF integer-dot path), threads output rows over
 // ThreadPool::global() and adds the column tail (< 32) that the SIMD kernels leave. The scalar level
-// is the generic path: 256-wide tiles dequantized by the reference dequantize_segment, f32 dot.
+// is the generic path: 256-wide tiles dequantized by the reference dequantize_segment, f32 dot. K-quant
+// prompts of 4+ tokens go to the int8 prefill kernels first (kquant_int8.h: AMX, AVX-512 VNNI or AVX2).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>

@@ -21,8 +21,9 @@ Isa best_isa();             // what this CPU runs: avx512 (f/bw/vl/dq/vnni) > av
 Isa isa_cap();              // QFORGE_CPU_ISA=scalar|avx2|avx512 (A/B runs, debugging); unset: no cap
 bool isa_supported(Isa isa);
 
-// Activation precision of the GGUF integer-dot path (q4_0, q8_0, q4_k): the activation row is
-// quantized to int8 per block of 32 (scale amax/127, round to nearest) like llama.cpp's q8 rows.
+// Activation precision of the GGUF integer-dot path (int8_act_supported: q4_0, q8_0, q4_1, q5_0, q5_1, q4_k,
+// q5_k, q6_k; q3_k at avx512): the activation row is quantized to int8 per block of 32 (scale amax/127, round to
+// nearest) like llama.cpp's q8 rows.
 enum class ActMode : uint8_t { F32, Int8 };
 
 struct KernelArgs {
@@ -156,7 +157,8 @@ Int8Act& quantize_act(const float* x, int64_t n, int64_t K, bool q4_pairs, Isa i
 void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens, float* y, Isa isa,
                           ActMode act);
 // The activation mode quant_linear_cpu picks: Int8 where a kernel exists and n_tokens < 4 (decode);
-// prefill uses the f32 tile kernels, which decode each weight once for all tokens.
+// prefill uses the f32 tile kernels, which decode each weight once for all tokens (except K-quant prefill,
+// which quant_linear_cpu hands to the int8 kernels of kquant_int8.h before this choice).
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens);
 bool int8_act_supported(QuantFormat f, Isa isa);
 // Output rows that the integer kernels compute together, sharing each activation load (1..4 work).
