@@ -161,12 +161,13 @@ TEST(CudaModel, AutoPicksCudaAndMemoryIsAccounted) {
   EXPECT_GE(MemoryAccounting::get(MemDevice::Cuda0, MemCategory::Weights).current, int64_t(m->weight_bytes() / 2));
 }
 
-// GGUF formats with their own GPU kernels (q4_k, q5_0, q6_k, q3_k, q8_0: the 8-bit / 4-bit paths) and without
-// (q4_1, q5_1, q5_k, q2_k: held dequantized as f16) give the CPU backend's logits; llama.cpp's Q5_K_M mix on the
-// demo model has all of Q5_K, Q5_1, Q6_K and Q8_0 in one model, Q4_K_M has Q4_K, Q5_0, Q6_K and Q8_0.
+// GGUF formats on the GPU's kernels (q4_k, q4_0: 4-bit tiles; q5_0, q6_k, q3_k, q8_0 and, with a minimum per
+// block, q4_1, q5_1, q5_k, q2_k: 8-bit codes) give the CPU backend's logits; llama.cpp's Q5_K_M mix on the demo
+// model has all of Q5_K, Q5_1, Q6_K and Q8_0 in one model, Q4_K_M has Q4_K, Q5_0, Q6_K and Q8_0 (the demo's
+// 288 columns are not whole super-blocks: only ffn_down, 768 columns, takes Q2_K in the q2_k file).
 TEST(CudaModel, GgufFormatsMatchCpu) {
   QF_REQUIRE_GPU();
-  for (const char* fmt : {"q4_k_m", "q5_k_m", "q4_1", "q3_k"}) {
+  for (const char* fmt : {"q4_k_m", "q5_k_m", "q4_1", "q3_k", "q2_k", "q5_1"}) {
     const auto path = test::temp_dir(std::string("cuda_gguf_") + fmt) / "m.gguf";
     GgufWriteOptions o;
     o.format = fmt;
@@ -189,10 +190,15 @@ TEST(CudaModel, GgufFormatsMatchCpu) {
     // bf16 tensor-core prefill on the GPU against f32 on the CPU, f16 weights where there is no kernel; the CPU
     // decode step takes int8 activations for the K-quants and q4_0 / q8_0. A wrong block decode is far larger.
     auto pg = g->forward(lp, 0, false), pc = c->forward(lp, 0, false);
-    EXPECT_LT(rel_rms(pg, pc), 2e-2) << fmt;
+    // q2_k measured 0.025 on an H200: both sides round (the GPU's bf16 weights and activations, the CPU's int8
+    // activations per 256 for K-quant prompts), and a 2-bit block has four values, so a block's rounding errors
+    // do not average out. The kernels themselves are checked bit for bit (QuantGpu.DequantBf16IsBitExact) and
+    // against the reference (QuantGpu.GemmEveryFormat, GemvEveryFormat).
+    EXPECT_LT(rel_rms(pg, pc), std::string(fmt) == "q2_k" ? 4e-2 : 2e-2) << fmt;
     const std::vector<int32_t> next{int32_t(argmax(pc))};
     auto dg = g->forward(next, int64_t(lp.size()), false), dc = c->forward(next, int64_t(lp.size()), false);
     EXPECT_LT(rel_rms(dg, dc), 3e-2) << fmt;
     RecordProperty(std::string(fmt) + "_rel_rms", std::to_string(rel_rms(pg, pc)) + " / " + std::to_string(rel_rms(dg, dc)));
+    std::printf("gguf %s on the GPU: prefill rel rms %.4f, decode %.4f\n", fmt, rel_rms(pg, pc), rel_rms(dg, dc));
   }
 }

@@ -60,13 +60,23 @@ std::vector<Case> cases() {
       {QuantFormat::Q5_0, P(0, false, false, false), "q5_0", {32, 96, 1056}},
       {QuantFormat::Q6_K, P(0, false, false, false), "q6_k", {256, 512, 1280}},
       {QuantFormat::Q3_K, P(0, false, false, false), "q3_k", {256, 512, 1280}},
+      {QuantFormat::Q4_1, P(0, false, false, false), "q4_1", {32, 96, 1056}},
+      {QuantFormat::Q5_1, P(0, false, false, false), "q5_1", {32, 96, 1056}},
+      {QuantFormat::Q5_K, P(0, false, false, false), "q5_k", {256, 512, 1280}},
+      {QuantFormat::Q2_K, P(0, false, false, false), "q2_k", {256, 512, 1280}},
   };
 }
 
-// Formats held as one byte per weight on the GPU (q5_0 / q6_k / q3_k as int8 codes with their block scales).
+// Formats held as one byte per weight on the GPU (q5_0 / q6_k / q3_k as int8 codes with their block scales;
+// q4_1 / q5_1 / q5_k / q2_k with a (scale, minimum) pair per block).
 bool eight_bit(QuantFormat f) {
   return f == QuantFormat::INT8 || f == QuantFormat::FP8_E4M3 || f == QuantFormat::FP8_E5M2 || f == QuantFormat::Q8_0 ||
-         f == QuantFormat::Q5_0 || f == QuantFormat::Q6_K || f == QuantFormat::Q3_K;
+         f == QuantFormat::Q5_0 || f == QuantFormat::Q6_K || f == QuantFormat::Q3_K || f == QuantFormat::Q4_1 ||
+         f == QuantFormat::Q5_1 || f == QuantFormat::Q5_K || f == QuantFormat::Q2_K;
+}
+bool super_block(QuantFormat f) {
+  return f == QuantFormat::Q6_K || f == QuantFormat::Q3_K || f == QuantFormat::Q5_K || f == QuantFormat::Q2_K ||
+         f == QuantFormat::Q4_K;
 }
 
 Tensor random_weight(int64_t rows, int64_t cols, uint32_t seed) {
@@ -229,7 +239,7 @@ TEST_F(QuantGpu, GemvEightBitLongRows) {
   for (const auto& c : cases()) {
     if (!eight_bit(c.f)) continue;
     for (int64_t K : {int64_t(2176), int64_t(4096), int64_t(4160), int64_t(6176), int64_t(6400)}) {
-      if ((c.f == QuantFormat::Q6_K || c.f == QuantFormat::Q3_K) && K % 256 != 0) continue;  // whole super-blocks: 4096, 6400
+      if (super_block(c.f) && K % 256 != 0) continue;  // whole super-blocks: 4096, 6400
       check_gemv({quantize_weight(random_weight(130, K, seed++), c.f, c.p)}, c.name + "_long", kGemvTol);
       std::vector<QuantWeight> qs;
       for (int64_t rows : {3, 64, 17}) qs.push_back(quantize_weight(random_weight(rows, K, seed++), c.f, c.p));
@@ -242,7 +252,8 @@ TEST_F(QuantGpu, GemvEightBitLongRows) {
 // Q5_0 / Q8_0 fallbacks): one call, a launch per format, every output right.
 TEST_F(QuantGpu, GemvMixedFormatsOneCall) {
   const std::pair<QuantFormat, int64_t> parts[] = {{QuantFormat::Q4_K, 64}, {QuantFormat::Q6_K, 9}, {QuantFormat::Q4_K, 9},
-                                                   {QuantFormat::Q5_0, 5}, {QuantFormat::Q8_0, 7}, {QuantFormat::NF4, 3}};
+                                                   {QuantFormat::Q5_0, 5}, {QuantFormat::Q8_0, 7}, {QuantFormat::NF4, 3},
+                                                   {QuantFormat::Q5_K, 6}, {QuantFormat::Q5_1, 4}};
   std::vector<QuantWeight> qs;
   uint32_t seed = 1200;
   for (auto [f, rows] : parts) qs.push_back(quantize_weight(random_weight(rows, 512, seed++), f, QuantParams{}));
@@ -251,7 +262,8 @@ TEST_F(QuantGpu, GemvMixedFormatsOneCall) {
 
 TEST_F(QuantGpu, GemvLargeInputStagedInGlobalMemory) {
   // 8 tokens x 4096 cols = 128 KB of input: staged once per launch in global memory.
-  for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4, QuantFormat::Q6_K}) {
+  for (QuantFormat f : {QuantFormat::NF4, QuantFormat::INT8, QuantFormat::Q4_K, QuantFormat::NVFP4, QuantFormat::Q6_K,
+                        QuantFormat::Q5_K, QuantFormat::Q2_K}) {
     const QuantWeight q = quantize_weight(random_weight(37, 4096, 5), f, QuantParams{});
     check_gemv({q}, std::string(quant_traits(f).name) + "_global", gemv_tol(f));
   }
@@ -296,10 +308,13 @@ TEST_F(QuantGpu, GemvOneTokenEqualsTwoTokenForm) {
   }
 }
 
+// 8-bit rows of a multiple of 16 columns take the 16-codes-a-thread kernel, other widths the per-quad one.
 TEST_F(QuantGpu, DequantBf16IsBitExact) {
   uint32_t seed = 500;
-  for (const auto& c : cases())
-    for (int64_t K : c.cols) {
+  for (const auto& c : cases()) {
+    std::vector<int64_t> ks = c.cols;
+    if (eight_bit(c.f)) ks.push_back(1024);
+    for (int64_t K : ks) {
       const QuantWeight q = quantize_weight(random_weight(33, K, seed++), c.f, c.p);
       auto w = upload_quant_weight(q, nullptr);
       Dev out(size_t(q.rows * K) * 2);
@@ -315,6 +330,7 @@ TEST_F(QuantGpu, DequantBf16IsBitExact) {
                         << ref[i];
         }
     }
+  }
 }
 
 TEST_F(QuantGpu, GemmEveryFormat) {
@@ -358,6 +374,18 @@ TEST_F(QuantGpu, GemmEveryFormat) {
     }
   }
   cublasDestroy(h);
+}
+
+// The backend's out-of-memory check predicts the upload's device bytes before uploading.
+TEST_F(QuantGpu, UploadBytesPredictsDeviceBytes) {
+  uint32_t seed = 1500;
+  for (const auto& c : cases())
+    for (int64_t K : c.cols)
+      for (int64_t rows : {1, 17}) {
+        const QuantWeight q = quantize_weight(random_weight(rows, K, seed++), c.f, c.p);
+        auto w = upload_quant_weight(q, nullptr);
+        EXPECT_EQ(upload_bytes(q), device_bytes(*w)) << c.name << " [" << rows << "x" << K << "]";
+      }
 }
 
 TEST_F(QuantGpu, UploadAccountsDeviceBytes) {

@@ -189,7 +189,7 @@ class CudaBackend final : public Backend {
       if (l.quantized() && !glue_quant_on_gpu(l)) {
         uniq[&l.qweight] = size_t(l.out) * size_t(l.in) * 2;  // held as f16
       } else if (l.quantized()) {
-        uniq[&l.qweight] = l.qweight.storage_bytes();
+        uniq[&l.qweight] = glue_quant_upload_bytes(l);  // the GPU layout (8-bit codes for GGUF types below 8 bits)
         max_q = std::max(max_q, size_t(l.out) * size_t(l.in));
       } else {
         add_t(l.weight);

@@ -13,8 +13,9 @@
 //   static constexpr int kSwizzle;  // 16-byte input chunks a lane reads per load: the staging swizzle
 //                                   // (stage_linear_input), so reads go through staged_chunk<kSwizzle>
 //   __device__ static void load(const Args&, int row, int c, int lane, Frag&);   // row over all weights
-//   __device__ static float dot(const Args&, const Frag&, const float* xs, int c, int lane);  // lane part
+//   __device__ static float dot(const Args&, const Frag&, const float* xs, const float* xsum, int c, int lane);
 //   __device__ static void store(const Args&, int row, float v, bool acc);
+//   static constexpr bool kBlockSums;  // the source's dot reads xsum[k / 16], the input's sums per 16 elements
 // The input is staged in shared memory over [0, klim) floats (zero past cols; klim a multiple of
 // 4 * kSwizzle), so a source may read whole 16-byte groups up to klim.
 #pragma once
@@ -34,7 +35,8 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS)
   extern __shared__ float4 smem4[];
   float* red = reinterpret_cast<float*>(smem4);
   float* xs = red + 32;
-  float* part = xs + ((klim + 3) & ~3);
+  float* xsum = xs + ((klim + 3) & ~3);  // Src::kBlockSums: klim / 16 sums
+  float* part = xsum + (Src::kBlockSums ? klim / 16 : 0);
   const int rb0 = int(int64_t(blockIdx.x) * total / gridDim.x), rb1 = int(int64_t(blockIdx.x + 1) * total / gridDim.x);
   const int units = (rb1 - rb0) * nch, warps = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -49,16 +51,28 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS)
     for (int i = cols + threadIdx.x; i < klim; i += blockDim.x) xs[staged_index<Src::kSwizzle>(i)] = 0.f;
     __syncthreads();
   }
+  if constexpr (Src::kBlockSums) {  // once per block instead of once per row
+    for (int b = threadIdx.x; b < klim / 16; b += blockDim.x) {
+      float s = 0.f;
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const float4 x4 = reinterpret_cast<const float4*>(xs)[staged_chunk<Src::kSwizzle>(4 * b + q)];
+        s += (x4.x + x4.y) + (x4.z + x4.w);
+      }
+      xsum[b] = s;
+    }
+    __syncthreads();
+  }
   auto reduce = [](float s) {
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     return s;
   };
   for (int u = u0; u < u1; u += 2) {
-    float s = reduce(Src::dot(a, A, xs, u % nch, lane));
+    float s = reduce(Src::dot(a, A, xs, xsum, u % nch, lane));
     if (lane == 0) part[u] = s;
     if (u + 2 < u1) Src::load(a, rb0 + (u + 2) / nch, (u + 2) % nch, lane, A);
     if (u + 1 < u1) {
-      s = reduce(Src::dot(a, B, xs, (u + 1) % nch, lane));
+      s = reduce(Src::dot(a, B, xs, xsum, (u + 1) % nch, lane));
       if (lane == 0) part[u + 1] = s;
       if (u + 3 < u1) Src::load(a, rb0 + (u + 3) / nch, (u + 3) % nch, lane, B);
     }
@@ -97,7 +111,8 @@ bool launch_stream_gemv(const typename Src::Args& a, const LinearInputDev& in, i
   blocks = int(std::max<int64_t>(blocks, (units + max_units - 1) / max_units));
   blocks = std::max(1, std::min(blocks, total));
   const int64_t rows_per_block = (total + blocks - 1) / blocks;
-  const size_t smem = (32 + size_t((klim + 3) & ~3) + size_t(rows_per_block * nch)) * sizeof(float);
+  const size_t smem = (32 + size_t((klim + 3) & ~3) + (Src::kBlockSums ? size_t(klim / 16) : 0) + size_t(rows_per_block * nch)) *
+                      sizeof(float);
   if (smem + 1024 > size_t(device_smem_optin())) return false;  // resident_blocks opts in smem + 1 KB
   if (cfg.threads == 1024) launch_stream_gemv_as<Src, 1024>(a, in, cols, klim, acc, total, nch, blocks, smem, s);
   else launch_stream_gemv_as<Src, 512>(a, in, cols, klim, acc, total, nch, blocks, smem, s);

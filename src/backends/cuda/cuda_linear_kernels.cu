@@ -181,6 +181,7 @@ struct FloatRows {
   // removes, yet TinyLlama bf16 decode measured 3-4% slower with it (H100, alternating runs: 776 / 770
   // vs 801 / 803 tok/s), so float rows keep the plain layout.
   static constexpr int kSwizzle = 1;
+  static constexpr bool kBlockSums = false;
   struct Frag {
     uint4 u[kStreamLoads];
   };
@@ -199,7 +200,7 @@ struct FloatRows {
       f.u[j] = k < b.cols ? __ldg(reinterpret_cast<const uint4*>(p + size_t(k) * sizeof_w<WT>())) : make_uint4(0, 0, 0, 0);
     }
   }
-  __device__ static float dot(const GemvBatch& b, const Frag& fr, const float* xs, int c, int lane) {
+  __device__ static float dot(const GemvBatch& b, const Frag& fr, const float* xs, const float*, int c, int lane) {
     float s0 = 0.f, s1 = 0.f;
 #pragma unroll
     for (int j = 0; j < kStreamLoads; ++j) {

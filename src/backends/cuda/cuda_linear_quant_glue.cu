@@ -30,6 +30,8 @@ Tensor glue_dequant_f16(const Linear& l) {
   return out;
 }
 
+size_t glue_quant_upload_bytes(const Linear& l) { return upload_bytes(l.qweight); }
+
 size_t glue_quant_device_bytes(const void* w) { return device_bytes(*static_cast<const CudaQuantWeight*>(w)); }
 
 void glue_quant_gemv(std::span<const void* const> ws, const LinearInputDev& in, int n, std::span<float* const> ys,

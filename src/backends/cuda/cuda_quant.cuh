@@ -44,6 +44,8 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
 // Whether the quantized kernels take format f (else the backend holds such a weight dequantized, as f16).
 bool gpu_kernel_format(QuantFormat f);
 size_t device_bytes(const CudaQuantWeight& w);
+// The device bytes upload_quant_weight(q) allocates (the backend's out-of-memory check, before uploading).
+size_t upload_bytes(const QuantWeight& q);
 // A second device copy of w (benchmarks rotate copies to defeat L2).
 std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cudaStream_t s);
 

@@ -20,17 +20,53 @@ namespace {
 
 struct LutArg { float v[16]; };
 
-// The reference's dequantize arithmetic for one element (code value v already looked up / decoded).
+// The reference's dequantize arithmetic for one element: code value v (already looked up / decoded, zero
+// point subtracted), its block's scale s and minimum mn, the row scale rs and the tensor's gscale.
+template <ScaleKind S>
+__device__ __forceinline__ float scaled_value(float v, float s, float mn, float rs, float gscale) {
+  float w = v;
+  if constexpr (S == ScaleKind::Q4K || S == ScaleKind::F32Min) w = __fsub_rn(__fmul_rn(w, s), mn);
+  else if constexpr (S != ScaleKind::None) w = __fmul_rn(w, s);
+  return __fmul_rn(__fmul_rn(w, rs), gscale);
+}
+
 template <ScaleKind S, bool Z>
 __device__ __forceinline__ float dequant_value(const DevQuant& d, int r, int k, float v) {
   if constexpr (Z) v -= float(d.zeros[int64_t(r) * d.sc_row + (k >> d.sc_shift)]);
   float s, mn;
   quad_scale<S>(d, r, k, s, mn);
-  const float rs = d.row_scale ? d.row_scale[r] : 1.f;
-  float w = v;
-  if constexpr (S == ScaleKind::Q4K) w = __fsub_rn(__fmul_rn(w, s), mn);
-  else if constexpr (S != ScaleKind::None) w = __fmul_rn(w, s);
-  return __fmul_rn(__fmul_rn(w, rs), d.gscale);
+  return scaled_value<S>(v, s, mn, d.row_scale ? d.row_scale[r] : 1.f, d.gscale);
+}
+
+// 8-bit row-major codes, cols % 16 == 0: one thread per 16 consecutive k (one 16-byte code load, one block
+// scale: the 8-bit formats' blocks are 16 or 32 long or the whole row), two 16-byte bf16 stores.
+template <ElemKind E, ScaleKind S>
+__global__ void dequant8x16_kernel(const DevQuant d, __nv_bfloat16* out) {
+  const int per_row = d.cols / 16;
+  const int64_t total = int64_t(d.rows) * per_row;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / per_row), k = int(i % per_row) * 16;
+    const uint4 c = __ldg(reinterpret_cast<const uint4*>(d.codes + int64_t(r) * d.code_row_bytes + k));
+    float s, mn;
+    quad_scale<S>(d, r, k, s, mn);
+    const float rs = d.row_scale ? d.row_scale[r] : 1.f;
+    const uint32_t w[4] = {c.x, c.y, c.z, c.w};
+    uint32_t o[8];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      float v[4];
+      decode8x4<E>(w[q], v);
+#pragma unroll
+      for (int e = 0; e < 4; e += 2) {
+        const __nv_bfloat162 b = __floats2bfloat162_rn(scaled_value<S>(v[e], s, mn, rs, d.gscale),
+                                                       scaled_value<S>(v[e + 1], s, mn, rs, d.gscale));
+        o[2 * q + e / 2] = *reinterpret_cast<const uint32_t*>(&b);
+      }
+    }
+    uint4* dst = reinterpret_cast<uint4*>(out + int64_t(r) * d.cols + k);
+    dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+    dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+  }
 }
 
 // 8-bit row-major codes: one thread per quad of 4 consecutive k.
@@ -108,8 +144,12 @@ void run_dequant(const CudaQuantWeight& w, const LutArg& lut, __nv_bfloat16* out
     const int64_t tiles = (w.rows + 15) / 16 * (w.dev.kp / 64);
     dequant4_kernel<S, Z><<<int(std::min<int64_t>(tiles, 132 * 16)), 128, 0, s>>>(w.dev, lut, w.desc.int_codes, out);
   } else {
-    const int64_t quads = w.rows * ((w.cols + 3) / 4);
-    dequant8_kernel<E, S><<<grid_for(quads), 256, 0, s>>>(w.dev, out);
+    if (w.cols % 16 == 0) {
+      dequant8x16_kernel<E, S><<<grid_for(w.rows * (w.cols / 16)), 256, 0, s>>>(w.dev, out);
+    } else {
+      const int64_t quads = w.rows * ((w.cols + 3) / 4);
+      dequant8_kernel<E, S><<<grid_for(quads), 256, 0, s>>>(w.dev, out);
+    }
   }
 }
 
@@ -334,6 +374,8 @@ void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream
     case QuantFormat::Q8_0:
     case QuantFormat::Q5_0: run_dequant<8, ElemKind::Int8, ScaleKind::F16, false>(w, lut, out, s); break;
     case QuantFormat::Q6_K: case QuantFormat::Q3_K: run_dequant<8, ElemKind::Int8, ScaleKind::F32, false>(w, lut, out, s); break;
+    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
+      run_dequant<8, ElemKind::Int8, ScaleKind::F32Min, false>(w, lut, out, s); break;
     case QuantFormat::FP8_E4M3: run_dequant<8, ElemKind::E4M3, ScaleKind::None, false>(w, lut, out, s); break;
     case QuantFormat::FP8_E5M2: run_dequant<8, ElemKind::E5M2, ScaleKind::None, false>(w, lut, out, s); break;
     default: throw Error("quant_gemm: format " + std::string(quant_traits(w.format).name) + " has no GPU kernel");

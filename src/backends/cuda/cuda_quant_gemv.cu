@@ -1,5 +1,6 @@
 // backends/cuda/cuda_quant_gemv.cu — decode GEMV entry point (quant_gemv) and the kernels of the 8-bit
-// formats (int8, fp8, q8_0) and of bnb 4-bit rows that are not 16-aligned; the 4-bit tile layout goes to
+// formats (int8, fp8, q8_0; GGUF q5_0 / q6_k / q3_k and, with a per-block minimum, q4_1 / q5_1 / q5_k /
+// q2_k as int8 codes) and of bnb 4-bit rows that are not 16-aligned; the 4-bit tile layout goes to
 // cuda_quant_gemv4.cu. One token of an 8-bit format runs the streaming GEMV (cuda_gemv_stream.cuh) with
 // the Quant8Rows source: 16 codes per 16-byte load, units spread evenly over one wave of warps.
 // 2-8 tokens (and inputs too large for shared memory) take gemv_kernel: the input (RMSNorm / SwiGLU
@@ -79,9 +80,13 @@ __device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[
   for (int m = 0; m < Q; ++m) {
     const int kk = k + m * 128 + 4 * lane;
     float4 xv[NT];
+    float xq[NT];  // F32Min: the quad's input sum, shared by the kRows rows
 #pragma unroll
     for (int t = 0; t < NT; ++t)
-      if (t < ntok) xv[t] = *reinterpret_cast<const float4*>(xs + size_t(t) * kp + kk);
+      if (t < ntok) {
+        xv[t] = *reinterpret_cast<const float4*>(xs + size_t(t) * kp + kk);
+        if constexpr (S == ScaleKind::F32Min) xq[t] = (xv[t].x + xv[t].y) + (xv[t].z + xv[t].w);
+      }
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       float v[4];
@@ -94,6 +99,7 @@ __device__ __forceinline__ void compute_span(const DevQuant& d, const int (&rr)[
           const float p = v[0] * xv[t].x + v[1] * xv[t].y + v[2] * xv[t].z + v[3] * xv[t].w;
           if constexpr (S == ScaleKind::None) acc[r][t] += p;
           else acc[r][t] = fmaf(p, s, acc[r][t]);
+          if constexpr (S == ScaleKind::F32Min) acc[r][t] = fmaf(-mn, xq[t], acc[r][t]);
         }
     }
   }
@@ -232,15 +238,18 @@ __global__ void __launch_bounds__(kThreads) gemv_generic_kernel(const __grid_con
 // them (one scale per 16 codes); rows are Kp bytes (16-byte aligned), zero codes and zero input past K.
 template <ElemKind E, ScaleKind S>
 struct Quant8Rows {
-  static_assert(S == ScaleKind::None || S == ScaleKind::F16 || S == ScaleKind::F32,
-                "8-bit formats: no scale, q8_0 / q5_0's f16 block scale or q6_k's f32 scale per 16");
+  static_assert(S == ScaleKind::None || S == ScaleKind::F16 || S == ScaleKind::F32 || S == ScaleKind::F32Min,
+                "8-bit formats: no scale, q8_0 / q5_0's f16 block scale, q6_k's f32 scale per 16 or an f32 (scale, "
+                "minimum) pair per 16 / 32");
   using Args = GemvArgs;
   static constexpr int kChunk = 32 * 16 * kStreamLoads;
   static constexpr int kSwizzle = 4;  // a lane's 16 codes meet 4 input chunks
+  static constexpr bool kBlockSums = S == ScaleKind::F32Min;  // the minimum term's sum(x) per 16
   struct Frag {
     uint4 u[kStreamLoads];
-    // F16 (q8_0, q5_0): the block scales of loads 2i (low half) and 2i+1 (high half); F32 (q6_k): one per load
-    uint32_t s[S == ScaleKind::F32 ? kStreamLoads : kStreamLoads / 2];
+    // F16 (q8_0, q5_0): the block scales of loads 2i (low half) and 2i+1 (high half); F32 (q6_k): one per load;
+    // F32Min: (scale, minimum) of load i at 2i, 2i+1
+    uint32_t s[S == ScaleKind::F32Min ? 2 * kStreamLoads : S == ScaleKind::F32 ? kStreamLoads : kStreamLoads / 2];
   };
   // Global row of the launch -> (weight, row in that weight).
   __device__ static int weight(const GemvArgs& a, int& row) {
@@ -261,10 +270,14 @@ struct Quant8Rows {
         f.s[j / 2] = j % 2 ? f.s[j / 2] | h << 16 : h;
       } else if constexpr (S == ScaleKind::F32) {  // a lane's 16 codes lie in one block of 16
         f.s[j] = in ? __float_as_uint(__ldg(static_cast<const float*>(d.sc) + int64_t(row) * d.sc_row + (k >> d.sc_shift))) : 0u;
+      } else if constexpr (S == ScaleKind::F32Min) {  // likewise, in one block of 16 or 32
+        const float2 v = in ? __ldg(static_cast<const float2*>(d.sc) + int64_t(row) * d.sc_row + (k >> d.sc_shift)) : make_float2(0.f, 0.f);
+        f.s[2 * j] = __float_as_uint(v.x);
+        f.s[2 * j + 1] = __float_as_uint(v.y);
       }
     }
   }
-  __device__ static float dot(const GemvArgs& a, const Frag& f, const float* xs, int c, int lane) {
+  __device__ static float dot(const GemvArgs& a, const Frag& f, const float* xs, const float* xsum, int c, int lane) {
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < kStreamLoads; ++j) {
@@ -282,6 +295,8 @@ struct Quant8Rows {
         }
         if constexpr (S == ScaleKind::None) sum += p0 + p1;
         else if constexpr (S == ScaleKind::F32) sum = fmaf(p0 + p1, __uint_as_float(f.s[j]), sum);
+        else if constexpr (S == ScaleKind::F32Min)
+          sum = fmaf(-xsum[k / 16], __uint_as_float(f.s[2 * j + 1]), fmaf(p0 + p1, __uint_as_float(f.s[2 * j]), sum));
         else sum = fmaf(p0 + p1, __half2float(__ushort_as_half(static_cast<unsigned short>(f.s[j / 2] >> (16 * (j % 2))))), sum);
       }
     }
@@ -299,15 +314,20 @@ struct Quant8Rows {
 
 // The streaming GEMV for one token of an 8-bit format; false when it does not apply (the caller takes
 // gemv_kernel).
+template <ElemKind E, ScaleKind S>
+bool stream8(const GemvArgs& a, int total, cudaStream_t s) {
+  return launch_stream_gemv<Quant8Rows<E, S>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+}
 bool try_stream8(QuantFormat f, const GemvArgs& a, int total, cudaStream_t s) {
   switch (f) {
-    case QuantFormat::INT8: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::INT8: return stream8<ElemKind::Int8, ScaleKind::None>(a, total, s);
     case QuantFormat::Q8_0:
-    case QuantFormat::Q5_0: return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F16>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
-    case QuantFormat::Q6_K: case QuantFormat::Q3_K:
-      return launch_stream_gemv<Quant8Rows<ElemKind::Int8, ScaleKind::F32>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
-    case QuantFormat::FP8_E4M3: return launch_stream_gemv<Quant8Rows<ElemKind::E4M3, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
-    case QuantFormat::FP8_E5M2: return launch_stream_gemv<Quant8Rows<ElemKind::E5M2, ScaleKind::None>>(a, a.in, a.cols, a.kp, total, a.accumulate, s);
+    case QuantFormat::Q5_0: return stream8<ElemKind::Int8, ScaleKind::F16>(a, total, s);
+    case QuantFormat::Q6_K: case QuantFormat::Q3_K: return stream8<ElemKind::Int8, ScaleKind::F32>(a, total, s);
+    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
+      return stream8<ElemKind::Int8, ScaleKind::F32Min>(a, total, s);
+    case QuantFormat::FP8_E4M3: return stream8<ElemKind::E4M3, ScaleKind::None>(a, total, s);
+    case QuantFormat::FP8_E5M2: return stream8<ElemKind::E5M2, ScaleKind::None>(a, total, s);
     default: return false;
   }
 }
@@ -427,6 +447,8 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
       case QuantFormat::Q8_0:
       case QuantFormat::Q5_0: launch_fast<ElemKind::Int8, ScaleKind::F16>(a, smem, tasks, s); break;
       case QuantFormat::Q6_K: case QuantFormat::Q3_K: launch_fast<ElemKind::Int8, ScaleKind::F32>(a, smem, tasks, s); break;
+      case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
+        launch_fast<ElemKind::Int8, ScaleKind::F32Min>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E4M3: launch_fast<ElemKind::E4M3, ScaleKind::None>(a, smem, tasks, s); break;
       case QuantFormat::FP8_E5M2: launch_fast<ElemKind::E5M2, ScaleKind::None>(a, smem, tasks, s); break;
       default: throw Error("quant_gemv: format " + std::string(quant_traits(w0.format).name) + " has no GPU kernel");

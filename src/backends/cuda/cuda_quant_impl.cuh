@@ -15,7 +15,9 @@ namespace qforge::cuda {
 // How an element's code becomes a value (before its block scale).
 enum class ElemKind : uint8_t { Lut4, Int8, E4M3, E5M2 };
 // The per-quad (4 consecutive k) scale source.
-enum class ScaleKind : uint8_t { None, F32, F16, E4M3, E8M0, Q4K };
+// F32Min: an f32 (scale, minimum) pair per block, value = scale * code - minimum (q4_1 / q5_1 with the
+// minimum negated, q5_k, q2_k: both exact in f32 as the reference forms them).
+enum class ScaleKind : uint8_t { None, F32, F16, E4M3, E8M0, Q4K, F32Min };
 
 // Kernel view of a weight in the fast layout.
 // 8-bit codes: row-major, one byte per element, Kp = roundup(K, 128) bytes per row (zero codes in the
@@ -31,7 +33,7 @@ struct DevQuant {
   const uint8_t* codes = nullptr;
   int64_t code_row_bytes = 0;  // 8-bit: Kp bytes per row; 4-bit: Kp / 2 (bytes per row, tiles interleave rows)
   int rows = 0, cols = 0, kp = 0;
-  const void* sc = nullptr;    // [rows, sc_row] block scales (type by ScaleKind)
+  const void* sc = nullptr;    // [rows, sc_row] block scales (type by ScaleKind; F32Min: float2 (scale, min))
   int sc_row = 0, sc_shift = 0;  // blocks per row; log2(block) along k
   const uint8_t* zeros = nullptr;  // int4: [rows, sc_row] zero points (u8)
   const __half2* q4k_d = nullptr;  // q4_k: [rows, kp/256] (d, dmin)
@@ -106,7 +108,7 @@ __device__ __forceinline__ void decode8x4(uint32_t w, float v[4]) {
   }
 }
 
-// Block scale (and affine minimum, q4_k) of the quad at element k of row r.
+// Block scale (and affine minimum, q4_k / F32Min: value = s * code - mn) of the quad at element k of row r.
 template <ScaleKind S>
 __device__ __forceinline__ void quad_scale(const DevQuant& d, int r, int k, float& s, float& mn) {
   mn = 0.f;
@@ -118,7 +120,11 @@ __device__ __forceinline__ void quad_scale(const DevQuant& d, int r, int k, floa
     else if constexpr (S == ScaleKind::F16) s = __half2float(__ldg(static_cast<const __half*>(d.sc) + i));
     else if constexpr (S == ScaleKind::E4M3) s = e4m3_dev(__ldg(static_cast<const uint8_t*>(d.sc) + i));
     else if constexpr (S == ScaleKind::E8M0) s = e8m0_dev(__ldg(static_cast<const uint8_t*>(d.sc) + i));
-    else {  // Q4K: u16 (sc | m << 8) per 32, (d, dmin) per 256
+    else if constexpr (S == ScaleKind::F32Min) {
+      const float2 v = __ldg(static_cast<const float2*>(d.sc) + i);
+      s = v.x;
+      mn = v.y;
+    } else {  // Q4K: u16 (sc | m << 8) per 32, (d, dmin) per 256
       const uint16_t sm = __ldg(static_cast<const uint16_t*>(d.sc) + i);
       const float2 dd = __half22float2(__ldg(d.q4k_d + int64_t(r) * (d.kp >> 8) + (k >> 8)));
       s = dd.x * float(sm & 63);

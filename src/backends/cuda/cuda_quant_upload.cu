@@ -87,7 +87,6 @@ std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cu
 
 bool gpu_kernel_format(QuantFormat f) {
   switch (f) {
-    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
     case QuantFormat::None:
     case QuantFormat::Count: return false;
     default: return true;
@@ -115,6 +114,9 @@ FormatDesc format_desc(QuantFormat f) {
     case QuantFormat::Q5_0: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F16; break;  // code - 16
     case QuantFormat::Q6_K: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32; break;  // code - 32, d * sc per 16
     case QuantFormat::Q3_K: d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32; break;  // code -4..3, d * (sc - 32) per 16
+    // Codes 0..15 / 0..31 / 0..3 with an f32 (scale, minimum) pair per 32 (per 16 for q2_k).
+    case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: case QuantFormat::Q2_K:
+      d.bits = 8; d.elem = ElemKind::Int8; d.scale = ScaleKind::F32Min; break;
     case QuantFormat::FP8_E4M3: d.bits = 8; d.elem = ElemKind::E4M3; break;
     case QuantFormat::FP8_E5M2: d.bits = 8; d.elem = ElemKind::E5M2; break;
     default: throw Error("cuda quant: format " + std::string(quant_traits(f).name) + " has no GPU kernel");
@@ -125,6 +127,43 @@ FormatDesc format_desc(QuantFormat f) {
     d.lut_hi[i / 4] |= uint32_t(h.x >> 8) << (8 * (i % 4));
   }
   return d;
+}
+
+size_t upload_bytes(const QuantWeight& q) {
+  const int64_t N = q.rows, K = q.cols, B = q.params.blocksize;
+  const bool bnb = q.format == QuantFormat::NF4 || q.format == QuantFormat::FP4;
+  if (bnb && K % 16 != 0) {
+    const int64_t n = N * K;
+    return size_t((n + 1) / 2 + (n + B - 1) / B * 4);
+  }
+  const FormatDesc d = format_desc(q.format);
+  const int64_t kp = d.bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128;
+  const int64_t code_rows = d.bits == 4 ? (N + 15) / 16 * 16 : N;
+  int64_t block = kp;
+  switch (q.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: block = std::min<int64_t>(B, K & -K); break;
+    case QuantFormat::INT4: block = B; break;
+    case QuantFormat::NVFP4: case QuantFormat::Q6_K: case QuantFormat::Q3_K: case QuantFormat::Q2_K: block = 16; break;
+    case QuantFormat::MXFP4: case QuantFormat::Q4_0: case QuantFormat::Q5_0: case QuantFormat::Q8_0:
+    case QuantFormat::Q4_K: case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: block = 32; break;
+    default: break;
+  }
+  const int64_t nbr = (kp + block - 1) / block;
+  int64_t scale_bytes = 0;
+  switch (d.scale) {
+    case ScaleKind::None: break;
+    case ScaleKind::F32: scale_bytes = 4; break;
+    case ScaleKind::F16: case ScaleKind::Q4K: scale_bytes = 2; break;
+    case ScaleKind::E4M3: case ScaleKind::E8M0: scale_bytes = 1; break;
+    case ScaleKind::F32Min: scale_bytes = 8; break;
+  }
+  int64_t n = code_rows * kp * d.bits / 8 + N * nbr * scale_bytes;
+  if (q.format == QuantFormat::INT4) n += N * nbr;                         // zero points
+  if (q.format == QuantFormat::Q4_K) n += N * (kp / 256) * 4;              // (d, dmin) per 256
+  if (q.format == QuantFormat::INT8 || ((q.format == QuantFormat::FP8_E4M3 || q.format == QuantFormat::FP8_E5M2) &&
+                                        q.params.per_channel))
+    n += N * 4;                                                            // per-row scales
+  return size_t(n);
 }
 
 namespace {
@@ -233,6 +272,36 @@ void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
         for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q3_k_value_code(blk, j)));
       }
       break;
+    case QuantFormat::Q4_1:  // code 0..15 (d and m per 32 go to the (scale, minimum) pairs)
+      for (int64_t b = 0; b < K / 32; ++b) {
+        const uint8_t* qs = data8 + (r * (K / 32) + b) * sizeof(qd::BlockQ4_1) + 4;
+        for (int j = 0; j < 16; ++j) {
+          row[size_t(b * 32 + j)] = qs[j] & 15;
+          row[size_t(b * 32 + j + 16)] = qs[j] >> 4;
+        }
+      }
+      break;
+    case QuantFormat::Q5_1:  // code 0..31
+      for (int64_t b = 0; b < K / 32; ++b) {
+        qd::BlockQ5_1 blk;
+        std::memcpy(&blk, data8 + (r * (K / 32) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 32; ++j) row[size_t(b * 32 + j)] = uint8_t(qd::q5_1_code(blk, j));
+      }
+      break;
+    case QuantFormat::Q5_K:  // code 0..31 (d * sc and dmin * m per 32 go to the pairs)
+      for (int64_t b = 0; b < K / 256; ++b) {
+        qd::BlockQ5_K blk;
+        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(qd::q5_k_code(blk, j));
+      }
+      break;
+    case QuantFormat::Q2_K:  // code 0..3 (d * sc and dmin * m per 16 go to the pairs)
+      for (int64_t b = 0; b < K / 256; ++b) {
+        qd::BlockQ2_K blk;
+        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
+        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(qd::k_low2(blk.qs, j));
+      }
+      break;
     case QuantFormat::Q4_K:
       for (int64_t b = 0; b < K / 256; ++b) {
         const uint8_t* qs = data8 + (r * (K / 256) + b) * 144 + 16;
@@ -288,6 +357,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
 
   // Scales, by format (the vectors that are used get uploaded below).
   std::vector<float> sc32;
+  std::vector<float> scmin;  // F32Min: (scale, minimum) per block
   std::vector<uint16_t> sc16;  // f16 bits, or q4_k (sc | m << 8)
   std::vector<uint8_t> sc8, zeros;
   std::vector<__half2> q4kd;
@@ -394,6 +464,50 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
         }
       break;
     }
+    // (scale, minimum) pairs, value = scale * code - minimum, each formed as the reference's dequantizer
+    // forms it (d * sc and dmin * m are exact in f32; q4_1 / q5_1's + m is - (-m)).
+    case QuantFormat::Q4_1:
+    case QuantFormat::Q5_1: {
+      block = 32;
+      const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
+      scmin.assign(size_t(2 * N * nbr), 0.f);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t b = 0; b < nb0; ++b) {
+          uint16_t dm[2];
+          std::memcpy(dm, data8 + (r * nb0 + b) * bb, 4);  // both blocks lead with f16 d, m
+          scmin[size_t(2 * (r * nbr + b))] = f16_to_f32(dm[0]);
+          scmin[size_t(2 * (r * nbr + b) + 1)] = -f16_to_f32(dm[1]);
+        }
+      break;
+    }
+    case QuantFormat::Q5_K:
+    case QuantFormat::Q2_K: {
+      block = q.format == QuantFormat::Q5_K ? 32 : 16;
+      const int64_t per = 256 / block, nbr = kp / block, ns = K / 256;
+      scmin.assign(size_t(2 * N * nbr), 0.f);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t b = 0; b < ns; ++b) {
+          float* dst = &scmin[size_t(2 * (r * nbr + b * per))];
+          if (q.format == QuantFormat::Q5_K) {
+            qd::BlockQ5_K blk;
+            std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
+            for (int j = 0; j < 8; ++j) {
+              uint8_t scv, mv;
+              qd::q4_k_scale_min(j, blk.scales, scv, mv);
+              dst[2 * j] = f16_to_f32(blk.d) * float(scv);
+              dst[2 * j + 1] = f16_to_f32(blk.dmin) * float(mv);
+            }
+          } else {
+            qd::BlockQ2_K blk;
+            std::memcpy(&blk, data8 + (r * ns + b) * sizeof(blk), sizeof(blk));
+            for (int j = 0; j < 16; ++j) {
+              dst[2 * j] = f16_to_f32(blk.d) * float(blk.scales[j] & 15);
+              dst[2 * j + 1] = f16_to_f32(blk.dmin) * float(blk.scales[j] >> 4);
+            }
+          }
+        }
+      break;
+    }
     default: break;
   }
 
@@ -412,6 +526,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   d.sc_shift = log2_exact(block);
   d.sc_row = int((kp + block - 1) / block);
   if (!sc32.empty()) d.sc = upload(*w, 1, sc32.data(), sc32.size(), s);
+  if (!scmin.empty()) d.sc = upload(*w, 1, scmin.data(), scmin.size(), s);
   if (!sc16.empty()) d.sc = upload(*w, 1, sc16.data(), sc16.size(), s);
   if (!sc8.empty()) d.sc = upload(*w, 1, sc8.data(), sc8.size(), s);
   if (!zeros.empty()) d.zeros = static_cast<const uint8_t*>(upload(*w, 2, zeros.data(), zeros.size(), s));
