@@ -52,7 +52,9 @@ int run(const BenchArgs& a) {
   // The bandwidth of the memory the weights live in: device-to-device copy on a GPU (bytes read +
   // written), multi-threaded read on the host.
   const bool on_gpu = m.backend_name().rfind("cuda", 0) == 0 && m.placement().size() == 1;
-  double bw = a.no_bandwidth ? 0 : on_gpu ? measure_gpu_copy_bandwidth(0) : measure_host_read_bandwidth();
+  const std::string dev = m.backend_name();
+  const int gpu = on_gpu && dev.size() > 5 ? std::stoi(dev.substr(5)) : 0;  // "cuda" or "cuda:N"
+  double bw = a.no_bandwidth ? 0 : on_gpu ? measure_gpu_copy_bandwidth(gpu) : measure_host_read_bandwidth();
   double achieved = bytes_per_token * best_decode / 1e9;
   nlohmann::json j{{"device", m.backend_name()},
                    {"placement", placement_json(m)},
@@ -72,6 +74,9 @@ int run(const BenchArgs& a) {
                    {"bandwidth_kind", on_gpu ? "gpu device-to-device copy" : "host multi-threaded read"},
                    {"roofline_fraction", bw > 0 ? achieved / bw : 0},
                    {"peak_memory_bytes", process_peak_rss_bytes()}};
+  // GPU memory qforge allocated at its peak (weights, KV cache, scratch; every GPU of a split together).
+  if (m.backend_name().find("cuda") != std::string::npos)
+    j["peak_gpu_accounted_bytes"] = MemoryAccounting::device_total(MemDevice::Cuda0).peak;
   if (a.json) {
     print_json(j);
   } else {
@@ -81,7 +86,10 @@ int run(const BenchArgs& a) {
                 m.backend_name().c_str(), best_prefill, (long long)a.prompt_len, best_decode, 1000.0 / best_decode);
     std::printf("decode reads %.1f MB of weights per token: %.2f GB/s achieved", bytes_per_token / 1e6, achieved);
     if (bw > 0) std::printf(" of %.2f GB/s measured (%.0f%% of the roofline)", bw, 100 * achieved / bw);
-    std::printf("\npeak RSS %.1f MiB\n", double(process_peak_rss_bytes()) / (1 << 20));
+    std::printf("\npeak RSS %.1f MiB", double(process_peak_rss_bytes()) / (1 << 20));
+    if (j.contains("peak_gpu_accounted_bytes"))
+      std::printf(", GPU peak %.1f MiB (qforge's allocations)", double(j["peak_gpu_accounted_bytes"].get<int64_t>()) / (1 << 20));
+    std::printf("\n");
   }
   return 0;
 }
