@@ -659,25 +659,28 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   const float *dx = in.dx, *xs = in.xs;
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  float tail[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps(), tail[i] = 0.0f;
   for (int64_t sb = 0; sb < ns; ++sb) {
     if (prefetch_next)
       for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
-    float s[R][8], m[R][8];  // d sc_j and dmin m_j / 8
+    float s[R][8];  // d sc_j; the minimum term dmin m_j (activation sum of sub-block j) goes to a scalar
     for (int i = 0; i < R; ++i) {
       const uint8_t* blk = row + i * row_bytes + sb * bytes;
-      const float d = block_half(blk), dmin = block_half(blk + 2) * 0.125f;
+      const float d = block_half(blk), dmin = block_half(blk + 2);
+      float mt = 0.0f;
       for (int j = 0; j < 8; ++j) {
         uint8_t sc, mn;
         quant_detail::q4_k_scale_min(j, blk + 4, sc, mn);
         s[i][j] = d * float(sc);
-        m[i][j] = dmin * float(mn);
+        mt += float(mn) * xs[sb * 8 + j];
       }
+      tail[i] += dmin * mt;
     }
     for (int j = 0; j < 8; ++j) {
       const int64_t b = sb * 8 + j;
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      const __m256 sx = _mm256_broadcast_ss(dx + b), cx = _mm256_broadcast_ss(xs + b);
+      const __m256 sx = _mm256_broadcast_ss(dx + b);
       for (int i = 0; i < R; ++i) {
         const uint8_t* blk = row + i * row_bytes + sb * bytes;
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * (j / 2)));
@@ -688,11 +691,10 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
         }
         const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, xv), ones));
         acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(f, sx), _mm256_set1_ps(s[i][j]), acc[i]);
-        acc[i] = _mm256_fnmadd_ps(_mm256_set1_ps(m[i][j]), cx, acc[i]);
       }
     }
   }
-  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]) - tail[i];
 }
 
 // q6_k x int8 activations: a 32-weight quarter (one activation block) made as code bytes (0..63) from 32 bytes

@@ -774,17 +774,20 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int64_t sb = 0; sb < ns; ++sb) {
     if (prefetch_next)
       for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
-    __m512 sm[R];  // lanes 0-7: d sc[j]; 8-15: dmin m[j] / 8
-    for (int i = 0; i < R; ++i)
-      sm[i] = _mm512_mul_ps(DecQ4_Kx256::scales_mins(row + i * row_bytes + sb * bytes),
-                            _mm512_setr_ps(1, 1, 1, 1, 1, 1, 1, 1, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f));
+    // The minimum term of the whole super-block at once: lanes 8-15 of the scales / mins vector (dmin m[j]) times
+    // the activation sums of sub-blocks 0-7; lanes 0-7 meet zeros.
+    const __m512 xs8 = _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_loadu_ps(xs + sb * 8), 1);
+    __m512 sm[R];  // lanes 0-7: d sc[j]; 8-15: dmin m[j]
+    for (int i = 0; i < R; ++i) {
+      sm[i] = DecQ4_Kx256::scales_mins(row + i * row_bytes + sb * bytes);
+      acc[i] = _mm512_fnmadd_ps(sm[i], xs8, acc[i]);
+    }
     for (int g = 0; g < 4; ++g) {
       const int64_t b = sb * 8 + 2 * g;  // activation block of sub-block 2g
       const __m512i xv = _mm512_loadu_si512(xq + b * 32);
-      const __m512 sx = pair_vec(dx + b, idx), cx = pair_vec(xs + b, idx);
+      const __m512 sx = pair_vec(dx + b, idx);
       const __m512i si = _mm512_setr_epi32(2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1,
                                            2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1);
-      const __m512i mi = _mm512_add_epi32(si, _mm512_set1_epi32(8));
       for (int i = 0; i < R; ++i) {
         const uint8_t* blk = row + i * row_bytes + sb * bytes;
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + qs_at + 32 * g));
@@ -797,7 +800,6 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
         }
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
         acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), sx), _mm512_permutexvar_ps(si, sm[i]), acc[i]);
-        acc[i] = _mm512_fnmadd_ps(_mm512_permutexvar_ps(mi, sm[i]), cx, acc[i]);
       }
     }
   }
