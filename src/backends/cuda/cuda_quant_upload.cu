@@ -209,6 +209,16 @@ void pack_tiles4(const uint8_t* rows16, int64_t kp, bool int_codes, uint8_t* out
 
 const char* fmt_name(QuantFormat f) { return quant_traits(f).name.data(); }
 
+// Row r of a GGUF weight of N-element blocks B, one byte per element: code(block, j).
+template <class B, int N, class Code>
+void gguf_block_codes(const uint8_t* data8, int64_t r, int64_t K, uint8_t* row, Code code) {
+  for (int64_t b = 0; b < K / N; ++b) {
+    B blk;
+    std::memcpy(&blk, data8 + (r * (K / N) + b) * int64_t(sizeof(B)), sizeof(B));
+    for (int j = 0; j < N; ++j) row[size_t(b * N + j)] = uint8_t(code(blk, j));
+  }
+}
+
 // Row r of the weight as one code per element (row[k], k < K; the caller zeroes the padding).
 void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
   const int64_t N = q.rows, K = q.cols;
@@ -251,56 +261,28 @@ void row_codes(const QuantWeight& q, int64_t r, uint8_t* row) {
     case QuantFormat::Q8_0:
       for (int64_t b = 0; b < K / 32; ++b) std::memcpy(&row[size_t(b * 32)], data8 + (r * (K / 32) + b) * 34 + 2, 32);
       break;
-    case QuantFormat::Q5_0:  // int8 code - 16 (the f16 d per 32 goes to the scales, as for q8_0)
-      for (int64_t b = 0; b < K / 32; ++b) {
-        qd::BlockQ5_0 blk;
-        std::memcpy(&blk, data8 + (r * (K / 32) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 32; ++j) row[size_t(b * 32 + j)] = uint8_t(int8_t(qd::q5_0_code(blk, j) - 16));
-      }
+    // GGUF blocks read through their struct: code(block, j) of each element, as a byte (signed codes wrap).
+    case QuantFormat::Q5_0:  // code - 16 (the f16 d per 32 goes to the scales, as for q8_0)
+      gguf_block_codes<qd::BlockQ5_0, 32>(data8, r, K, row, [](const auto& b, int j) { return qd::q5_0_code(b, j) - 16; });
       break;
-    case QuantFormat::Q6_K:  // int8 code - 32 (d * scales[j] per 16 goes to the f32 scales)
-      for (int64_t b = 0; b < K / 256; ++b) {
-        qd::BlockQ6_K blk;
-        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q6_k_code(blk, j) - 32));
-      }
+    case QuantFormat::Q6_K:  // code - 32 (d * scales[j] per 16 goes to the f32 scales)
+      gguf_block_codes<qd::BlockQ6_K, 256>(data8, r, K, row, [](const auto& b, int j) { return qd::q6_k_code(b, j) - 32; });
       break;
-    case QuantFormat::Q3_K:  // int8 value code -4..3 (d * (sc - 32) per 16 goes to the f32 scales)
-      for (int64_t b = 0; b < K / 256; ++b) {
-        qd::BlockQ3_K blk;
-        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(int8_t(qd::q3_k_value_code(blk, j)));
-      }
+    case QuantFormat::Q3_K:  // value code -4..3 (d * (sc - 32) per 16 goes to the f32 scales)
+      gguf_block_codes<qd::BlockQ3_K, 256>(data8, r, K, row, [](const auto& b, int j) { return qd::q3_k_value_code(b, j); });
       break;
     case QuantFormat::Q4_1:  // code 0..15 (d and m per 32 go to the (scale, minimum) pairs)
-      for (int64_t b = 0; b < K / 32; ++b) {
-        const uint8_t* qs = data8 + (r * (K / 32) + b) * sizeof(qd::BlockQ4_1) + 4;
-        for (int j = 0; j < 16; ++j) {
-          row[size_t(b * 32 + j)] = qs[j] & 15;
-          row[size_t(b * 32 + j + 16)] = qs[j] >> 4;
-        }
-      }
+      gguf_block_codes<qd::BlockQ4_1, 32>(data8, r, K, row,
+                                          [](const auto& b, int j) { return j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4; });
       break;
     case QuantFormat::Q5_1:  // code 0..31
-      for (int64_t b = 0; b < K / 32; ++b) {
-        qd::BlockQ5_1 blk;
-        std::memcpy(&blk, data8 + (r * (K / 32) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 32; ++j) row[size_t(b * 32 + j)] = uint8_t(qd::q5_1_code(blk, j));
-      }
+      gguf_block_codes<qd::BlockQ5_1, 32>(data8, r, K, row, [](const auto& b, int j) { return qd::q5_1_code(b, j); });
       break;
     case QuantFormat::Q5_K:  // code 0..31 (d * sc and dmin * m per 32 go to the pairs)
-      for (int64_t b = 0; b < K / 256; ++b) {
-        qd::BlockQ5_K blk;
-        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(qd::q5_k_code(blk, j));
-      }
+      gguf_block_codes<qd::BlockQ5_K, 256>(data8, r, K, row, [](const auto& b, int j) { return qd::q5_k_code(b, j); });
       break;
     case QuantFormat::Q2_K:  // code 0..3 (d * sc and dmin * m per 16 go to the pairs)
-      for (int64_t b = 0; b < K / 256; ++b) {
-        qd::BlockQ2_K blk;
-        std::memcpy(&blk, data8 + (r * (K / 256) + b) * sizeof(blk), sizeof(blk));
-        for (int j = 0; j < 256; ++j) row[size_t(b * 256 + j)] = uint8_t(qd::k_low2(blk.qs, j));
-      }
+      gguf_block_codes<qd::BlockQ2_K, 256>(data8, r, K, row, [](const auto& b, int j) { return qd::k_low2(b.qs, j); });
       break;
     case QuantFormat::Q4_K:
       for (int64_t b = 0; b < K / 256; ++b) {
