@@ -186,9 +186,7 @@ class CudaBackend final : public Backend {
                                  ? t.nbytes() : size_t(t.numel()) * 4;
     };
     auto add_l = [&](const Linear& l) {
-      if (l.quantized() && !glue_quant_on_gpu(l)) {
-        uniq[&l.qweight] = size_t(l.out) * size_t(l.in) * 2;  // held as f16
-      } else if (l.quantized()) {
+      if (l.quantized()) {
         uniq[&l.qweight] = glue_quant_upload_bytes(l);  // the GPU layout (8-bit codes for GGUF types below 8 bits)
         max_q = std::max(max_q, size_t(l.out) * size_t(l.in));
       } else {
@@ -389,7 +387,7 @@ class CudaBackend final : public Backend {
   bool mlp_fp8(const Linear& gate, const Linear& up, const Linear& down, const LinearInputDev& din, int64_t n, int cols,
                int inter, float* gate_out, float* y, bool accumulate) {
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
-    if (!dg.qw || !du.qw || !dd.qw) return false;  // a format held as f16 (no GPU kernel)
+    if (!dg.qw || !du.qw || !dd.qw) return false;  // float weights
     Fp8ActCache fp8_act;
     CudaGemmContext ctx = gemm_context(nullptr, &fp8_act);
     if (!glue_fp8_mlp_eligible(dg.qw.get(), du.qw.get(), dd.qw.get(), n, ctx)) return false;
@@ -610,14 +608,7 @@ class CudaBackend final : public Backend {
     DevLinear d;
     d.wkey = wkey;
     d.bkey = bkey;
-    if (l.quantized() && !glue_quant_on_gpu(l)) {
-      // No GPU kernel for this format: held dequantized, as f16 (exact to f16 rounding), on the float paths.
-      const Tensor h = glue_dequant_f16(l);
-      d.w.type = WType::F16;
-      d.w.bytes = h.nbytes();
-      d.w.mem = device_alloc(d.w.bytes, MemCategory::Weights, device_);
-      QF_CUDA(cudaMemcpy(d.w.mem.get(), h.raw(), d.w.bytes, cudaMemcpyHostToDevice));
-    } else if (l.quantized()) {
+    if (l.quantized()) {
       d.qw = glue_upload_quant(l, stream_);
     } else {
       if (l.weight.numel() != l.in * l.out) throw Error("cuda: " + l.name + ": weight shape does not match in/out");

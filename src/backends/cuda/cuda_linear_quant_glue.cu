@@ -6,28 +6,12 @@
 
 #include "backends/cuda/cuda_linear_quant_glue.cuh"
 #include "backends/cuda/cuda_quant.cuh"
-#include "core/thread_pool.h"
 
 namespace qforge::cuda {
 
 std::shared_ptr<void> glue_upload_quant(const Linear& l, cudaStream_t s) {
   require_weight_bytes(l, "cuda upload");
   return upload_quant_weight(l.qweight, s);
-}
-
-bool glue_quant_on_gpu(const Linear& l) { return gpu_kernel_format(l.qweight.format); }
-
-Tensor glue_dequant_f16(const Linear& l) {
-  const QuantWeight& q = l.qweight;
-  Tensor out = Tensor::empty(DType::F16, {q.rows, q.cols});
-  ThreadPool::global().parallel_for(q.rows, 16, [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(static_cast<size_t>(q.cols));
-    for (int64_t r = r0; r < r1; ++r) {
-      dequantize_rows(q, r, 1, row.data());
-      convert_floats(row.data(), DType::F32, out.data<uint16_t>() + r * q.cols, DType::F16, row.size());
-    }
-  });
-  return out;
 }
 
 size_t glue_quant_upload_bytes(const Linear& l) { return upload_bytes(l.qweight); }

@@ -12,10 +12,6 @@ namespace qforge::cuda {
 
 // Device form of l.qweight (opaque to the backend), or throws for a format not available yet.
 std::shared_ptr<void> glue_upload_quant(const Linear& l, cudaStream_t s);
-// Whether l.qweight's format has GPU kernels; if not, glue_dequant_f16 gives the weight as f16 [out, in] on the
-// host for the backend to hold as a float weight (no format needs this today).
-bool glue_quant_on_gpu(const Linear& l);
-Tensor glue_dequant_f16(const Linear& l);
 size_t glue_quant_upload_bytes(const Linear& l);  // what glue_upload_quant(l) will allocate
 size_t glue_quant_device_bytes(const void* w);
 void glue_quant_gemv(std::span<const void* const> ws, const LinearInputDev& in, int n, std::span<float* const> ys,

@@ -41,8 +41,6 @@ struct CudaGemmContext {
 
 // Copies q's buffers to the device (accounted as weights on cuda:0); may repack.
 std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaStream_t s);
-// Whether the quantized kernels take format f (else the backend holds such a weight dequantized, as f16).
-bool gpu_kernel_format(QuantFormat f);
 size_t device_bytes(const CudaQuantWeight& w);
 // The device bytes upload_quant_weight(q) allocates (the backend's out-of-memory check, before uploading).
 size_t upload_bytes(const QuantWeight& q);

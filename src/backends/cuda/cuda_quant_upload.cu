@@ -85,14 +85,6 @@ std::shared_ptr<CudaQuantWeight> clone_quant_weight(const CudaQuantWeight& w, cu
   return c;
 }
 
-bool gpu_kernel_format(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::None:
-    case QuantFormat::Count: return false;
-    default: return true;
-  }
-}
-
 FormatDesc format_desc(QuantFormat f) {
   FormatDesc d;
   auto set_lut = [&](const auto& t) {
