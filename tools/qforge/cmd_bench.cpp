@@ -52,8 +52,7 @@ int run(const BenchArgs& a) {
   // The bandwidth of the memory the weights live in: device-to-device copy on a GPU (bytes read +
   // written), multi-threaded read on the host.
   const bool on_gpu = m.backend_name().rfind("cuda", 0) == 0 && m.placement().size() == 1;
-  const std::string dev = m.backend_name();
-  const int gpu = on_gpu && dev.size() > 5 ? std::stoi(dev.substr(5)) : 0;  // "cuda" or "cuda:N"
+  const int gpu = on_gpu ? std::stoi(m.placement()[0].device.substr(5)) : 0;  // placement names "cuda:N"
   double bw = a.no_bandwidth ? 0 : on_gpu ? measure_gpu_copy_bandwidth(gpu) : measure_host_read_bandwidth();
   double achieved = bytes_per_token * best_decode / 1e9;
   nlohmann::json j{{"device", m.backend_name()},

@@ -7,7 +7,6 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <type_traits>
 
 #include "backends/cpu/quant_linear_kernels.h"
 #include "backends/quant_linear.h"
@@ -645,8 +644,8 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
 
 // q4_k and, with Q5, q5_k x int8 activations: sub-block j of a super-block (32 weights, one activation block) is
 // the low (even j) or high (odd j) nibbles of 32 code bytes (q5_k: bit j of qh[l] as the fifth bit; codes <= 31,
-// so vpmaddubsw does not saturate); per sub-block d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term
-// spread over the 8 lanes.
+// so vpmaddubsw does not saturate); per sub-block d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum terms
+// of a super-block summed in scalar and subtracted once per row.
 template <bool Q5, int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = Q5 ? sizeof(quant_detail::BlockQ5_K) : sizeof(quant_detail::BlockQ4_K);
@@ -752,10 +751,9 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
 // d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
 template <QuantFormat F, int R>
 void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  using B = std::conditional_t<F == QuantFormat::Q4_1, quant_detail::BlockQ4_1,
-                               std::conditional_t<F == QuantFormat::Q5_0, quant_detail::BlockQ5_0, quant_detail::BlockQ5_1>>;
-  constexpr bool kQ5 = F != QuantFormat::Q4_1, kMin = F != QuantFormat::Q5_0;
-  constexpr int64_t bytes = sizeof(B);
+  using L = LegacyIntBlock<F>;
+  using B = typename L::B;
+  constexpr int64_t bytes = L::kBytes;
   const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
   const __m256i m4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
@@ -774,7 +772,7 @@ void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_n
       const uint8_t* blk = in.row + i * row_bytes + b * bytes;
       const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, qs)));
       __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-      if constexpr (kQ5) {
+      if constexpr (L::kQ5) {
         uint32_t h;
         std::memcpy(&h, blk + offsetof(B, qh), 4);
         const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(h)), spread);
@@ -783,8 +781,7 @@ void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_n
       const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), ones);
       const float d = block_half(blk);
       acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * dx), acc[i]);
-      if constexpr (kMin) tail[i] += block_half(blk + offsetof(B, m)) * xs;
-      else tail[i] += -16.0f * d * xs;
+      tail[i] += L::offset(blk, d, block_half) * xs;
     }
   }
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]) + tail[i];

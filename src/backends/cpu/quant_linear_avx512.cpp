@@ -10,7 +10,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "backends/cpu/quant_linear_kernels.h"
 #include "quant/quant_codecs.h"
@@ -755,8 +754,8 @@ void int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
 // q4_k and, with Q5, q5_k x int8 activations (plain order): a super-block's 64-weight group g is 32 code bytes
 // whose low nibbles are sub-block 2g and high nibbles sub-block 2g + 1, so one zmm of codes meets the group's 64
 // activations as they come (lanes 0-7: sub-block 2g, 8-15: 2g + 1); q5_k adds bit 2g (2g + 1) of qh[l] as the
-// codes' fifth bit. Per sub-block j: d sc_j (d_x sum q x) - dmin m_j (d_x sum x), the minimum term spread over the
-// sub-block's 8 lanes.
+// codes' fifth bit. Per sub-block j: d sc_j (d_x sum q x) - dmin m_j (d_x sum x); the minimum terms of a
+// super-block in one fnmadd per row (lanes 8-15 of the scales / mins vector times the 8 activation sums).
 template <bool Q5, int R>
 void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
   constexpr int64_t bytes = Q5 ? sizeof(quant_detail::BlockQ5_K) : sizeof(quant_detail::BlockQ4_K);
@@ -910,10 +909,9 @@ struct Q6KIntGroup {
 // per block d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
 template <QuantFormat F, int R>
 void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  using B = std::conditional_t<F == QuantFormat::Q4_1, quant_detail::BlockQ4_1,
-                               std::conditional_t<F == QuantFormat::Q5_0, quant_detail::BlockQ5_0, quant_detail::BlockQ5_1>>;
-  constexpr bool kQ5 = F != QuantFormat::Q4_1, kMin = F != QuantFormat::Q5_0;
-  constexpr int64_t bytes = sizeof(B);
+  using L = LegacyIntBlock<F>;
+  using B = typename L::B;
+  constexpr int64_t bytes = L::kBytes;
   const int64_t nb = a.cols / 32, row_bytes = nb * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
   const __m256i m4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16);
@@ -921,16 +919,12 @@ void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_n
   auto codes = [&](const uint8_t* blk) {
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, qs)));
     __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-    if constexpr (kQ5) {
+    if constexpr (L::kQ5) {
       uint32_t h;
       std::memcpy(&h, blk + offsetof(B, qh), 4);
       c = _mm256_or_si256(c, _mm256_and_si256(_mm256_movm_epi8(__mmask32(h)), b16));
     }
     return c;
-  };
-  auto offset = [&](const uint8_t* blk) {
-    if constexpr (kMin) return block_half(blk + offsetof(B, m));
-    else return -16.0f * block_half(blk);
   };
   __m512 acc[R];
   float tail[R];
@@ -947,9 +941,10 @@ void legacy_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_n
       const uint8_t* b1 = b0 + bytes;
       const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(codes(b0)), two ? codes(b1) : _mm256_setzero_si256(), 1);
       const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
-      const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(block_half(b0)), _mm256_set1_ps(two ? block_half(b1) : 0.0f), 1);
+      const float d0 = block_half(b0), d1 = two ? block_half(b1) : 0.0f;
+      const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dxv), acc[i]);
-      tail[i] += offset(b0) * in.xs[b] + (two ? offset(b1) * in.xs[b + 1] : 0.0f);
+      tail[i] += L::offset(b0, d0, block_half) * in.xs[b] + (two ? L::offset(b1, d1, block_half) * in.xs[b + 1] : 0.0f);
     }
   }
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum512(acc[i]) + tail[i];

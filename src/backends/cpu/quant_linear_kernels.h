@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "qforge/dtype.h"
@@ -176,6 +177,22 @@ struct IntGroupIn {
   IntGroupIn(const KernelArgs& a, int64_t r, int64_t t, int64_t row_bytes, int rows)
       : row(a.data + r * row_bytes), pf(reinterpret_cast<const char*>(row + rows * row_bytes)),
         xq(a.xq + t * a.ldk), dx(a.xq_scale + t * (a.ldk / 32)), xs(a.xq_dsum + t * (a.ldk / 32)) {}
+};
+
+// q4_1 / q5_0 / q5_1 as both ISAs' legacy_int_group read them: per block of 32, value d q + c with q unsigned
+// (q5: the fifth bit from qh) and c = m (q4_1, q5_1) or -16 d (q5_0).
+template <QuantFormat F>
+struct LegacyIntBlock {
+  using B = std::conditional_t<F == QuantFormat::Q4_1, quant_detail::BlockQ4_1,
+                               std::conditional_t<F == QuantFormat::Q5_0, quant_detail::BlockQ5_0, quant_detail::BlockQ5_1>>;
+  static constexpr bool kQ5 = F != QuantFormat::Q4_1, kMin = F != QuantFormat::Q5_0;
+  static constexpr int64_t kBytes = sizeof(B);
+  // c of the block at blk, whose d is d; half reads an f16 at a pointer (each ISA's block_half).
+  template <class Half>
+  static float offset(const uint8_t* blk, float d, Half half) {
+    if constexpr (kMin) return half(blk + offsetof(B, m));
+    else return -16.0f * d;
+  }
 };
 
 // Rows [r0, r1) x int8 activations, groups of kIntRowGroup rows: GroupFn<n>::run(a, r, t, prefetch_next) for a
