@@ -261,10 +261,17 @@ int main(int argc, char** argv) {
                 (long long)K, (long long)n, ms_blas, flops / (ms_blas * 1e-3) / 1e12);
     for (QuantFormat f : fmts) {
       if (!only.empty() && only != quant_traits(f).name) continue;
-      auto w = upload_quant_weight(synth(f, N, K), nullptr);
+      const QuantWeight q = synth(f, N, K);
+      auto w = upload_quant_weight(q, nullptr);
       const float ms = time_it([&] { quant_gemm(*w, x, n, y, false, ctx, nullptr); });
       std::printf("prefill %-9s quant_gemm (dequant + x->bf16 + GEMM) %.3f ms = %.0f TFLOP/s\n",
                   std::string(quant_traits(f).name).c_str(), ms, flops / (ms * 1e-3) / 1e12);
+      // The dequantize kernel alone (every format but fp8's tensor-core path runs it before the GEMM):
+      // GB/s of device weight bytes read plus bf16 bytes written.
+      const float ms_dq = time_it([&] { dequantize_to_bf16(*w, wq, nullptr); });
+      std::printf("prefill %-9s dequantize alone %.3f ms = %.0f GB/s (weight read + bf16 written)\n",
+                  std::string(quant_traits(f).name).c_str(), ms_dq,
+                  double(upload_bytes(q) + size_t(N * K) * 2) / (ms_dq * 1e-3) / 1e9);
     }
     // cuBLASLt e4m3 x e4m3 GEMM alone (codes already row-major, activations already e4m3): the ceiling of
     // the FP8 path, by output type and accumulation mode.

@@ -85,41 +85,79 @@ __global__ void dequant8_kernel(const DevQuant d, __nv_bfloat16* out) {
   }
 }
 
-// 4-bit mma tile layout: one 128-thread block per tile (16 rows x 64 k) at a time. Thread (lane, s) owns
-// word s of lane `lane` (the tile's 512 bytes are read in order) and decodes its 8 codes into a shared
-// [16][64] bf16 tile; then each thread writes 8 consecutive bf16 of one row with a 16-byte store.
+// 4-bit mma tile layout: one warp per tile (16 rows x 64 k) at a time, 8 warps a block. Lane l reads its
+// 16 bytes of the tile (the warp reads the tile's 512 bytes in one coalesced load): words s = 0..3 (k step
+// 16 s) of codes for rows l / 4 and l / 4 + 8, each (row, k step) within one scale block (blocks are 16
+// elements or longer: run_dequant checks), so a lane takes 8 block scales for its 32 codes. The values go
+// as bf16 pairs into the warp's [16][64] tile in shared memory (rows padded to 36 words: the 32 lanes' pair
+// stores fall in 32 banks), then each lane writes 4 row pieces of 8 bf16 with 16-byte stores. Same
+// arithmetic per element as dequant_value.
+constexpr int kDq4Warps = 8;
+constexpr int kDq4Row = 36;  // words per tile row in shared memory (32 + 4 of padding)
+
 template <ScaleKind S, bool Z>
-__global__ void __launch_bounds__(128) dequant4_kernel(const DevQuant d, const LutArg lut, bool int_codes,
-                                                       __nv_bfloat16* out) {
-  __shared__ __align__(16) __nv_bfloat16 tile[16][64];
-  const int64_t nkc = d.kp / 64, tiles = int64_t((d.rows + 15) / 16) * nkc;
-  const int lane = threadIdx.x >> 2, s = threadIdx.x & 3;
+__global__ void __launch_bounds__(32 * kDq4Warps) dequant4_kernel(const DevQuant d, const LutArg lut, bool int_codes,
+                                                                  __nv_bfloat16* out) {
+  __shared__ __align__(16) uint32_t tiles[kDq4Warps][16 * kDq4Row];
+  __shared__ float lut_s[16];
+  if (threadIdx.x < 16) lut_s[threadIdx.x] = lut.v[threadIdx.x];
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint32_t* tile = tiles[warp];
+  const int64_t nkc = d.kp / 64, ntiles = int64_t((d.rows + 15) / 16) * nkc;
   const bool vec = d.cols % 8 == 0;
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+  for (int64_t t = int64_t(blockIdx.x) * kDq4Warps + warp; t < ntiles; t += int64_t(gridDim.x) * kDq4Warps) {
     const int64_t rg = t / nkc, kc = t % nkc;
-    const uint32_t w = reinterpret_cast<const uint32_t*>(d.codes)[t * 128 + threadIdx.x];
+    const uint4 c = __ldg(reinterpret_cast<const uint4*>(d.codes) + t * 32 + lane);
+    const uint32_t w[4] = {c.x, c.y, c.z, c.w};
 #pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      const int i = tile4_elem(n, int_codes);
-      const int rr = (lane >> 2) + 8 * ((i >> 1) & 1), kk = 16 * s + 2 * (lane & 3) + (i & 1) + 8 * (i >> 2);
-      const int r = int(rg * 16 + rr), k = int(kc * 64 + kk);
-      tile[rr][kk] = r < d.rows && k < d.cols
-                         ? __float2bfloat16_rn(dequant_value<S, Z>(d, r, k, lut.v[(w >> (4 * n)) & 15]))
-                         : __float2bfloat16_rn(0.f);
-    }
-    __syncthreads();
-    const int rr = threadIdx.x >> 3, c0 = (threadIdx.x & 7) * 8;
-    const int r = int(rg * 16 + rr);
-    const int64_t k0 = kc * 64 + c0;
-    if (r < d.rows && k0 < d.cols) {
-      __nv_bfloat16* o = out + int64_t(r) * d.cols + k0;
-      if (vec && k0 + 8 <= d.cols) {
-        *reinterpret_cast<uint4*>(o) = *reinterpret_cast<const uint4*>(&tile[rr][c0]);
-      } else {
-        for (int e = 0; e < 8 && k0 + e < d.cols; ++e) o[e] = tile[rr][c0 + e];
+    for (int h = 0; h < 2; ++h) {  // row l / 4 + 8 h: fragment elements i with (i >> 1) & 1 == h
+      const int rr = (lane >> 2) + 8 * h, r = int(rg * 16 + rr);
+      const bool row_ok = r < d.rows;
+      const int rs_row = row_ok ? r : 0;
+      const float rs = d.row_scale ? d.row_scale[rs_row] : 1.f;
+#pragma unroll
+      for (int st = 0; st < 4; ++st) {
+        const int kb = int(kc * 64) + 16 * st;  // the k step's first element: one scale block for all 16
+        float sc, mn;
+        quad_scale<S>(d, rs_row, kb, sc, mn);
+        float zero = 0.f;
+        if constexpr (Z) zero = float(d.zeros[int64_t(rs_row) * d.sc_row + (kb >> d.sc_shift)]);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {  // pair j: elements i = 2 h + 4 j and + 1, k = kb + 2 (l % 4) + 8 j + (0, 1)
+          const int k = kb + 2 * (lane & 3) + 8 * j;
+          float v[2];
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int i = 2 * h + 4 * j + e;
+            const int n = int_codes ? (i & 1 ? 4 + (i >> 1) : i >> 1) : i;  // nibble holding element i
+            v[e] = row_ok && k + e < d.cols
+                       ? scaled_value<S>(lut_s[(w[st] >> (4 * n)) & 15] - zero, sc, mn, rs, d.gscale)
+                       : 0.f;
+          }
+          const __nv_bfloat162 b = __floats2bfloat162_rn(v[0], v[1]);
+          tile[rr * kDq4Row + 8 * st + (lane & 3) + 4 * j] = *reinterpret_cast<const uint32_t*>(&b);
+        }
       }
     }
-    __syncthreads();
+    __syncwarp();
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {  // 16 rows x 8 pieces of 8 bf16: piece p = lane + 32 q
+      const int p = lane + 32 * q, rr = p >> 3, c8 = (p & 7) * 8;
+      const int r = int(rg * 16 + rr);
+      const int64_t k0 = kc * 64 + c8;
+      if (r < d.rows && k0 < d.cols) {
+        const uint4 v = *reinterpret_cast<const uint4*>(tile + rr * kDq4Row + c8 / 2);
+        __nv_bfloat16* o = out + int64_t(r) * d.cols + k0;
+        if (vec && k0 + 8 <= d.cols) {
+          *reinterpret_cast<uint4*>(o) = v;
+        } else {
+          const __nv_bfloat16* vb = reinterpret_cast<const __nv_bfloat16*>(&v);
+          for (int e = 0; e < 8 && k0 + e < d.cols; ++e) o[e] = vb[e];
+        }
+      }
+    }
+    __syncwarp();  // the tile is rewritten by the next iteration
   }
 }
 
@@ -142,7 +180,13 @@ template <int BITS, ElemKind E, ScaleKind S, bool Z>
 void run_dequant(const CudaQuantWeight& w, const LutArg& lut, __nv_bfloat16* out, cudaStream_t s) {
   if constexpr (BITS == 4) {
     const int64_t tiles = (w.rows + 15) / 16 * (w.dev.kp / 64);
-    dequant4_kernel<S, Z><<<int(std::min<int64_t>(tiles, 132 * 16)), 128, 0, s>>>(w.dev, lut, w.desc.int_codes, out);
+    // Every 4-bit format's blocks are 16+ elements (block sizes 32..4096, K % 16 == 0 in the tile layout).
+    if (S != ScaleKind::None && w.dev.sc_shift < 4)
+      throw Error("cuda dequantize: 4-bit scale blocks of " + std::to_string(1 << w.dev.sc_shift) +
+                  " elements (16 or more expected)");
+    const int64_t blocks = (tiles + kDq4Warps - 1) / kDq4Warps;
+    dequant4_kernel<S, Z><<<int(std::min<int64_t>(blocks, 132 * 8)), 32 * kDq4Warps, 0, s>>>(w.dev, lut,
+                                                                                             w.desc.int_codes, out);
   } else {
     if (w.cols % 16 == 0) {
       dequant8x16_kernel<E, S><<<grid_for(w.rows * (w.cols / 16)), 256, 0, s>>>(w.dev, out);

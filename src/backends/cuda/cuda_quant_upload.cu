@@ -121,6 +121,27 @@ FormatDesc format_desc(QuantFormat f) {
   return d;
 }
 
+namespace {
+
+// Columns of a row as the device holds it: whole 64-column mma tiles (4-bit) or 128-column chunks (8-bit).
+int64_t padded_cols(int bits, int64_t K) { return bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128; }
+
+// Elements per scale block along k on the device (kp for formats with no block scales): one table for the
+// upload and for upload_bytes' prediction of it.
+int64_t scale_block(const QuantWeight& q, int64_t kp) {
+  const int64_t K = q.cols, B = q.params.blocksize;
+  switch (q.format) {
+    case QuantFormat::NF4: case QuantFormat::FP4: return std::min<int64_t>(B, K & -K);  // divides K and B
+    case QuantFormat::INT4: return B;
+    case QuantFormat::NVFP4: case QuantFormat::Q6_K: case QuantFormat::Q3_K: case QuantFormat::Q2_K: return 16;
+    case QuantFormat::MXFP4: case QuantFormat::Q4_0: case QuantFormat::Q5_0: case QuantFormat::Q8_0:
+    case QuantFormat::Q4_K: case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: return 32;
+    default: return kp;
+  }
+}
+
+}  // namespace
+
 size_t upload_bytes(const QuantWeight& q) {
   const int64_t N = q.rows, K = q.cols, B = q.params.blocksize;
   const bool bnb = q.format == QuantFormat::NF4 || q.format == QuantFormat::FP4;
@@ -129,17 +150,9 @@ size_t upload_bytes(const QuantWeight& q) {
     return size_t((n + 1) / 2 + (n + B - 1) / B * 4);
   }
   const FormatDesc d = format_desc(q.format);
-  const int64_t kp = d.bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128;
+  const int64_t kp = padded_cols(d.bits, K);
   const int64_t code_rows = d.bits == 4 ? (N + 15) / 16 * 16 : N;
-  int64_t block = kp;
-  switch (q.format) {
-    case QuantFormat::NF4: case QuantFormat::FP4: block = std::min<int64_t>(B, K & -K); break;
-    case QuantFormat::INT4: block = B; break;
-    case QuantFormat::NVFP4: case QuantFormat::Q6_K: case QuantFormat::Q3_K: case QuantFormat::Q2_K: block = 16; break;
-    case QuantFormat::MXFP4: case QuantFormat::Q4_0: case QuantFormat::Q5_0: case QuantFormat::Q8_0:
-    case QuantFormat::Q4_K: case QuantFormat::Q4_1: case QuantFormat::Q5_1: case QuantFormat::Q5_K: block = 32; break;
-    default: break;
-  }
+  const int64_t block = scale_block(q, kp);
   const int64_t nbr = (kp + block - 1) / block;
   int64_t scale_bytes = 0;
   switch (d.scale) {
@@ -319,7 +332,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   }
 
   const int bits = w->desc.bits;
-  const int64_t kp = bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128;
+  const int64_t kp = padded_cols(bits, K);
   const int64_t code_rows = bits == 4 ? (N + 15) / 16 * 16 : N;  // 4-bit tiles cover 16 rows
   DevQuant& d = w->dev;
   d.rows = int(N);
@@ -336,13 +349,12 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   std::vector<uint8_t> sc8, zeros;
   std::vector<__half2> q4kd;
   std::vector<float> row_scale;
-  int64_t block = kp;  // elements per scale block along k
+  const int64_t block = scale_block(q, kp);  // elements per scale block along k
 
   const uint8_t* data8 = q.data.data<uint8_t>();
   switch (q.format) {
     case QuantFormat::NF4:
     case QuantFormat::FP4: {
-      block = std::min<int64_t>(B, K & -K);  // divides both K and B: blocks never straddle
       const int64_t nbr = (kp + block - 1) / block;
       sc32.assign(size_t(N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
@@ -360,7 +372,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
       break;
     case QuantFormat::NVFP4:
     case QuantFormat::MXFP4: {
-      block = q.format == QuantFormat::NVFP4 ? 16 : 32;
       const int64_t nbr = kp / block, nb0 = (K + block - 1) / block;
       sc8.assign(size_t(N * nbr), q.format == QuantFormat::NVFP4 ? 0 : 127);
       const uint8_t* src = q.scales.data<uint8_t>();
@@ -369,7 +380,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
       break;
     }
     case QuantFormat::INT4: {
-      block = B;
       const int32_t* gi = q.g_idx.data<int32_t>();
       for (int64_t k = 0; k < K; ++k)
         if (gi[k] != k / B)
@@ -390,7 +400,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     case QuantFormat::Q4_0:
     case QuantFormat::Q5_0:
     case QuantFormat::Q8_0: {  // the f16 d leads each block
-      block = 32;
       const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
       sc16.assign(size_t(N * nbr), 0);
       for (int64_t r = 0; r < N; ++r)
@@ -398,7 +407,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
       break;
     }
     case QuantFormat::Q4_K: {
-      block = 32;
       const int64_t nbr = kp / 32, ns = K / 256;
       sc16.assign(size_t(N * nbr), 0);
       q4kd.resize(size_t(N * (kp / 256)));
@@ -420,7 +428,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     }
     case QuantFormat::Q6_K:    // d * scales[j] in f32: exact (11-bit d times an 8-bit integer), as the reference forms it
     case QuantFormat::Q3_K: {  // d * (6-bit scale - 32): exact likewise
-      block = 16;
       const int64_t nbr = kp / 16, ns = K / 256;
       sc32.assign(size_t(N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
@@ -442,7 +449,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     // forms it (d * sc and dmin * m are exact in f32; q4_1 / q5_1's + m is - (-m)).
     case QuantFormat::Q4_1:
     case QuantFormat::Q5_1: {
-      block = 32;
       const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
       scmin.assign(size_t(2 * N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
@@ -456,7 +462,6 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     }
     case QuantFormat::Q5_K:
     case QuantFormat::Q2_K: {
-      block = q.format == QuantFormat::Q5_K ? 32 : 16;
       const int64_t per = 256 / block, nbr = kp / block, ns = K / 256;
       scmin.assign(size_t(2 * N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
