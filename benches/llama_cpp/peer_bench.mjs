@@ -132,6 +132,15 @@ function quality() {
 }
 
 // ------------------------------------------------------------------------------------------ speed
+// Median decode and prefill over single-run results (each its own median), the first run's tokens, and the
+// range of decode tok/s.
+function medianRun(rs) {
+  const med = (k) => { const v = rs.map((r) => r[k]).sort((a, b) => a - b); const n = v.length;
+                       return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; };
+  const d = rs.map((r) => r.decode_tok_s);
+  return { ...rs[0], decode_tok_s: med('decode_tok_s'), prefill_tok_s: med('prefill_tok_s'),
+           decode_min: Math.min(...d), decode_max: Math.max(...d), runs: rs.length };
+}
 function speed() {
   state.speed = state.speed || {};
   for (const model of MODELS) {
@@ -144,8 +153,15 @@ function speed() {
       const file = gguf(cfgName, qOnly ? 'f16' : fmt);
       const key = `${model}/${fmt}`;
       const l0 = loadavg();
-      const q = run(path.join(cache, 'qforge_driver'), ['gen', file, pid, String(GEN), THREADS, RUNS, qOnly ? fmt : 'none']);
-      const l = qOnly ? null : run(path.join(cache, 'llama_driver'), ['gen', file, pid, String(GEN), THREADS, RUNS]);
+      // The engines alternate run by run (one timed run per process, after its own warm-up), so that a burst of
+      // load from other tenants of a shared machine falls on both rather than on one engine's block of runs:
+      // llama.cpp's decode on 2 cores moved from 10.6 to 48.5 tok/s between such blocks (docs/perf-notes.md).
+      const qs = [], ls = [];
+      for (let i = 0; i < +RUNS; ++i) {
+        qs.push(run(path.join(cache, 'qforge_driver'), ['gen', file, pid, String(GEN), THREADS, '1', qOnly ? fmt : 'none']));
+        if (!qOnly) ls.push(run(path.join(cache, 'llama_driver'), ['gen', file, pid, String(GEN), THREADS, '1']));
+      }
+      const q = medianRun(qs), l = qOnly ? null : medianRun(ls);
       state.speed[key] = { model, fmt, q, l, load_before: l0, load_after: loadavg(), when: new Date().toISOString() };
       log('speed', key, 'qforge', q.decode_tok_s, 'llama.cpp', l?.decode_tok_s, 'load', loadavg());
       save();
@@ -161,7 +177,7 @@ function report() {
          `llama.cpp release ${JSON.parse(fs.readFileSync(path.join(cache, 'node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/_nlcBuildMetadata.json'), 'utf8')).buildOptions.llamaCpp.release}), ` +
          'driven through its C API by benches/llama_cpp/llama_driver.cpp; qforge through its library (qforge_driver.cpp). ' +
          'Both read the same GGUF file, get the same prompt ids, generate the same number of tokens greedily with the same ' +
-         `threads; one warm-up run is excluded and the median of the timed runs is reported. Machine: ${os.cpus()[0].model}, ` +
+         `threads; one warm-up run is excluded in each process, the engines alternate run by run and the median of the timed runs is reported. Machine: ${os.cpus()[0].model}, ` +
          `${os.cpus().length} cores (shared).`, '');
   if (state.roundtrip) {
     L.push('## Round trip: qforge → GGUF → llama.cpp (demo model, 48 greedy tokens)', '');
@@ -193,12 +209,13 @@ function report() {
     L.push('');
   }
   if (state.speed) {
-    L.push(`## Speed (CPU, ${THREADS} threads, ${PROMPT_LEN}-token prompt, ${GEN} generated tokens, median of ${RUNS})`, '');
+    L.push(`## Speed (CPU, ${THREADS} threads, ${PROMPT_LEN}-token prompt, ${GEN} generated tokens, median of ${RUNS} runs, the engines alternating; decode range in brackets)`, '');
     L.push('| model | format | qforge decode tok/s | llama.cpp decode tok/s | decode ratio | qforge prefill tok/s | llama.cpp prefill tok/s | prefill ratio | load avg (before → after) |',
            '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const s of Object.values(state.speed)) {
       const ratio = (a, b) => (b ? (a / b).toFixed(2) + '×' + (a / b < 1.2 ? ' (short of 1.2×)' : '') : 'qforge only');
-      L.push(`| ${s.model} | ${s.fmt} | ${s.q.decode_tok_s.toFixed(2)} | ${s.l ? s.l.decode_tok_s.toFixed(2) : '–'} | ` +
+      const range = (e) => (e.decode_min !== undefined && e.runs > 1 ? ` (${e.decode_min.toFixed(1)}–${e.decode_max.toFixed(1)})` : '');
+      L.push(`| ${s.model} | ${s.fmt} | ${s.q.decode_tok_s.toFixed(2)}${range(s.q)} | ${s.l ? s.l.decode_tok_s.toFixed(2) + range(s.l) : '–'} | ` +
              `${s.l ? ratio(s.q.decode_tok_s, s.l.decode_tok_s) : 'qforge only'} | ${s.q.prefill_tok_s.toFixed(1)} | ` +
              `${s.l ? s.l.prefill_tok_s.toFixed(1) : '–'} | ${s.l ? (s.q.prefill_tok_s / s.l.prefill_tok_s).toFixed(2) + '×' : '–'} | ${s.load_before} → ${s.load_after} |`);
     }
