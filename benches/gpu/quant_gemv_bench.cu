@@ -259,6 +259,10 @@ int main(int argc, char** argv) {
     });
     std::printf("prefill %lldx%lld n=%lld: cuBLAS bf16 GEMM alone %.3f ms = %.0f TFLOP/s\n", (long long)N,
                 (long long)K, (long long)n, ms_blas, flops / (ms_blas * 1e-3) / 1e12);
+    // The ceiling of a dequantizer's stores: writing the bf16 weight alone (memset).
+    const float ms_set = time_it([&] { cudaMemsetAsync(wq, 0, size_t(N * K) * 2); });
+    std::printf("prefill %lldx%lld bf16 written alone (memset) %.3f ms = %.0f GB/s\n", (long long)N, (long long)K,
+                ms_set, double(N * K * 2) / (ms_set * 1e-3) / 1e9);
     for (QuantFormat f : fmts) {
       if (!only.empty() && only != quant_traits(f).name) continue;
       const QuantWeight q = synth(f, N, K);

@@ -332,6 +332,67 @@ TEST(CudaFp8Prefill, FusedMlpMatchesRefAndDefault) {
     }
 }
 
+// The dequantizing form of the fused prefill MLP (every quantized format but the FP8 tensor-core path): gate
+// and up dequantized side by side into the scratch, one batched bf16 GEMM with bf16 outputs, SwiGLU on bf16,
+// down dequantized into the scratch's first half after that GEMM. Against the ref backend and against the
+// backend's default (two linear() calls through quant_gemm, f32 gate/up): no worse than the default, and not
+// equal to it (the fused path ran: it rounds gate and up to bf16 before the SwiGLU).
+TEST(CudaQuantPrefill, FusedMlpMatchesRefAndDefault) {
+  QF_REQUIRE_GPU();
+  const int hidden = 256, inter = 512;
+  struct Fmt {
+    QuantFormat gate_up, down;
+    int blocksize;
+    bool per_channel;
+    const char* name;
+  };
+  const Fmt fmts[] = {{QuantFormat::NF4, QuantFormat::NF4, 64, false, "nf4"},
+                      {QuantFormat::Q4_K, QuantFormat::Q6_K, 0, false, "q4_k + q6_k down"},
+                      {QuantFormat::INT8, QuantFormat::INT8, 0, false, "int8"},
+                      {QuantFormat::Q8_0, QuantFormat::Q4_0, 0, false, "q8_0 + q4_0 down"},
+                      {QuantFormat::FP8_E4M3, QuantFormat::FP8_E4M3, 0, true, "fp8 per channel"}};
+  for (const Fmt& f : fmts) {
+    auto qlinear = [&](const char* name, QuantFormat fmt, int out, int in, uint32_t seed) {
+      Linear l;
+      l.name = name;
+      l.in = in;
+      l.out = out;
+      QuantParams p;
+      p.blocksize = f.blocksize;
+      p.per_channel = f.per_channel;
+      l.qweight = quantize_weight(tensor_from(randv(size_t(out) * in, seed, 0.05f), {out, in}, DType::F32), fmt, p);
+      return l;
+    };
+    ModelWeights mw = one_layer(qlinear("attn", f.gate_up, hidden, hidden, 1));
+    mw.layers[0].gate = qlinear("gate", f.gate_up, inter, hidden, 2);
+    mw.layers[0].up = qlinear("up", f.gate_up, inter, hidden, 3);
+    mw.layers[0].down = qlinear("down", f.down, hidden, inter, 4);
+    ModelConfig cfg;
+    auto gpu = make_backend("cuda");
+    auto ref = make_backend("ref");
+    gpu->prepare(mw, cfg);
+    const LayerWeights& L = mw.layers[0];
+    for (int n : {16, 300})
+      for (bool acc : {false, true}) {
+        const Tensor rms_w = tensor_from(randv(size_t(hidden), 7, 0.5f), {hidden}, DType::F32);
+        const auto x = randv(size_t(n) * hidden, 11u + n, 1.f), y0 = randv(size_t(n) * hidden, 12u + n);
+        std::vector<float> want = y0, g(size_t(n) * inter), u(size_t(n) * inter);
+        ref->mlp(L.gate, L.up, L.down, {x.data(), &rms_w, 1e-5f}, n, g.data(), u.data(), want.data(), acc);
+        auto dx = upload(*gpu, x), dg = upload(*gpu, g), du = upload(*gpu, u);
+        auto dy = upload(*gpu, y0), dy_default = upload(*gpu, y0);
+        gpu->mlp(L.gate, L.up, L.down, {dx.get(), &rms_w, 1e-5f}, n, dg.get(), du.get(), dy.get(), acc);
+        const auto got = download(*gpu, dy.get(), want.size());
+        gpu->Backend::mlp(L.gate, L.up, L.down, {dx.get(), &rms_w, 1e-5f}, n, dg.get(), du.get(), dy_default.get(), acc);
+        const auto got_default = download(*gpu, dy_default.get(), want.size());
+        const double e_fused = rms_rel_err(got, want), e_default = rms_rel_err(got_default, want);
+        std::printf("%s mlp n=%d acc=%d: rms error fused %.2e, default %.2e\n", f.name, n, int(acc), e_fused, e_default);
+        EXPECT_LT(e_fused, 1.5 * e_default + 1e-3) << f.name << " n=" << n << " acc=" << acc;
+        EXPECT_LT(e_fused, 2e-2) << f.name << " n=" << n << " acc=" << acc;
+        EXPECT_GT(rel_max_err(got, got_default), 0.0) << "the fused path did not run: " << f.name << " n=" << n;
+      }
+  }
+}
+
 // Linears sharing one input in one prefill call (q/k/v-like): the FP8 path quantizes the input once and
 // reuses it with each weight's own scale; a weight on the bf16 path in between overwrites the shared
 // scratch, so the next FP8 weight must quantize again. Order: fp8 A, nf4 B, fp8 C, fp8 D.

@@ -204,6 +204,9 @@ class CudaBackend final : public Backend {
       add_t(L.attn_norm);
       add_t(L.ffn_norm);
       for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add_l(*p);
+      // mlp() dequantizes gate and up side by side.
+      if (L.gate.quantized() && L.up.quantized() && L.gate.in == L.up.in && L.gate.out == L.up.out)
+        max_q = std::max(max_q, 2 * size_t(L.gate.out) * size_t(L.gate.in));
     }
     size_t need = max_q * 2;
     for (auto& [k, v] : uniq) need += v;
@@ -224,6 +227,7 @@ class CudaBackend final : public Backend {
       return !L.o.quantized() && L.o.weight.dtype() == DType::BF16 && !L.o.bias;
     });
     if (max_q > 0) dequant_scratch_ = device_alloc(max_q * 2, MemCategory::Scratch, device_);
+    dequant_scratch_elems_ = max_q;
     // Upload everything now (nothing is uploaded lazily during a decode step).
     if (part_.embed) dev_tensor(w.embed, false);
     if (part_.head) dev_tensor(w.final_norm, true), dev_linear(w.lm_head);
@@ -336,45 +340,61 @@ class CudaBackend final : public Backend {
     sync_if_debug();
   }
 
-  // Prefill with bf16 weights: x staged once (RMSNorm, bf16), gate and up as one GEMM with bf16 outputs
-  // into gate_out's memory (2 x [n, inter] bf16 fits its [n, inter] f32), SwiGLU in place on those, and
-  // the down GEMM from that bf16 product. Against linear() + linear(): no f32 gate/up round trip (3 x
-  // [n, inter] f32 of traffic less), at the cost of rounding gate and up to bf16 before the SwiGLU (the
-  // product was rounded to bf16 for the down GEMM already). Everything else takes the default.
+  // Prefill with bf16 weights, or with quantized weights dequantized to bf16 (except the FP8 tensor-core
+  // path, tried first): x staged once (RMSNorm, bf16), gate and up as one GEMM with bf16 outputs into
+  // gate_out's memory (2 x [n, inter] bf16 fits its [n, inter] f32), SwiGLU in place on those, and the down
+  // GEMM from that bf16 product. Against linear() + linear(): no f32 gate/up round trip (3 x [n, inter] f32
+  // of traffic less) and one activation conversion instead of three, at the cost of rounding gate and up to
+  // bf16 before the SwiGLU (the product was rounded to bf16 for the down GEMM already). Quantized gate and
+  // up dequantize into the two halves of the dequantize scratch (sized for the pair), then down into its
+  // first half once the gate/up GEMM has read it (stream order). Everything else takes the default.
   void mlp(const Linear& gate, const Linear& up, const Linear& down, const LinearInput& in, int64_t n, float* gate_out,
            float* up_out, float* y, bool accumulate) override {
     begin_op();
+    const bool no_bias = !gate.bias && !up.bias && !down.bias;
     const bool bf16 = !gate.quantized() && !up.quantized() && !down.quantized() &&
                       gate.weight.dtype() == DType::BF16 && up.weight.dtype() == DType::BF16 &&
-                      down.weight.dtype() == DType::BF16 && !gate.bias && !up.bias && !down.bias;
+                      down.weight.dtype() == DType::BF16 && no_bias;
+    const bool quant = gate.quantized() && up.quantized() && down.quantized() && no_bias;
     const bool shapes = !in.up && gate.in == up.in && gate.out == up.out && down.in == gate.out;
     if (n <= kMaxGemvTokens || !shapes) return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
     const int cols = int(gate.in), inter = int(gate.out), rows = int(down.out);
     const LinearInputDev din = dev_input(in);
-    if (gate.quantized() && up.quantized() && down.quantized() && !gate.bias && !up.bias && !down.bias &&
-        mlp_fp8(gate, up, down, din, n, cols, inter, gate_out, y, accumulate))
-      return sync_if_debug();
-    if (!bf16) return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
+    if (quant && mlp_fp8(gate, up, down, din, n, cols, inter, gate_out, y, accumulate)) return sync_if_debug();
+    const size_t w_elems = size_t(inter) * size_t(cols);
+    if ((!bf16 && !quant) || (quant && 2 * w_elems > dequant_scratch_elems_))
+      return Backend::mlp(gate, up, down, in, n, gate_out, up_out, y, accumulate);
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
     void* x16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
     stage_input(din, n, cols, x16, WType::BF16, stream_);
+    auto* dq = static_cast<__nv_bfloat16*>(dequant_scratch_.get());
+    const void *wg = dg.w.get(), *wu = du.w.get(), *wd = dd.w.get();
+    if (quant) {
+      glue_dequantize_bf16(dg.qw.get(), dq, stream_);
+      glue_dequantize_bf16(du.qw.get(), dq + w_elems, stream_);
+      wg = dq;
+      wu = dq + w_elems;
+    }
     // [2][n, inter] bf16 in gate_out's memory: the projection whose weight has the lower address first, so
     // that one strided batched GEMM covers both with a positive weight stride (cuBLAS's TMA kernels fault
     // on negative strides).
     auto* gu16 = reinterpret_cast<__nv_bfloat16*>(gate_out);
     const int64_t half = n * inter;
     const float one = 1.f, zero = 0.f, beta = accumulate ? 1.f : 0.f;
-    const bool up_first = du.w.get() < dg.w.get();
-    const DevLinear& first = up_first ? du : dg;
+    const bool up_first = wu < wg;
     __nv_bfloat16* g16 = up_first ? gu16 + half : gu16;
     const __nv_bfloat16* u16 = up_first ? gu16 : gu16 + half;
     // bf16 weights: the byte distance is even.
-    const ptrdiff_t dw = std::abs(static_cast<const char*>(du.w.get()) - static_cast<const char*>(dg.w.get())) / 2;
-    QF_CUBLAS(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, inter, int(n), cols, &one, first.w.get(),
+    const ptrdiff_t dw = std::abs(static_cast<const char*>(wu) - static_cast<const char*>(wg)) / 2;
+    QF_CUBLAS(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, inter, int(n), cols, &one, up_first ? wu : wg,
                                          CUDA_R_16BF, cols, dw, x16, CUDA_R_16BF, cols, 0, &zero, gu16, CUDA_R_16BF,
                                          inter, half, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     swiglu_bf16_inplace(g16, u16, half, stream_);
-    QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), inter, &one, dd.w.get(), CUDA_R_16BF, inter,
+    if (quant) {
+      glue_dequantize_bf16(dd.qw.get(), dq, stream_);
+      wd = dq;
+    }
+    QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), inter, &one, wd, CUDA_R_16BF, inter,
                            g16, CUDA_R_16BF, inter, &beta, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT));
     (void)up_out;
@@ -757,6 +777,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   std::shared_ptr<void> workspace_, pos_dev_, dequant_scratch_, batch_slab_;
+  size_t dequant_scratch_elems_ = 0;  // bf16 elements of dequant_scratch_
   std::map<BatchPtrs, const void* const*> batch_ptrs_;
   int32_t* pinned_ = nullptr;
   void* pinned_out_ = nullptr;

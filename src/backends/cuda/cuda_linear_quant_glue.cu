@@ -31,6 +31,10 @@ void glue_quant_gemm(const void* w, const float* x, int64_t n, float* y, bool ac
   quant_gemm(*static_cast<const CudaQuantWeight*>(w), x, n, y, accumulate, ctx, s);
 }
 
+void glue_dequantize_bf16(const void* w, void* out, cudaStream_t s) {
+  dequantize_to_bf16(*static_cast<const CudaQuantWeight*>(w), static_cast<__nv_bfloat16*>(out), s);
+}
+
 bool glue_fp8_mlp_eligible(const void* gate, const void* up, const void* down, int64_t n, const CudaGemmContext& ctx) {
   using W = const CudaQuantWeight*;
   return fp8_mlp_eligible(*static_cast<W>(gate), *static_cast<W>(up), *static_cast<W>(down), n, ctx);
