@@ -100,7 +100,10 @@ __global__ void __launch_bounds__(32 * kDq4Warps) dequant4_kernel(const DevQuant
                                                                   __nv_bfloat16* out) {
   __shared__ __align__(16) uint32_t tiles[kDq4Warps][16 * kDq4Row];
   __shared__ float lut_s[16];
-  if (threadIdx.x < 16) lut_s[threadIdx.x] = lut.v[threadIdx.x];
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) lut_s[i] = lut.v[i];  // constant indices: no local copy of the parameter
+  }
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint32_t* tile = tiles[warp];
@@ -131,9 +134,9 @@ __global__ void __launch_bounds__(32 * kDq4Warps) dequant4_kernel(const DevQuant
           for (int e = 0; e < 2; ++e) {
             const int i = 2 * h + 4 * j + e;
             const int n = int_codes ? (i & 1 ? 4 + (i >> 1) : i >> 1) : i;  // nibble holding element i
-            v[e] = row_ok && k + e < d.cols
-                       ? scaled_value<S>(lut_s[(w[st] >> (4 * n)) & 15] - zero, sc, mn, rs, d.gscale)
-                       : 0.f;
+            // Formed unconditionally (padding codes and their scale entries exist), then selected: no branch.
+            const float val = scaled_value<S>(lut_s[(w[st] >> (4 * n)) & 15] - zero, sc, mn, rs, d.gscale);
+            v[e] = row_ok && k + e < d.cols ? val : 0.f;
           }
           const __nv_bfloat162 b = __floats2bfloat162_rn(v[0], v[1]);
           tile[rr * kDq4Row + 8 * st + (lane & 3) + 4 * j] = *reinterpret_cast<const uint32_t*>(&b);
@@ -147,12 +150,12 @@ __global__ void __launch_bounds__(32 * kDq4Warps) dequant4_kernel(const DevQuant
       const int r = int(rg * 16 + rr);
       const int64_t k0 = kc * 64 + c8;
       if (r < d.rows && k0 < d.cols) {
-        const uint4 v = *reinterpret_cast<const uint4*>(tile + rr * kDq4Row + c8 / 2);
+        const uint32_t* src = tile + rr * kDq4Row + c8 / 2;
         __nv_bfloat16* o = out + int64_t(r) * d.cols + k0;
         if (vec && k0 + 8 <= d.cols) {
-          *reinterpret_cast<uint4*>(o) = v;
-        } else {
-          const __nv_bfloat16* vb = reinterpret_cast<const __nv_bfloat16*>(&v);
+          *reinterpret_cast<uint4*>(o) = *reinterpret_cast<const uint4*>(src);
+        } else {  // from shared memory: a register copy indexed at run time would live in local memory
+          const __nv_bfloat16* vb = reinterpret_cast<const __nv_bfloat16*>(src);
           for (int e = 0; e < 8 && k0 + e < d.cols; ++e) o[e] = vb[e];
         }
       }
@@ -163,9 +166,15 @@ __global__ void __launch_bounds__(32 * kDq4Warps) dequant4_kernel(const DevQuant
 
 __global__ void dequant_generic_kernel(const uint8_t* codes, const float* absmax, int block, int64_t n, LutArg lut,
                                        __nv_bfloat16* out) {
+  __shared__ float lut_s[16];
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) lut_s[i] = lut.v[i];
+  }
+  __syncthreads();
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const uint8_t byte = codes[e >> 1];
-    out[e] = __float2bfloat16_rn(__fmul_rn(lut.v[(e & 1) ? (byte & 15) : (byte >> 4)], absmax[e / block]));
+    out[e] = __float2bfloat16_rn(__fmul_rn(lut_s[(e & 1) ? (byte & 15) : (byte >> 4)], absmax[e / block]));
   }
 }
 
