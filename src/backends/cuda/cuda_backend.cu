@@ -204,9 +204,10 @@ class CudaBackend final : public Backend {
       add_t(L.attn_norm);
       add_t(L.ffn_norm);
       for (const Linear* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add_l(*p);
-      // mlp() dequantizes gate and up side by side.
-      if (L.gate.quantized() && L.up.quantized() && L.gate.in == L.up.in && L.gate.out == L.up.out)
-        max_q = std::max(max_q, 2 * size_t(L.gate.out) * size_t(L.gate.in));
+      // mlp() dequantizes gate and up side by side, linear() k and v.
+      for (auto [a, b] : {std::pair{&L.gate, &L.up}, std::pair{&L.k, &L.v}})
+        if (a->quantized() && b->quantized() && a->in == b->in && a->out == b->out)
+          max_q = std::max(max_q, 2 * size_t(a->out) * size_t(a->in));
     }
     size_t need = max_q * 2;
     for (auto& [k, v] : uniq) need += v;
@@ -706,14 +707,23 @@ class CudaBackend final : public Backend {
     };
     for (size_t i = 0; i < ls.size(); ++i) {
       const int rows = int(ls[i]->out);
-      if (i + 1 < ls.size() && float_gemm_pair(ls, dl, i, n, cols, ys, acc, staged_for)) {
+      if (i + 1 < ls.size() && gemm_pair(ls, dl, i, n, cols, ys, acc, staged_for)) {
         ++i;
         continue;
       }
       if (dl[i]->qw) {
         const CudaGemmContext ctx =
             gemm_context(grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), &fp8_act);
-        glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
+        if (glue_quant_gemm_tries_fp8(dl[i]->qw.get(), ctx)) {
+          glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx,
+                          stream_);
+        } else {  // dequantized weight x the input staged once as bf16 (shared with the other linears of the call)
+          glue_dequantize_bf16(dl[i]->qw.get(), dequant_scratch_.get(), stream_);
+          const float alpha = 1.f, beta = acc ? 1.f : 0.f;
+          QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, dequant_scratch_.get(),
+                                 CUDA_R_16BF, cols, staged_for(WType::BF16), CUDA_R_16BF, cols, &beta, ys[i],
+                                 CUDA_R_32F, rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        }
       } else {
         const WType t = dl[i]->w.type;
         const void* x = staged_for(t);
@@ -728,20 +738,35 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Two float linears of one call with the same shape and weight type (k/v) as one batched GEMM, so
-  // that the two small GEMMs fill the GPU together. The pointer arrays cuBLAS reads are written once per
+  // Two linears of one call with the same shape (k/v) as one batched GEMM, so that the two small GEMMs fill
+  // the GPU together: float weights of one type, or two quantized weights dequantized to bf16. The pointer arrays cuBLAS reads are written once per
   // distinct set (batch_ptrs). False when the pair does not qualify.
   template <class StagedFor>
-  bool float_gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i,
+  bool gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i,
                        int64_t n, int cols, std::span<float* const> ys, bool acc, StagedFor& staged_for) {
     const DevLinear &d0 = *dl[i], &d1 = *dl[i + 1];
-    if (d0.qw || d1.qw || d0.bias || d1.bias || d0.w.type != d1.w.type || ls[i]->out != ls[i + 1]->out) return false;
-    const WType t = d0.w.type;
-    if (t == WType::F32) return false;  // f32 models keep the pedantic one-GEMM-per-linear path
+    if (d0.bias || d1.bias || ls[i]->out != ls[i + 1]->out || ls[i]->in != ls[i + 1]->in) return false;
     // Outputs must not overlap (each is [n, rows]); weights are only read.
     if (std::abs(ys[i + 1] - ys[i]) < ptrdiff_t(n) * ls[i]->out) return false;
+    const void *w0 = d0.w.get(), *w1 = d1.w.get();
+    WType t = d0.w.type;
+    if (d0.qw || d1.qw) {  // two quantized weights off the FP8 path: dequantized side by side into the scratch
+      const size_t elems = size_t(ls[i]->out) * size_t(cols);
+      const CudaGemmContext ctx = gemm_context(nullptr, nullptr);
+      if (!d0.qw || !d1.qw || 2 * elems > dequant_scratch_elems_ || glue_quant_gemm_tries_fp8(d0.qw.get(), ctx) ||
+          glue_quant_gemm_tries_fp8(d1.qw.get(), ctx))
+        return false;
+      auto* dq = static_cast<__nv_bfloat16*>(dequant_scratch_.get());
+      glue_dequantize_bf16(d0.qw.get(), dq, stream_);
+      glue_dequantize_bf16(d1.qw.get(), dq + elems, stream_);
+      w0 = dq;
+      w1 = dq + elems;
+      t = WType::BF16;
+    } else if (d0.w.type != d1.w.type || t == WType::F32) {
+      return false;  // f32 models keep the pedantic one-GEMM-per-linear path
+    }
     const void* x = staged_for(t);
-    const void* const* p = batch_ptrs({d0.w.get(), d1.w.get(), x, x, ys[i], ys[i + 1]});
+    const void* const* p = batch_ptrs({w0, w1, x, x, ys[i], ys[i + 1]});
     const float alpha = 1.f, beta = acc ? 1.f : 0.f;
     const int rows = int(ls[i]->out);
     const cudaDataType_t dt = t == WType::F16 ? CUDA_R_16F : CUDA_R_16BF;

@@ -31,6 +31,10 @@ void glue_quant_gemm(const void* w, const float* x, int64_t n, float* y, bool ac
   quant_gemm(*static_cast<const CudaQuantWeight*>(w), x, n, y, accumulate, ctx, s);
 }
 
+bool glue_quant_gemm_tries_fp8(const void* w, const CudaGemmContext& ctx) {
+  return quant_gemm_tries_fp8(*static_cast<const CudaQuantWeight*>(w), ctx);
+}
+
 void glue_dequantize_bf16(const void* w, void* out, cudaStream_t s) {
   dequantize_to_bf16(*static_cast<const CudaQuantWeight*>(w), static_cast<__nv_bfloat16*>(out), s);
 }

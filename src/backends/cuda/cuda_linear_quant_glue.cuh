@@ -18,6 +18,7 @@ void glue_quant_gemv(std::span<const void* const> ws, const LinearInputDev& in, 
                      bool accumulate, cudaStream_t s);
 void glue_quant_gemm(const void* w, const float* x, int64_t n, float* y, bool accumulate, const CudaGemmContext& ctx,
                      cudaStream_t s);
+bool glue_quant_gemm_tries_fp8(const void* w, const CudaGemmContext& ctx);
 // The weight dequantized to bf16 [rows, cols] at out (bit-identical to the reference dequantizer, then bf16).
 void glue_dequantize_bf16(const void* w, void* out, cudaStream_t s);
 bool glue_fp8_mlp_eligible(const void* gate, const void* up, const void* down, int64_t n, const CudaGemmContext& ctx);

@@ -57,6 +57,9 @@ void quant_gemv(std::span<const CudaQuantWeight* const> ws, const LinearInputDev
 // bf16 GEMM with f32 accumulation and output (beta = 1 when accumulate). No bias (the caller adds it).
 void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
                 const CudaGemmContext& ctx, cudaStream_t s);
+// Whether quant_gemm would try the FP8 tensor-core path for w (per-tensor fp8 on sm_89+); every other weight
+// dequantizes to bf16, so a caller may stage x as bf16 itself and run the GEMM on dequantize_to_bf16's output.
+bool quant_gemm_tries_fp8(const CudaQuantWeight& w, const CudaGemmContext& ctx);
 
 // The SwiGLU MLP of one prefill with per-tensor FP8 weights (sm_89+, cuBLASLt): x (f32 [n, cols], staged,
 // with ctx.fp8_act's amax) quantized to e4m3 once; gate and up as e4m3 GEMMs with bf16 outputs into

@@ -436,6 +436,8 @@ void dequantize_to_bf16(const CudaQuantWeight& w, __nv_bfloat16* out, cudaStream
   QF_CUDA(cudaGetLastError());
 }
 
+bool quant_gemm_tries_fp8(const CudaQuantWeight& w, const CudaGemmContext& ctx) { return fp8_eligible(w, ctx); }
+
 void quant_gemm(const CudaQuantWeight& w, const float* x, int64_t n, float* y, bool accumulate,
                 const CudaGemmContext& ctx, cudaStream_t s) {
   if (!ctx.blas || !ctx.dequant_scratch || !ctx.act_bf16_scratch)
