@@ -61,10 +61,10 @@ Isa best_isa() {
 }
 
 bool int8_act_supported(QuantFormat f, Isa isa) {
-  if (f == QuantFormat::Q3_K) return isa == Isa::Avx512;  // k36_int_group<true> (avx512 only)
   return (isa == Isa::Avx512 || isa == Isa::Avx2) &&
          (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_1 || f == QuantFormat::Q5_0 ||
-          f == QuantFormat::Q5_1 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_K || f == QuantFormat::Q6_K);
+          f == QuantFormat::Q5_1 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_K || f == QuantFormat::Q6_K ||
+          f == QuantFormat::Q3_K);
 }
 
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {

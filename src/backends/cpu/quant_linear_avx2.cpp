@@ -746,6 +746,68 @@ void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
 }
 
+// Q3_K's 16 sub-block scales of one super-block as f32, d (s_j - 32) (quant_detail::q3_k_scale for all 16):
+// the low nibbles of bytes 0-7 then their high nibbles, with two bits each of bytes 8-11 on top.
+inline void q3k_scales(const uint8_t* blk, float* out16) {
+  const uint8_t* s12 = blk + offsetof(quant_detail::BlockQ3_K, scales);
+  alignas(16) uint8_t b[16] = {};
+  std::memcpy(b, s12, 12);
+  uint32_t hb;
+  std::memcpy(&hb, s12 + 8, 4);
+  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b)), m4 = _mm_set1_epi8(15);
+  const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+  const __m128i hi = _mm_setr_epi32(int(hb & 0x03030303u), int((hb >> 2) & 0x03030303u), int((hb >> 4) & 0x03030303u),
+                                    int((hb >> 6) & 0x03030303u));
+  const __m128i s6 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+  const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ3_K, d)));
+  _mm256_store_ps(out16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s6))));
+  _mm256_store_ps(out16 + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s6, 8)))));
+}
+
+// q3_k x int8 activations: a 32-weight quarter v (one activation block; half v / 4) made as code bytes 0..7 (bits
+// 2 (v % 4) of the half's 32 qs bytes, bit v of hmask as the third); maddubs + madd give 8 lanes, 4 per 16-weight
+// sub-block. The offset 4 comes off in int32 with 4 times each lane's activation sum (shared by the rows); then
+// per lane d (s_j - 32) d_x, as q6k_int_group.
+template <int R>
+void q3k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(quant_detail::BlockQ3_K);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const char* pf = in.pf;
+  const int8_t* xq = in.xq;
+  const float* dx = in.dx;
+  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
+    alignas(32) float sc[R][16];
+    for (int i = 0; i < R; ++i) q3k_scales(row + i * row_bytes + sb * bytes, sc[i]);
+    for (int v = 0; v < 8; ++v) {
+      const int h = v / 4, q = v % 4;
+      const int64_t b = sb * 8 + v;
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+      const __m256i x4 = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16), 2);
+      const __m256 sx = _mm256_broadcast_ss(dx + b);
+      const __m128i sl = _mm_cvtsi32_si128(2 * q), sh = _mm_cvtsi32_si128(v);
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const __m256i qs = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(blk + offsetof(quant_detail::BlockQ3_K, qs) + 32 * h));
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+        const __m256i codes = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(qs, sl), m3),
+                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hm, sh), ones8), 2));
+        const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16), x4);
+        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][2 * v + 1]), _mm_set1_ps(sc[i][2 * v]));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), sx), s, acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+}
+
 // q4_1 / q5_0 / q5_1 x int8 activations, one 32-weight block at a time: unsigned codes in natural order (q5: bit j of
 // qh spread to byte j by a shuffle and compare; codes <= 31, so vpmaddubsw does not saturate); per block
 // d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
@@ -814,6 +876,10 @@ template <int R>
 struct Q6KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
 };
+template <int R>
+struct Q3KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q3k_int_group<R>(a, r, t, p); }
+};
 
 }  // namespace
 
@@ -856,6 +922,7 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q5_0) int_rows_by<LegacyIntGroup<QuantFormat::Q5_0>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q5_1) int_rows_by<LegacyIntGroup<QuantFormat::Q5_1>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }
