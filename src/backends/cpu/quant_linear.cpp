@@ -64,7 +64,7 @@ bool int8_act_supported(QuantFormat f, Isa isa) {
   return (isa == Isa::Avx512 || isa == Isa::Avx2) &&
          (f == QuantFormat::Q4_0 || f == QuantFormat::Q8_0 || f == QuantFormat::Q4_1 || f == QuantFormat::Q5_0 ||
           f == QuantFormat::Q5_1 || f == QuantFormat::Q4_K || f == QuantFormat::Q5_K || f == QuantFormat::Q6_K ||
-          f == QuantFormat::Q3_K);
+          f == QuantFormat::Q3_K || f == QuantFormat::Q2_K);  // q2_k: the AVX2 kernel at both levels
 }
 
 ActMode default_act_mode(QuantFormat f, Isa isa, int64_t n_tokens) {
@@ -312,7 +312,10 @@ void quant_linear_cpu_isa(const QuantWeight& w, const float* x, int64_t n_tokens
   const int64_t k_tail = K - a.k_main;
   ThreadPool::global().parallel_for(n_units, grain, [&](int64_t u0, int64_t u1) {
     const int64_t r0 = u0 * unit, r1 = std::min(N, u1 * unit);
-    const bool ok = isa == Isa::Avx512 ? cpu_quant::rows_avx512(a, r0, r1) : cpu_quant::rows_avx2(a, r0, r1);
+    // An int8 format with no AVX-512 kernel (q2_k) runs the AVX2 one: same activations and layout.
+    const bool ok = isa == Isa::Avx512
+                        ? cpu_quant::rows_avx512(a, r0, r1) || (act == ActMode::Int8 && cpu_quant::rows_avx2(a, r0, r1))
+                        : cpu_quant::rows_avx2(a, r0, r1);
     QF_CHECK(ok, "quant_linear_cpu: no kernel for this format");
     if (k_tail == 0) return;
     alignas(64) float tail[32];

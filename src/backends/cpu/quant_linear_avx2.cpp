@@ -808,6 +808,57 @@ void q3k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
 }
 
+// q2_k x int8 activations (also what AVX-512 CPUs run for q2_k): quarter v of the super-block (one activation
+// block; half v / 4) as code bytes 0..3 (bits 2 (v % 4) of the half's 32 qs bytes); maddubs + madd give 8 lanes,
+// 4 per 16-weight sub-block, each times d sc_j, less dmin m_j times the lane's activation sum (shared by the
+// rows); then d_x.
+template <int R>
+void q2k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  using B = quant_detail::BlockQ2_K;
+  constexpr int64_t bytes = sizeof(B);
+  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
+  const IntGroupIn in(a, r, t, row_bytes, R);
+  const uint8_t* row = in.row;
+  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  const __m128i m4 = _mm_set1_epi8(15);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    if (prefetch_next)
+      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(in.pf + sb * R * bytes + o, _MM_HINT_T1);
+    alignas(32) float sc[R][16], mn[R][16];  // d * scale, dmin * min of sub-block j
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = row + i * row_bytes + sb * bytes;
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, scales)));
+      const __m128i lo = _mm_and_si128(s8, m4), hi = _mm_and_si128(_mm_srli_epi16(s8, 4), m4);
+      const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(B, d)));
+      const __m256 dm = _mm256_set1_ps(block_half(blk + offsetof(B, dmin)));
+      _mm256_store_ps(sc[i], _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))));
+      _mm256_store_ps(sc[i] + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)))));
+      _mm256_store_ps(mn[i], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))));
+      _mm256_store_ps(mn[i] + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)))));
+    }
+    for (int v = 0; v < 8; ++v) {
+      const int h = v / 4, q = v % 4;
+      const int64_t b = sb * 8 + v;
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.xq + b * 32));
+      const __m256 xsum = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16));
+      const __m256 sx = _mm256_broadcast_ss(in.dx + b);
+      const __m128i sl = _mm_cvtsi32_si128(2 * q);
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* blk = row + i * row_bytes + sb * bytes;
+        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(B, qs) + 32 * h));
+        const __m256i codes = _mm256_and_si256(_mm256_srl_epi16(qs, sl), m3);
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16));
+        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][2 * v + 1]), _mm_set1_ps(sc[i][2 * v]));
+        const __m256 m = _mm256_set_m128(_mm_set1_ps(mn[i][2 * v + 1]), _mm_set1_ps(mn[i][2 * v]));
+        acc[i] = _mm256_fmadd_ps(_mm256_fmsub_ps(dot, s, _mm256_mul_ps(xsum, m)), sx, acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
+}
+
 // q4_1 / q5_0 / q5_1 x int8 activations, one 32-weight block at a time: unsigned codes in natural order (q5: bit j of
 // qh spread to byte j by a shuffle and compare; codes <= 31, so vpmaddubsw does not saturate); per block
 // d (d_x sum q x) + c (d_x sum x), c = m (q4_1, q5_1) or -16 d (q5_0), the second term in scalar.
@@ -880,6 +931,10 @@ template <int R>
 struct Q3KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q3k_int_group<R>(a, r, t, p); }
 };
+template <int R>
+struct Q2KIntGroup {
+  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q2k_int_group<R>(a, r, t, p); }
+};
 
 }  // namespace
 
@@ -923,6 +978,7 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q5_1) int_rows_by<LegacyIntGroup<QuantFormat::Q5_1>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
     else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q2_K) int_rows_by<Q2KIntGroup>(a, r0, r1);
     else return false;
     return true;
   }
