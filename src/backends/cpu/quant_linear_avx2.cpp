@@ -696,163 +696,115 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
   for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]) - tail[i];
 }
 
-// q6_k x int8 activations: a 32-weight quarter (one activation block) made as code bytes (0..63) from 32 bytes
-// of ql and 32 of qh; maddubs + madd give 8 lanes, 4 per 16-weight sub-block. The offset 32 comes off in
-// int32 with 32 times each lane's activation sum (shared by the rows); then per lane d sc_j d_x.
-template <int R>
-void q6k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  constexpr int64_t bytes = sizeof(quant_detail::BlockQ6_K);
-  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const IntGroupIn in(a, r, t, row_bytes, R);
-  const uint8_t* row = in.row;
-  const char* pf = in.pf;
-  const int8_t* xq = in.xq;
-  const float* dx = in.dx;
-  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-  const __m256i ones8 = _mm256_set1_epi8(1);
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < ns; ++sb) {
-    if (prefetch_next)
-      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
-    alignas(32) float sc[R][16];  // d * scales[j]
-    for (int i = 0; i < R; ++i) {
-      const uint8_t* blk = row + i * row_bytes + sb * bytes;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant_detail::BlockQ6_K, scales)));
-      const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ6_K, d)));
-      _mm256_store_ps(sc[i], _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));
-      _mm256_store_ps(sc[i] + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8)))));
-    }
-    for (int v = 0; v < 8; ++v) {  // quarter v % 4 of half v / 4
-      const int h = v / 4, q = v % 4;
-      const int64_t b = sb * 8 + v;
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      const __m256i x32 = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16), 5);
-      const __m256 sx = _mm256_broadcast_ss(dx + b);
-      const __m128i sl = _mm_cvtsi32_si128(4 * (q >> 1)), sh = _mm_cvtsi32_si128(2 * q);
-      for (int i = 0; i < R; ++i) {
-        const uint8_t* blk = row + i * row_bytes + sb * bytes;
-        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (q & 1)));
-        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-        const __m256i codes = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(l, sl), m4),
-                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, sh), m3), 4));
-        const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16), x32);
-        const int j = 2 * v;  // sub-blocks j (lanes 0-3) and j + 1 (lanes 4-7)
-        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][j + 1]), _mm_set1_ps(sc[i][j]));
-        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), sx), s, acc[i]);
-      }
-    }
+// Q6_K / Q3_K / Q2_K x int8 activations: one loop (kquarter_int_group) over 32-weight quarters v of each
+// super-block (one activation block; half v / 4, quarter q = v % 4 of it). A format policy makes the quarter's
+// code bytes (unsigned) and the 16 sub-block scales (and minimums) of a super-block; maddubs + madd give 8 lanes,
+// 4 per 16-weight sub-block (lanes 0-3: sub-block 2v, 4-7: 2v + 1). A code offset comes off in int32 as offset
+// times each lane's activation sum, a minimum in f32 against the same sums (shared by the rows); then d_x.
+
+// Q6_K: codes 0..63 from 32 bytes of ql (nibble 4 (q / 2)) and 32 of qh (bits 2q), offset 32; d scales[j].
+struct Q6KQuarters {
+  using Block = quant_detail::BlockQ6_K;
+  static constexpr int kOffsetShift = 5;  // offset 32
+  static constexpr bool kMin = false;
+  static void scales(const uint8_t* blk, float* sc, float*) {
+    const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales)));
+    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
+    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));
+    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8)))));
   }
-  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
-}
-
-// Q3_K's 16 sub-block scales of one super-block as f32, d (s_j - 32) (quant_detail::q3_k_scale for all 16):
-// the low nibbles of bytes 0-7 then their high nibbles, with two bits each of bytes 8-11 on top.
-inline void q3k_scales(const uint8_t* blk, float* out16) {
-  const uint8_t* s12 = blk + offsetof(quant_detail::BlockQ3_K, scales);
-  alignas(16) uint8_t b[16] = {};
-  std::memcpy(b, s12, 12);
-  uint32_t hb;
-  std::memcpy(&hb, s12 + 8, 4);
-  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b)), m4 = _mm_set1_epi8(15);
-  const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
-  const __m128i hi = _mm_setr_epi32(int(hb & 0x03030303u), int((hb >> 2) & 0x03030303u), int((hb >> 4) & 0x03030303u),
-                                    int((hb >> 6) & 0x03030303u));
-  const __m128i s6 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-  const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(quant_detail::BlockQ3_K, d)));
-  _mm256_store_ps(out16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s6))));
-  _mm256_store_ps(out16 + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s6, 8)))));
-}
-
-// q3_k x int8 activations: a 32-weight quarter v (one activation block; half v / 4) made as code bytes 0..7 (bits
-// 2 (v % 4) of the half's 32 qs bytes, bit v of hmask as the third); maddubs + madd give 8 lanes, 4 per 16-weight
-// sub-block. The offset 4 comes off in int32 with 4 times each lane's activation sum (shared by the rows); then
-// per lane d (s_j - 32) d_x, as q6k_int_group.
-template <int R>
-void q3k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  constexpr int64_t bytes = sizeof(quant_detail::BlockQ3_K);
-  const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
-  const IntGroupIn in(a, r, t, row_bytes, R);
-  const uint8_t* row = in.row;
-  const char* pf = in.pf;
-  const int8_t* xq = in.xq;
-  const float* dx = in.dx;
-  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < ns; ++sb) {
-    if (prefetch_next)
-      for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(pf + sb * R * bytes + o, _MM_HINT_T1);
-    alignas(32) float sc[R][16];
-    for (int i = 0; i < R; ++i) q3k_scales(row + i * row_bytes + sb * bytes, sc[i]);
-    for (int v = 0; v < 8; ++v) {
-      const int h = v / 4, q = v % 4;
-      const int64_t b = sb * 8 + v;
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-      const __m256i x4 = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16), 2);
-      const __m256 sx = _mm256_broadcast_ss(dx + b);
-      const __m128i sl = _mm_cvtsi32_si128(2 * q), sh = _mm_cvtsi32_si128(v);
-      for (int i = 0; i < R; ++i) {
-        const uint8_t* blk = row + i * row_bytes + sb * bytes;
-        const __m256i qs = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(blk + offsetof(quant_detail::BlockQ3_K, qs) + 32 * h));
-        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
-        const __m256i codes = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(qs, sl), m3),
-                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hm, sh), ones8), 2));
-        const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16), x4);
-        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][2 * v + 1]), _mm_set1_ps(sc[i][2 * v]));
-        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), sx), s, acc[i]);
-      }
-    }
+  static __m256i codes(const uint8_t* blk, int v) {
+    const int h = v / 4, q = v % 4;
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (q & 1)));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+    return _mm256_or_si256(
+        _mm256_and_si256(_mm256_srl_epi16(l, _mm_cvtsi32_si128(4 * (q >> 1))), _mm256_set1_epi8(15)),
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * q)), _mm256_set1_epi8(3)), 4));
   }
-  for (int i = 0; i < R; ++i) a.y[t * a.rows + r + i] = hsum(acc[i]);
-}
+};
 
-// q2_k x int8 activations (also what AVX-512 CPUs run for q2_k): quarter v of the super-block (one activation
-// block; half v / 4) as code bytes 0..3 (bits 2 (v % 4) of the half's 32 qs bytes); maddubs + madd give 8 lanes,
-// 4 per 16-weight sub-block, each times d sc_j, less dmin m_j times the lane's activation sum (shared by the
-// rows); then d_x.
-template <int R>
-void q2k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
-  using B = quant_detail::BlockQ2_K;
-  constexpr int64_t bytes = sizeof(B);
+// Q3_K: codes 0..7, bits 2q of the half's 32 qs bytes and bit v of hmask as the third, offset 4; d (s_j - 32)
+// (quant_detail::q3_k_scale for all 16: the low nibbles of bytes 0-7, then their high nibbles, two bits each of
+// bytes 8-11 on top).
+struct Q3KQuarters {
+  using Block = quant_detail::BlockQ3_K;
+  static constexpr int kOffsetShift = 2;  // offset 4
+  static constexpr bool kMin = false;
+  static void scales(const uint8_t* blk, float* sc, float*) {
+    const uint8_t* s12 = blk + offsetof(Block, scales);
+    alignas(16) uint8_t b[16] = {};
+    std::memcpy(b, s12, 12);
+    uint32_t hb;
+    std::memcpy(&hb, s12 + 8, 4);
+    const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b)), m4 = _mm_set1_epi8(15);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const __m128i hi = _mm_setr_epi32(int(hb & 0x03030303u), int((hb >> 2) & 0x03030303u),
+                                      int((hb >> 4) & 0x03030303u), int((hb >> 6) & 0x03030303u));
+    const __m128i s6 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
+    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s6))));
+    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s6, 8)))));
+  }
+  static __m256i codes(const uint8_t* blk, int v) {
+    const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * (v / 4)));
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, hmask)));
+    return _mm256_or_si256(
+        _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * (v % 4))), _mm256_set1_epi8(3)),
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(v)), _mm256_set1_epi8(1)), 2));
+  }
+};
+
+// Q2_K: codes 0..3 in Q3_K's qs layout, no offset; d sc_j and the minimum dmin m_j (scales byte j: sc | m << 4).
+struct Q2KQuarters {
+  using Block = quant_detail::BlockQ2_K;
+  static constexpr int kOffsetShift = 0;
+  static constexpr bool kMin = true;
+  static void scales(const uint8_t* blk, float* sc, float* mn) {
+    const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales)));
+    const __m128i m4 = _mm_set1_epi8(15);
+    const __m128i lo = _mm_and_si128(s8, m4), hi = _mm_and_si128(_mm_srli_epi16(s8, 4), m4);
+    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
+    const __m256 dm = _mm256_set1_ps(block_half(blk + offsetof(Block, dmin)));
+    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))));
+    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)))));
+    _mm256_store_ps(mn, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))));
+    _mm256_store_ps(mn + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)))));
+  }
+  static __m256i codes(const uint8_t* blk, int v) {
+    const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * (v / 4)));
+    return _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * (v % 4))), _mm256_set1_epi8(3));
+  }
+};
+
+template <class P, int R>
+void kquarter_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next) {
+  constexpr int64_t bytes = sizeof(typename P::Block);
   const int64_t ns = a.cols / 256, row_bytes = ns * bytes;
   const IntGroupIn in(a, r, t, row_bytes, R);
-  const uint8_t* row = in.row;
-  const __m256i m3 = _mm256_set1_epi8(3), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  const __m128i m4 = _mm_set1_epi8(15);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  auto pair = [](const float* f, int v) { return _mm256_set_m128(_mm_set1_ps(f[2 * v + 1]), _mm_set1_ps(f[2 * v])); };
   __m256 acc[R];
   for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < ns; ++sb) {
     if (prefetch_next)
       for (int64_t o = 0; o < R * bytes; o += 64) _mm_prefetch(in.pf + sb * R * bytes + o, _MM_HINT_T1);
-    alignas(32) float sc[R][16], mn[R][16];  // d * scale, dmin * min of sub-block j
-    for (int i = 0; i < R; ++i) {
-      const uint8_t* blk = row + i * row_bytes + sb * bytes;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, scales)));
-      const __m128i lo = _mm_and_si128(s8, m4), hi = _mm_and_si128(_mm_srli_epi16(s8, 4), m4);
-      const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(B, d)));
-      const __m256 dm = _mm256_set1_ps(block_half(blk + offsetof(B, dmin)));
-      _mm256_store_ps(sc[i], _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))));
-      _mm256_store_ps(sc[i] + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)))));
-      _mm256_store_ps(mn[i], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))));
-      _mm256_store_ps(mn[i] + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)))));
-    }
+    alignas(32) float sc[R][16], mn[R][16];  // per sub-block: the scale, and the minimum where P has one
+    for (int i = 0; i < R; ++i) P::scales(in.row + i * row_bytes + sb * bytes, sc[i], mn[i]);
     for (int v = 0; v < 8; ++v) {
-      const int h = v / 4, q = v % 4;
       const int64_t b = sb * 8 + v;
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.xq + b * 32));
-      const __m256 xsum = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16));
+      const __m256i xsum = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16);  // 4 activations a lane
       const __m256 sx = _mm256_broadcast_ss(in.dx + b);
-      const __m128i sl = _mm_cvtsi32_si128(2 * q);
       for (int i = 0; i < R; ++i) {
-        const uint8_t* blk = row + i * row_bytes + sb * bytes;
-        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(B, qs) + 32 * h));
-        const __m256i codes = _mm256_and_si256(_mm256_srl_epi16(qs, sl), m3);
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16));
-        const __m256 s = _mm256_set_m128(_mm_set1_ps(sc[i][2 * v + 1]), _mm_set1_ps(sc[i][2 * v]));
-        const __m256 m = _mm256_set_m128(_mm_set1_ps(mn[i][2 * v + 1]), _mm_set1_ps(mn[i][2 * v]));
-        acc[i] = _mm256_fmadd_ps(_mm256_fmsub_ps(dot, s, _mm256_mul_ps(xsum, m)), sx, acc[i]);
+        const __m256i codes = P::codes(in.row + i * row_bytes + sb * bytes, v);
+        __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones16);
+        if constexpr (P::kOffsetShift > 0) dot = _mm256_sub_epi32(dot, _mm256_slli_epi32(xsum, P::kOffsetShift));
+        if constexpr (P::kMin)
+          acc[i] = _mm256_fmadd_ps(
+              _mm256_fmsub_ps(_mm256_cvtepi32_ps(dot), pair(sc[i], v), _mm256_mul_ps(_mm256_cvtepi32_ps(xsum), pair(mn[i], v))),
+              sx, acc[i]);
+        else
+          acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), sx), pair(sc[i], v), acc[i]);
       }
     }
   }
@@ -923,17 +875,12 @@ template <int R>
 struct Q5KIntGroup {
   static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q4k_int_group<true, R>(a, r, t, p); }
 };
-template <int R>
-struct Q6KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q6k_int_group<R>(a, r, t, p); }
-};
-template <int R>
-struct Q3KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q3k_int_group<R>(a, r, t, p); }
-};
-template <int R>
-struct Q2KIntGroup {
-  static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { q2k_int_group<R>(a, r, t, p); }
+template <class P>
+struct KQuarterIntGroup {
+  template <int R>
+  struct Rows {
+    static void run(const KernelArgs& a, int64_t r, int64_t t, bool p) { kquarter_int_group<P, R>(a, r, t, p); }
+  };
 };
 
 }  // namespace
@@ -976,9 +923,9 @@ bool rows_avx2(const KernelArgs& a, int64_t r0, int64_t r1) {
     else if (a.format == QuantFormat::Q4_1) int_rows_by<LegacyIntGroup<QuantFormat::Q4_1>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q5_0) int_rows_by<LegacyIntGroup<QuantFormat::Q5_0>::Rows>(a, r0, r1);
     else if (a.format == QuantFormat::Q5_1) int_rows_by<LegacyIntGroup<QuantFormat::Q5_1>::Rows>(a, r0, r1);
-    else if (a.format == QuantFormat::Q6_K) int_rows_by<Q6KIntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q3_K) int_rows_by<Q3KIntGroup>(a, r0, r1);
-    else if (a.format == QuantFormat::Q2_K) int_rows_by<Q2KIntGroup>(a, r0, r1);
+    else if (a.format == QuantFormat::Q6_K) int_rows_by<KQuarterIntGroup<Q6KQuarters>::Rows>(a, r0, r1);
+    else if (a.format == QuantFormat::Q3_K) int_rows_by<KQuarterIntGroup<Q3KQuarters>::Rows>(a, r0, r1);
+    else if (a.format == QuantFormat::Q2_K) int_rows_by<KQuarterIntGroup<Q2KQuarters>::Rows>(a, r0, r1);
     else return false;
     return true;
   }
