@@ -182,6 +182,39 @@ ModelWeights one_layer(const Linear& l) {
   return w;
 }
 
+// A one-layer model prepared on a cuda backend, with a ref backend to compare against.
+struct PreparedLayer {
+  ModelWeights mw;
+  std::unique_ptr<Backend> gpu, ref;
+  const LayerWeights& L() const { return mw.layers[0]; }
+};
+// The layer around q with k, v, o replaced (attention linears sharing one input); or with its MLP (hidden ->
+// inter -> hidden) from make(name, out, in, seed).
+PreparedLayer prepared_layer(const Linear& q, const Linear& k, const Linear& v, const Linear& o) {
+  PreparedLayer m;
+  m.mw = one_layer(q);
+  m.mw.layers[0].k = k;
+  m.mw.layers[0].v = v;
+  m.mw.layers[0].o = o;
+  m.gpu = make_backend("cuda");
+  m.ref = make_backend("ref");
+  m.gpu->prepare(m.mw, ModelConfig{});
+  return m;
+}
+template <class Make>
+PreparedLayer mlp_layer(Make&& make, int hidden, int inter) {
+  const Linear attn = make("attn", hidden, hidden, 1u);
+  PreparedLayer m;
+  m.mw = one_layer(attn);
+  m.mw.layers[0].gate = make("gate", inter, hidden, 2u);
+  m.mw.layers[0].up = make("up", inter, hidden, 3u);
+  m.mw.layers[0].down = make("down", hidden, inter, 4u);
+  m.gpu = make_backend("cuda");
+  m.ref = make_backend("ref");
+  m.gpu->prepare(m.mw, ModelConfig{});
+  return m;
+}
+
 int sm_version() {
   auto g = list_gpus();
   return g.empty() ? 0 : g[0].cc_major * 10 + g[0].cc_minor;
@@ -295,15 +328,10 @@ TEST(CudaFp8Prefill, FusedMlpMatchesRefAndDefault) {
                                 QuantFormat::FP8_E4M3, QuantParams{});
     return l;
   };
-  ModelWeights mw = one_layer(fp8_linear("attn", hidden, hidden, 1));
-  mw.layers[0].gate = fp8_linear("gate", inter, hidden, 2);
-  mw.layers[0].up = fp8_linear("up", inter, hidden, 3);
-  mw.layers[0].down = fp8_linear("down", hidden, inter, 4);
-  ModelConfig cfg;
-  auto gpu = make_backend("cuda");
-  auto ref = make_backend("ref");
-  gpu->prepare(mw, cfg);
-  const LayerWeights& L = mw.layers[0];
+  const PreparedLayer m = mlp_layer(fp8_linear, hidden, inter);
+  Backend* gpu = m.gpu.get();
+  Backend* ref = m.ref.get();
+  const LayerWeights& L = m.L();
   // rms scale 0.01: a product far below 1, where an activation scale stuck at 1 would flush it to zero.
   for (float rms_scale : {0.5f, 0.01f})
   for (int n : {16, 300})
@@ -363,15 +391,14 @@ TEST(CudaQuantPrefill, FusedMlpMatchesRefAndDefault) {
       l.qweight = quantize_weight(tensor_from(randv(size_t(out) * in, seed, 0.05f), {out, in}, DType::F32), fmt, p);
       return l;
     };
-    ModelWeights mw = one_layer(qlinear("attn", f.gate_up, hidden, hidden, 1));
-    mw.layers[0].gate = qlinear("gate", f.gate_up, inter, hidden, 2);
-    mw.layers[0].up = qlinear("up", f.gate_up, inter, hidden, 3);
-    mw.layers[0].down = qlinear("down", f.down, hidden, inter, 4);
-    ModelConfig cfg;
-    auto gpu = make_backend("cuda");
-    auto ref = make_backend("ref");
-    gpu->prepare(mw, cfg);
-    const LayerWeights& L = mw.layers[0];
+    const PreparedLayer m = mlp_layer(
+        [&](const char* name, int out, int in, uint32_t seed) {
+          return qlinear(name, std::string(name) == "down" ? f.down : f.gate_up, out, in, seed);
+        },
+        hidden, inter);
+    Backend* gpu = m.gpu.get();
+    Backend* ref = m.ref.get();
+    const LayerWeights& L = m.L();
     for (int n : {16, 300})
       for (bool acc : {false, true}) {
         const Tensor rms_w = tensor_from(randv(size_t(hidden), 7, 0.5f), {hidden}, DType::F32);
@@ -408,15 +435,11 @@ TEST(CudaQuantPrefill, SharedInputLinearsAndPairMatchRef) {
                                 QuantParams{});
     return l;
   };
-  ModelWeights mw = one_layer(make(QuantFormat::NF4, 96, 31, "q"));
-  LayerWeights& L = mw.layers[0];
-  L.k = make(QuantFormat::Q4_0, 32, 32, "k");
-  L.v = make(QuantFormat::Q4_0, 32, 33, "v");
-  L.o = make(QuantFormat::INT8, 96, 34, "o");
-  ModelConfig cfg;
-  auto gpu = make_backend("cuda");
-  auto ref = make_backend("ref");
-  gpu->prepare(mw, cfg);
+  const PreparedLayer m = prepared_layer(make(QuantFormat::NF4, 96, 31, "q"), make(QuantFormat::Q4_0, 32, 32, "k"),
+                                         make(QuantFormat::Q4_0, 32, 33, "v"), make(QuantFormat::INT8, 96, 34, "o"));
+  Backend* gpu = m.gpu.get();
+  Backend* ref = m.ref.get();
+  const LayerWeights& L = m.L();
   const Linear* lp[] = {&L.q, &L.k, &L.v, &L.o};
   const auto x = randv(size_t(n) * cols, 35, 1.f);
   auto dx = upload(*gpu, x);
@@ -458,15 +481,13 @@ TEST(CudaFp8Prefill, SharedInputQuantizedOnceAndAfterOtherPaths) {
     l.qweight = quantize_weight(tensor_from(wf, {rows, cols}, DType::F32), f, QuantParams{});
     return l;
   };
-  ModelWeights mw = one_layer(make(QuantFormat::FP8_E4M3, 11, 0.05f, "a"));
-  LayerWeights& L = mw.layers[0];
-  L.k = make(QuantFormat::NF4, 12, 0.05f, "b");
-  L.v = make(QuantFormat::FP8_E4M3, 13, 0.3f, "c");  // other per-tensor scales than a's
-  L.o = make(QuantFormat::FP8_E4M3, 14, 0.01f, "d");
-  ModelConfig cfg;
-  auto gpu = make_backend("cuda");
-  auto ref = make_backend("ref");
-  gpu->prepare(mw, cfg);
+  // c: other per-tensor scales than a's.
+  const PreparedLayer m = prepared_layer(make(QuantFormat::FP8_E4M3, 11, 0.05f, "a"), make(QuantFormat::NF4, 12, 0.05f, "b"),
+                                         make(QuantFormat::FP8_E4M3, 13, 0.3f, "c"),
+                                         make(QuantFormat::FP8_E4M3, 14, 0.01f, "d"));
+  Backend* gpu = m.gpu.get();
+  Backend* ref = m.ref.get();
+  const LayerWeights& L = m.L();
   const Linear* lp[] = {&L.q, &L.k, &L.v, &L.o};
   auto x = randv(size_t(n) * cols, 21, 1.f);
   x[5] = 7.f;
