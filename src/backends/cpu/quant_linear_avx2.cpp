@@ -702,16 +702,23 @@ void q4k_int_group(const KernelArgs& a, int64_t r, int64_t t, bool prefetch_next
 // 4 per 16-weight sub-block (lanes 0-3: sub-block 2v, 4-7: 2v + 1). A code offset comes off in int32 as offset
 // times each lane's activation sum, a minimum in f32 against the same sums (shared by the rows); then d_x.
 
+// The 16 sub-block factors f * v[j] of a super-block (v: 16 bytes, signed or not) as floats at out.
+template <bool Signed>
+inline void scaled16(__m128i v, float f, float* out) {
+  const __m256 fv = _mm256_set1_ps(f);
+  auto wide = [](__m128i x) { return Signed ? _mm256_cvtepi8_epi32(x) : _mm256_cvtepu8_epi32(x); };
+  _mm256_store_ps(out, _mm256_mul_ps(fv, _mm256_cvtepi32_ps(wide(v))));
+  _mm256_store_ps(out + 8, _mm256_mul_ps(fv, _mm256_cvtepi32_ps(wide(_mm_srli_si128(v, 8)))));
+}
+
 // Q6_K: codes 0..63 from 32 bytes of ql (nibble 4 (q / 2)) and 32 of qh (bits 2q), offset 32; d scales[j].
 struct Q6KQuarters {
   using Block = quant_detail::BlockQ6_K;
   static constexpr int kOffsetShift = 5;  // offset 32
   static constexpr bool kMin = false;
   static void scales(const uint8_t* blk, float* sc, float*) {
-    const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales)));
-    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
-    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));
-    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8)))));
+    scaled16<true>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales))),
+                   block_half(blk + offsetof(Block, d)), sc);
   }
   static __m256i codes(const uint8_t* blk, int v) {
     const int h = v / 4, q = v % 4;
@@ -741,9 +748,7 @@ struct Q3KQuarters {
     const __m128i hi = _mm_setr_epi32(int(hb & 0x03030303u), int((hb >> 2) & 0x03030303u),
                                       int((hb >> 4) & 0x03030303u), int((hb >> 6) & 0x03030303u));
     const __m128i s6 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
-    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s6))));
-    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s6, 8)))));
+    scaled16<true>(s6, block_half(blk + offsetof(Block, d)), sc);
   }
   static __m256i codes(const uint8_t* blk, int v) {
     const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * (v / 4)));
@@ -762,13 +767,8 @@ struct Q2KQuarters {
   static void scales(const uint8_t* blk, float* sc, float* mn) {
     const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales)));
     const __m128i m4 = _mm_set1_epi8(15);
-    const __m128i lo = _mm_and_si128(s8, m4), hi = _mm_and_si128(_mm_srli_epi16(s8, 4), m4);
-    const __m256 d = _mm256_set1_ps(block_half(blk + offsetof(Block, d)));
-    const __m256 dm = _mm256_set1_ps(block_half(blk + offsetof(Block, dmin)));
-    _mm256_store_ps(sc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))));
-    _mm256_store_ps(sc + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)))));
-    _mm256_store_ps(mn, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))));
-    _mm256_store_ps(mn + 8, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)))));
+    scaled16<false>(_mm_and_si128(s8, m4), block_half(blk + offsetof(Block, d)), sc);
+    scaled16<false>(_mm_and_si128(_mm_srli_epi16(s8, 4), m4), block_half(blk + offsetof(Block, dmin)), mn);
   }
   static __m256i codes(const uint8_t* blk, int v) {
     const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * (v / 4)));
