@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <tuple>
 #include <utility>
 #include <cstdlib>
 #include <cstring>
@@ -368,14 +369,8 @@ class CudaBackend final : public Backend {
     const DevLinear &dg = dev_linear(gate), &du = dev_linear(up), &dd = dev_linear(down);
     void* x16 = grow(bufs_.stage, bufs_.stage_cap, size_t(n) * cols * 2);
     stage_input(din, n, cols, x16, WType::BF16, stream_);
-    auto* dq = static_cast<__nv_bfloat16*>(dequant_scratch_.get());
     const void *wg = dg.w.get(), *wu = du.w.get(), *wd = dd.w.get();
-    if (quant) {
-      glue_dequantize_bf16(dg.qw.get(), dq, stream_);
-      glue_dequantize_bf16(du.qw.get(), dq + w_elems, stream_);
-      wg = dq;
-      wu = dq + w_elems;
-    }
+    if (quant) std::tie(wg, wu) = dequantize_side_by_side(dg, du, w_elems);
     // [2][n, inter] bf16 in gate_out's memory: the projection whose weight has the lower address first, so
     // that one strided batched GEMM covers both with a positive weight stride (cuBLAS's TMA kernels fault
     // on negative strides).
@@ -392,8 +387,8 @@ class CudaBackend final : public Backend {
                                          inter, half, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     swiglu_bf16_inplace(g16, u16, half, stream_);
     if (quant) {
-      glue_dequantize_bf16(dd.qw.get(), dq, stream_);
-      wd = dq;
+      glue_dequantize_bf16(dd.qw.get(), dequant_scratch_.get(), stream_);
+      wd = dequant_scratch_.get();
     }
     QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), inter, &one, wd, CUDA_R_16BF, inter,
                            g16, CUDA_R_16BF, inter, &beta, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
@@ -711,56 +706,60 @@ class CudaBackend final : public Backend {
         ++i;
         continue;
       }
-      if (dl[i]->qw) {
-        const CudaGemmContext ctx =
-            gemm_context(grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2), &fp8_act);
-        if (glue_quant_gemm_tries_fp8(dl[i]->qw.get(), ctx)) {
-          glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx,
-                          stream_);
-        } else {  // dequantized weight x the input staged once as bf16 (shared with the other linears of the call)
-          glue_dequantize_bf16(dl[i]->qw.get(), dequant_scratch_.get(), stream_);
-          const float alpha = 1.f, beta = acc ? 1.f : 0.f;
-          QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, dequant_scratch_.get(),
-                                 CUDA_R_16BF, cols, staged_for(WType::BF16), CUDA_R_16BF, cols, &beta, ys[i],
-                                 CUDA_R_32F, rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        }
+      CudaGemmContext ctx = gemm_context(nullptr, &fp8_act);
+      if (dl[i]->qw && glue_quant_gemm_tries_fp8(dl[i]->qw.get(), ctx)) {
+        ctx.act_bf16_scratch = grow<__nv_bfloat16>(bufs_.qact_bf16, bufs_.qact_cap, size_t(n) * cols * 2);
+        glue_quant_gemm(dl[i]->qw.get(), static_cast<const float*>(staged_for(WType::F32)), n, ys[i], acc, ctx, stream_);
       } else {
-        const WType t = dl[i]->w.type;
+        // Float weights, or a quantized one dequantized to bf16 (against the input staged once as bf16, shared
+        // with the other linears of the call).
+        const void* w = dl[i]->w.get();
+        WType t = dl[i]->w.type;
+        if (dl[i]->qw) {
+          glue_dequantize_bf16(dl[i]->qw.get(), dequant_scratch_.get(), stream_);
+          w = dequant_scratch_.get();
+          t = WType::BF16;
+        }
         const void* x = staged_for(t);
         const float alpha = 1.f, beta = acc ? 1.f : 0.f;
         const cudaDataType_t dt = t == WType::F32 ? CUDA_R_32F : t == WType::F16 ? CUDA_R_16F : CUDA_R_16BF;
         const cublasComputeType_t ct = t == WType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
         // Row-major y[n, rows] = x[n, cols] · W[rows, cols]ᵀ, i.e. column-major yᵀ = W · xᵀ.
-        QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, dl[i]->w.get(), dt, cols, x,
-                               dt, cols, &beta, ys[i], CUDA_R_32F, rows, ct, CUBLAS_GEMM_DEFAULT));
+        QF_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, int(n), cols, &alpha, w, dt, cols, x, dt, cols,
+                               &beta, ys[i], CUDA_R_32F, rows, ct, CUBLAS_GEMM_DEFAULT));
       }
       if (dl[i]->bias) add_bias(ys[i], dl[i]->bias, n, rows, stream_);
     }
   }
 
+  // Two quantized weights of `elems` elements each dequantized to bf16 side by side in the dequantize scratch (the
+  // caller checked it holds 2 x elems): their addresses, a positive stride apart for a strided or batched GEMM.
+  std::pair<const void*, const void*> dequantize_side_by_side(const DevLinear& a, const DevLinear& b, size_t elems) {
+    auto* dq = static_cast<__nv_bfloat16*>(dequant_scratch_.get());
+    glue_dequantize_bf16(a.qw.get(), dq, stream_);
+    glue_dequantize_bf16(b.qw.get(), dq + elems, stream_);
+    return {dq, dq + elems};
+  }
+
   // Two linears of one call with the same shape (k/v) as one batched GEMM, so that the two small GEMMs fill
-  // the GPU together: float weights of one type, or two quantized weights dequantized to bf16. The pointer arrays cuBLAS reads are written once per
-  // distinct set (batch_ptrs). False when the pair does not qualify.
+  // the GPU together: float weights of one type, or two quantized weights dequantized to bf16. The pointer
+  // arrays cuBLAS reads are written once per distinct set (batch_ptrs). False when the pair does not qualify.
   template <class StagedFor>
-  bool gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i,
-                       int64_t n, int cols, std::span<float* const> ys, bool acc, StagedFor& staged_for) {
+  bool gemm_pair(std::span<const Linear* const> ls, const std::vector<const DevLinear*>& dl, size_t i, int64_t n,
+                 int cols, std::span<float* const> ys, bool acc, StagedFor& staged_for) {
     const DevLinear &d0 = *dl[i], &d1 = *dl[i + 1];
     if (d0.bias || d1.bias || ls[i]->out != ls[i + 1]->out || ls[i]->in != ls[i + 1]->in) return false;
     // Outputs must not overlap (each is [n, rows]); weights are only read.
     if (std::abs(ys[i + 1] - ys[i]) < ptrdiff_t(n) * ls[i]->out) return false;
     const void *w0 = d0.w.get(), *w1 = d1.w.get();
     WType t = d0.w.type;
-    if (d0.qw || d1.qw) {  // two quantized weights off the FP8 path: dequantized side by side into the scratch
+    if (d0.qw || d1.qw) {  // two quantized weights off the FP8 path
       const size_t elems = size_t(ls[i]->out) * size_t(cols);
       const CudaGemmContext ctx = gemm_context(nullptr, nullptr);
       if (!d0.qw || !d1.qw || 2 * elems > dequant_scratch_elems_ || glue_quant_gemm_tries_fp8(d0.qw.get(), ctx) ||
           glue_quant_gemm_tries_fp8(d1.qw.get(), ctx))
         return false;
-      auto* dq = static_cast<__nv_bfloat16*>(dequant_scratch_.get());
-      glue_dequantize_bf16(d0.qw.get(), dq, stream_);
-      glue_dequantize_bf16(d1.qw.get(), dq + elems, stream_);
-      w0 = dq;
-      w1 = dq + elems;
+      std::tie(w0, w1) = dequantize_side_by_side(d0, d1, elems);
       t = WType::BF16;
     } else if (d0.w.type != d1.w.type || t == WType::F32) {
       return false;  // f32 models keep the pedantic one-GEMM-per-linear path

@@ -125,6 +125,8 @@ namespace {
 
 // Columns of a row as the device holds it: whole 64-column mma tiles (4-bit) or 128-column chunks (8-bit).
 int64_t padded_cols(int bits, int64_t K) { return bits == 4 ? (K + 63) / 64 * 64 : (K + 127) / 128 * 128; }
+// Rows of codes: 4-bit tiles cover 16 rows.
+int64_t code_rows(int bits, int64_t N) { return bits == 4 ? (N + 15) / 16 * 16 : N; }
 
 // Elements per scale block along k on the device (kp for formats with no block scales): one table for the
 // upload and for upload_bytes' prediction of it.
@@ -151,7 +153,6 @@ size_t upload_bytes(const QuantWeight& q) {
   }
   const FormatDesc d = format_desc(q.format);
   const int64_t kp = padded_cols(d.bits, K);
-  const int64_t code_rows = d.bits == 4 ? (N + 15) / 16 * 16 : N;
   const int64_t block = scale_block(q, kp);
   const int64_t nbr = (kp + block - 1) / block;
   int64_t scale_bytes = 0;
@@ -162,7 +163,7 @@ size_t upload_bytes(const QuantWeight& q) {
     case ScaleKind::E4M3: case ScaleKind::E8M0: scale_bytes = 1; break;
     case ScaleKind::F32Min: scale_bytes = 8; break;
   }
-  int64_t n = code_rows * kp * d.bits / 8 + N * nbr * scale_bytes;
+  int64_t n = code_rows(d.bits, N) * kp * d.bits / 8 + N * nbr * scale_bytes;
   if (q.format == QuantFormat::INT4) n += N * nbr;                         // zero points
   if (q.format == QuantFormat::Q4_K) n += N * (kp / 256) * 4;              // (d, dmin) per 256
   if (q.format == QuantFormat::INT8 || ((q.format == QuantFormat::FP8_E4M3 || q.format == QuantFormat::FP8_E5M2) &&
@@ -333,13 +334,13 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
 
   const int bits = w->desc.bits;
   const int64_t kp = padded_cols(bits, K);
-  const int64_t code_rows = bits == 4 ? (N + 15) / 16 * 16 : N;  // 4-bit tiles cover 16 rows
+  const int64_t n_code_rows = code_rows(bits, N);
   DevQuant& d = w->dev;
   d.rows = int(N);
   d.cols = int(K);
   d.kp = int(kp);
   d.code_row_bytes = kp * bits / 8;
-  std::vector<uint8_t> codes(static_cast<size_t>(code_rows * d.code_row_bytes));
+  std::vector<uint8_t> codes(static_cast<size_t>(n_code_rows * d.code_row_bytes));
   std::vector<uint8_t> rows16(bits == 4 ? static_cast<size_t>(16 * kp) : 0);
 
   // Scales, by format (the vectors that are used get uploaded below).
@@ -350,12 +351,12 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   std::vector<__half2> q4kd;
   std::vector<float> row_scale;
   const int64_t block = scale_block(q, kp);  // elements per scale block along k
+  const int64_t nbr = (kp + block - 1) / block;  // scale blocks per row
 
   const uint8_t* data8 = q.data.data<uint8_t>();
   switch (q.format) {
     case QuantFormat::NF4:
     case QuantFormat::FP4: {
-      const int64_t nbr = (kp + block - 1) / block;
       sc32.assign(size_t(N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t j = 0; j < nbr && j * block < K; ++j) sc32[size_t(r * nbr + j)] = qd::bnb4_absmax(q, (r * K + j * block) / B);
@@ -372,7 +373,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
       break;
     case QuantFormat::NVFP4:
     case QuantFormat::MXFP4: {
-      const int64_t nbr = kp / block, nb0 = (K + block - 1) / block;
+      const int64_t nb0 = (K + block - 1) / block;
       sc8.assign(size_t(N * nbr), q.format == QuantFormat::NVFP4 ? 0 : 127);
       const uint8_t* src = q.scales.data<uint8_t>();
       for (int64_t r = 0; r < N; ++r) std::memcpy(&sc8[size_t(r * nbr)], src + r * nb0, size_t(nb0));
@@ -385,7 +386,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
         if (gi[k] != k / B)
           throw Error("cuda quant upload: int4 weight with act-order g_idx (column " + std::to_string(k) +
                       " in group " + std::to_string(gi[k]) + ") is not supported on the GPU");
-      const int64_t G = (K + B - 1) / B, nbr = kp / B + (kp % B ? 1 : 0), Nw = (N + 7) / 8;
+      const int64_t G = (K + B - 1) / B, Nw = (N + 7) / 8;
       const uint16_t* src = q.scales.data<uint16_t>();
       const uint32_t* qz = q.zeros.data<uint32_t>();
       sc16.assign(size_t(N * nbr), 0);
@@ -400,14 +401,14 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     case QuantFormat::Q4_0:
     case QuantFormat::Q5_0:
     case QuantFormat::Q8_0: {  // the f16 d leads each block
-      const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
+      const int64_t nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
       sc16.assign(size_t(N * nbr), 0);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < nb0; ++b) std::memcpy(&sc16[size_t(r * nbr + b)], data8 + (r * nb0 + b) * bb, 2);
       break;
     }
     case QuantFormat::Q4_K: {
-      const int64_t nbr = kp / 32, ns = K / 256;
+      const int64_t ns = K / 256;
       sc16.assign(size_t(N * nbr), 0);
       q4kd.resize(size_t(N * (kp / 256)));
       for (int64_t r = 0; r < N; ++r)
@@ -428,7 +429,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     }
     case QuantFormat::Q6_K:    // d * scales[j] in f32: exact (11-bit d times an 8-bit integer), as the reference forms it
     case QuantFormat::Q3_K: {  // d * (6-bit scale - 32): exact likewise
-      const int64_t nbr = kp / 16, ns = K / 256;
+      const int64_t ns = K / 256;
       sc32.assign(size_t(N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < ns; ++b) {
@@ -449,7 +450,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     // forms it (d * sc and dmin * m are exact in f32; q4_1 / q5_1's + m is - (-m)).
     case QuantFormat::Q4_1:
     case QuantFormat::Q5_1: {
-      const int64_t nbr = kp / 32, nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
+      const int64_t nb0 = K / 32, bb = int64_t(quant_storage_bytes(q.format, {}, 1, 32));
       scmin.assign(size_t(2 * N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < nb0; ++b) {
@@ -462,7 +463,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
     }
     case QuantFormat::Q5_K:
     case QuantFormat::Q2_K: {
-      const int64_t per = 256 / block, nbr = kp / block, ns = K / 256;
+      const int64_t per = 256 / block, ns = K / 256;
       scmin.assign(size_t(2 * N * nbr), 0.f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t b = 0; b < ns; ++b) {
@@ -493,7 +494,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
   // Codes: one row at a time as per-element codes, straight into place (8-bit, row-major; `codes` starts
   // zeroed, so the padding is zero) or into the group's 16-row buffer, packed into mma tiles when the
   // group is complete (4-bit; padding rows of the last group stay zero).
-  for (int64_t r = 0; r < code_rows; ++r) {
+  for (int64_t r = 0; r < n_code_rows; ++r) {
     uint8_t* row = bits == 8 ? &codes[size_t(r * d.code_row_bytes)] : &rows16[size_t((r & 15) * kp)];
     if (bits == 4) std::fill(row, row + kp, uint8_t(0));  // the buffer holds the previous group's rows
     if (r < N) row_codes(q, r, row);
@@ -503,7 +504,7 @@ std::shared_ptr<CudaQuantWeight> upload_quant_weight(const QuantWeight& q, cudaS
 
   d.codes = static_cast<const uint8_t*>(upload(*w, 0, codes.data(), codes.size(), s));
   d.sc_shift = log2_exact(block);
-  d.sc_row = int((kp + block - 1) / block);
+  d.sc_row = int(nbr);
   if (!sc32.empty()) d.sc = upload(*w, 1, sc32.data(), sc32.size(), s);
   if (!scmin.empty()) d.sc = upload(*w, 1, scmin.data(), scmin.size(), s);
   if (!sc16.empty()) d.sc = upload(*w, 1, sc16.data(), sc16.size(), s);
