@@ -1,6 +1,7 @@
 // backends/cpu/linear_avx2.cpp — AVX2/FMA tiles for float-weight linear layers: weights are
 // converted from f32/f16/bf16 in registers (never a converted copy in memory) and each loaded
-// weight vector is reused for up to 4 tokens.
+// weight vector is reused for up to 4 tokens. One token (decode) streams one row at a time
+// (row_stream): one memory stream per thread, which the hardware prefetcher serves best.
 #include <immintrin.h>
 
 #include "backends/cpu/cpu_kernels.h"
@@ -35,6 +36,11 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+template <DType WT>
+const void* row_ptr(const void* w, int64_t r, int64_t in) {
+  return static_cast<const char*>(w) + r * in * int64_t(dtype_size(WT));
+}
+
 // R rows x T tokens register tile.
 template <DType WT, int R, int T>
 inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t y_stride) {
@@ -43,12 +49,6 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t y_
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= in; i += 8) {
-    if constexpr (T == 1) {  // decode: stream the next tile's rows into L2 while this one is multiplied
-      constexpr int64_t kBytes = WT == DType::F32 ? 4 : 2;
-      if (i % (64 / kBytes) == 0)
-        for (int r = 0; r < R; ++r)
-          _mm_prefetch(static_cast<const char*>(w) + ((R + r) * in + i) * kBytes, _MM_HINT_T1);
-    }
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * in + i);
     for (int r = 0; r < R; ++r) {
@@ -64,13 +64,31 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t y_
     }
 }
 
+// One token: each row is one sequential stream, 64 weights a step over 8 accumulators (added in a fixed
+// order), the K tail scalar.
 template <DType WT>
-const void* row_ptr(const void* w, int64_t r, int64_t in) {
-  return static_cast<const char*>(w) + r * in * int64_t(dtype_size(WT));
+void row_stream(const void* w, int64_t nrows, int64_t in, const float* x, float* y) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    const void* wr = row_ptr<WT>(w, r, in);
+    __m256 a[8];
+    for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= in; i += 64)
+      for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(load8<WT>(wr, i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), a[k]);
+    for (int k = 0; i + 8 <= in; i += 8, ++k) a[k] = _mm256_fmadd_ps(load8<WT>(wr, i), _mm256_loadu_ps(x + i), a[k]);
+    for (int k = 0; k < 4; ++k) a[k] = _mm256_add_ps(a[k], a[k + 4]);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    for (; i < in; ++i) s += load1<WT>(wr, i) * x[i];
+    y[r] = s;
+  }
 }
 
 template <DType WT>
 void dot_tile_t(const void* w, int64_t nrows, int64_t in, const float* x, int64_t n_tok, float* y, int64_t ys) {
+  if (n_tok == 1) {
+    row_stream<WT>(w, nrows, in, x, y);
+    return;
+  }
   int64_t t = 0;
   if (n_tok >= 4) {
     for (; t + 4 <= n_tok; t += 4) {

@@ -1,8 +1,10 @@
 // backends/cpu/linear_avx512.cpp — AVX-512 tiles for float-weight linear layers (f32/f16/bf16 weights,
 // f32 activations and accumulation): a 4-row x 4-token register tile of zmm accumulators, weights
 // converted in registers 16 at a time (never a converted copy in memory) and each loaded weight vector
-// reused for 4 tokens; the K tail with masked loads. Only called when cpu_has_avx512(); the target pragma
-// covers only code below the includes.
+// reused for 4 tokens; the K tail with masked loads. One token (decode) streams one row at a time instead
+// (row_stream): several rows read side by side are several memory streams, which the hardware
+// prefetcher serves worse than one (docs/perf-notes.md). Only called when cpu_has_avx512(); the target
+// pragma covers only code below the includes.
 #include <immintrin.h>
 
 #include "backends/cpu/cpu_kernels.h"
@@ -49,12 +51,6 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t ys
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   auto step = [&](int64_t i, __mmask16 m) {
-    if constexpr (T == 1) {  // decode: stream the next tile's rows into L2 while this one is multiplied
-      constexpr int64_t kBytes = WT == DType::F32 ? 4 : 2, kLine = 64 / kBytes;
-      if (i % kLine == 0)
-        for (int r = 0; r < R; ++r)
-          _mm_prefetch(static_cast<const char*>(row_ptr<WT>(w, R + r, in)) + i * kBytes, _MM_HINT_T1);
-    }
     __m512 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * in + i);
     for (int r = 0; r < R; ++r) {
@@ -69,8 +65,32 @@ inline void tile(const void* w, int64_t in, const float* x, float* y, int64_t ys
     for (int t = 0; t < T; ++t) y[t * ys + r] = hsum(acc[r][t]);
 }
 
+// One token: each row is one sequential stream, 64 weights a step over 4 accumulators (16 lanes each,
+// added in a fixed order), the K tail with masked loads.
+template <DType WT>
+void row_stream(const void* w, int64_t nrows, int64_t in, const float* x, float* y) {
+  const __mmask16 all = 0xFFFF;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const void* wr = row_ptr<WT>(w, r, in);
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 64 <= in; i += 64)
+      for (int k = 0; k < 4; ++k)
+        a[k] = _mm512_fmadd_ps(load16<WT>(wr, i + 16 * k, all), _mm512_loadu_ps(x + i + 16 * k), a[k]);
+    for (int k = 0; i < in; i += 16, k = (k + 1) & 3) {
+      const __mmask16 m = in - i >= 16 ? all : __mmask16((1u << (in - i)) - 1);
+      a[k] = _mm512_fmadd_ps(load16<WT>(wr, i, m), _mm512_maskz_loadu_ps(m, x + i), a[k]);
+    }
+    y[r] = hsum(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+  }
+}
+
 template <DType WT, int T>
 void rows_for_tokens(const void* w, int64_t nrows, int64_t in, const float* x, float* y, int64_t ys) {
+  if constexpr (T == 1) {
+    row_stream<WT>(w, nrows, in, x, y);
+    return;
+  }
   int64_t r = 0;
   for (; r + 4 <= nrows; r += 4) tile<WT, 4, T>(row_ptr<WT>(w, r, in), in, x, y + r, ys);
   for (; r < nrows; ++r) tile<WT, 1, T>(row_ptr<WT>(w, r, in), in, x, y + r, ys);
