@@ -72,15 +72,20 @@ inline void remainder_tile(int64_t rem, F&& f) {
   }
 }
 // The kernels' loop: kernel(tile, g, t0, end, prefetch) for every group of [g0, g1) and every token, in
-// tiles of TMAX tokens and then one tile of the remainder (tile: std::integral_constant<int, T>). Only a
-// group's first tile prefetches; `end` bounds the prefetches to the range's bytes.
+// tiles of TMAX tokens and then one tile of the remainder (tile: std::integral_constant<int, T>). With
+// several tokens, a group's first tile prefetches the bytes ahead (`end` bounds them to the range's
+// bytes) while the later tiles reuse the group from cache. One token (decode) does not prefetch: a
+// thread's groups are one sequential run, which the hardware prefetcher follows, and the prefetch cost
+// q8_0 decode 10-12% on an AMD EPYC (docs/perf-notes.md).
 template <int TMAX, class Kernel>
 inline void run_groups(const GroupArgs& a, int64_t g0, int64_t g1, int64_t group_block_bytes, Kernel&& kernel) {
   const char* end = reinterpret_cast<const char*>(a.data + g1 * a.nb * group_block_bytes);
+  const bool prefetch = a.n_tokens > 1;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + TMAX <= a.n_tokens; t += TMAX) kernel(std::integral_constant<int, TMAX>{}, g, t, end, t == 0);
-    if (t < a.n_tokens) remainder_tile<TMAX - 1>(a.n_tokens - t, [&](auto tile) { kernel(tile, g, t, end, t == 0); });
+    for (; t + TMAX <= a.n_tokens; t += TMAX) kernel(std::integral_constant<int, TMAX>{}, g, t, end, prefetch && t == 0);
+    if (t < a.n_tokens)
+      remainder_tile<TMAX - 1>(a.n_tokens - t, [&](auto tile) { kernel(tile, g, t, end, prefetch && t == 0); });
   }
 }
 
