@@ -28,7 +28,8 @@ class MemoryAccounting {
   static void reset_peaks();
 };
 
-// Host allocation, 64-byte aligned, zero-initialised only when asked, accounted under `cat`.
+// Host allocation, 64-byte aligned (weights of 2 MiB and more: 2 MiB aligned, on transparent huge pages
+// where the system offers them), zero-initialised only when asked, accounted under `cat`.
 // Throws qforge::Error naming the size on out-of-memory.
 std::shared_ptr<uint8_t> host_alloc(size_t bytes, MemCategory cat, bool zero = false);
 

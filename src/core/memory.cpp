@@ -1,5 +1,6 @@
-// core/memory.cpp — tagged allocation accounting (per device and category, with peaks) and the
-// process RSS readings that `--report-memory` compares against.
+// core/memory.cpp — tagged allocation accounting (per device and category, with peaks), host
+// allocation (weights on transparent huge pages where the kernel offers them) and the process RSS
+// readings that `--report-memory` compares against.
 #include "qforge/memory.h"
 
 #include <atomic>
@@ -9,6 +10,8 @@
 #include <mutex>
 #include <new>
 #include <string>
+
+#include <sys/mman.h>
 
 #include "qforge/status.h"
 
@@ -75,10 +78,31 @@ void MemoryAccounting::reset_peaks() {
   for (auto& m : t.total) m.peak = m.current;
 }
 
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Weights of 2 MiB and more start on a 2 MiB boundary and ask for transparent huge pages over their
+// whole 2 MiB pages (the tail stays in 4 KiB pages, so the resident size does not grow). Decode streams
+// every weight each token: with 4 KiB pages the hardware prefetcher stops at each page and every page
+// costs a TLB miss, and loading faults in 512 times as many pages (docs/perf-notes.md). Where THP is
+// off ("never") the advice does nothing. QFORGE_HUGE_PAGES=0 turns it off.
+bool huge_pages_for(MemCategory cat, size_t bytes) {
+  static const bool on = [] {
+    const char* e = std::getenv("QFORGE_HUGE_PAGES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on && cat == MemCategory::Weights && bytes >= kHugePage;
+}
+}  // namespace
+
 std::shared_ptr<uint8_t> host_alloc(size_t bytes, MemCategory cat, bool zero) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  const bool huge = huge_pages_for(cat, rounded);
+  // aligned_alloc wants a size in whole alignments; the bytes past `rounded` are never touched.
+  void* p = huge ? std::aligned_alloc(kHugePage, (rounded + kHugePage - 1) / kHugePage * kHugePage)
+                 : std::aligned_alloc(64, rounded);
+  if (p && huge) (void)madvise(p, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: failure is harmless
   if (!p)
     throw Error("out of host memory: could not allocate " + std::to_string(bytes) + " bytes for " +
                 std::string(mem_category_name(cat)));
