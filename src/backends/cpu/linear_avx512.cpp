@@ -77,7 +77,7 @@ void row_stream(const void* w, int64_t nrows, int64_t in, const float* x, float*
     for (; i + 64 <= in; i += 64)
       for (int k = 0; k < 4; ++k)
         a[k] = _mm512_fmadd_ps(load16<WT>(wr, i + 16 * k, all), _mm512_loadu_ps(x + i + 16 * k), a[k]);
-    for (int k = 0; i < in; i += 16, k = (k + 1) & 3) {
+    for (int k = 0; i < in; i += 16, ++k) {  // fewer than 64 left: k < 4
       const __mmask16 m = in - i >= 16 ? all : __mmask16((1u << (in - i)) - 1);
       a[k] = _mm512_fmadd_ps(load16<WT>(wr, i, m), _mm512_maskz_loadu_ps(m, x + i), a[k]);
     }
@@ -87,10 +87,6 @@ void row_stream(const void* w, int64_t nrows, int64_t in, const float* x, float*
 
 template <DType WT, int T>
 void rows_for_tokens(const void* w, int64_t nrows, int64_t in, const float* x, float* y, int64_t ys) {
-  if constexpr (T == 1) {
-    row_stream<WT>(w, nrows, in, x, y);
-    return;
-  }
   int64_t r = 0;
   for (; r + 4 <= nrows; r += 4) tile<WT, 4, T>(row_ptr<WT>(w, r, in), in, x, y + r, ys);
   for (; r < nrows; ++r) tile<WT, 1, T>(row_ptr<WT>(w, r, in), in, x, y + r, ys);
@@ -103,7 +99,7 @@ void dot_tile_t(const void* w, int64_t nrows, int64_t in, const float* x, int64_
   switch (n_tok - t) {
     case 3: rows_for_tokens<WT, 3>(w, nrows, in, x + t * in, y + t * ys, ys); break;
     case 2: rows_for_tokens<WT, 2>(w, nrows, in, x + t * in, y + t * ys, ys); break;
-    case 1: rows_for_tokens<WT, 1>(w, nrows, in, x + t * in, y + t * ys, ys); break;
+    case 1: row_stream<WT>(w, nrows, in, x + t * in, y + t * ys); break;  // one token: one stream a row
     default: break;
   }
 }
